@@ -1,0 +1,121 @@
+"""Identifiers at the edge of the system: MACs, keys, values, cluster names, OS ids.
+
+Everything that later becomes part of a path or a record line passes through here first, so a
+malformed identifier is refused before anything touches the disk.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import unicodedata
+from collections.abc import Iterable
+
+from hps_api.errors import InvalidInput
+
+MAX_KEY_LENGTH = 128
+MAX_VALUE_BYTES = 64 * 1024
+
+_MAC_FORMS = (
+    re.compile(r"^([0-9a-f]{2})(?::([0-9a-f]{2})){5}$"),
+    re.compile(r"^([0-9a-f]{2})(?:-([0-9a-f]{2})){5}$"),
+    re.compile(r"^[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}$"),
+    re.compile(r"^[0-9a-f]{12}$"),
+)
+_KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_CLUSTER = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+_OS_ID = re.compile(r"^([a-z0-9][a-z0-9_]*):([a-z0-9][a-z0-9.-]*):([a-z0-9][a-z0-9.-]*)$")
+_FORBIDDEN_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}
+
+DEFAULT_SENSITIVE_PATTERNS = ("*SECRET*", "*PASSWORD*", "*TOKEN*", "*KEY", "*_KEY_*")
+
+
+def normalize_mac(text: str) -> str:
+    """Return the MAC as 12 lower-case hex digits; raise InvalidInput for anything else.
+
+    Accepts `52:54:00:AA:BB:01`, `52-54-00-aa-bb-01`, `5254.00aa.bb01` and `525400aabb01` (any
+    case). Mixed separators, other lengths, multicast/broadcast and all-zero addresses are refused:
+    none of them can be a host's NIC.
+    """
+    if not isinstance(text, str) or len(text) > 17:
+        raise InvalidInput(f"invalid MAC address: {_shown(text)}")
+    low = text.strip().lower()
+    if not any(form.match(low) for form in _MAC_FORMS):
+        raise InvalidInput(f"invalid MAC address: {_shown(text)}")
+    mac = re.sub(r"[^0-9a-f]", "", low)
+    if mac == "000000000000" or int(mac[:2], 16) & 1:
+        raise InvalidInput(f"not a host MAC address (zero, multicast or broadcast): {text}")
+    return mac
+
+
+def colon_mac(mac12: str) -> str:
+    """Return a normalised MAC in the colon form people read (`52:54:00:aa:bb:01`)."""
+    return ":".join(mac12[i : i + 2] for i in range(0, 12, 2))
+
+
+def normalize_key(text: str) -> str:
+    """Return the key upper-cased; raise InvalidInput unless it is an identifier."""
+    if not isinstance(text, str) or not text:
+        raise InvalidInput("key is empty")
+    if len(text) > MAX_KEY_LENGTH:
+        raise InvalidInput(f"key longer than {MAX_KEY_LENGTH} characters")
+    key = text.upper()
+    if not key.isascii() or not _KEY.match(key):
+        raise InvalidInput(f"invalid key {_shown(text)}: use letters, digits and _")
+    return key
+
+
+def validate_value(value: str) -> str:
+    """Return the value unchanged; raise InvalidInput if the store cannot hold it.
+
+    Refused: control characters (newline, CR, NUL, tab, ESC, DEL, C1), Unicode line/paragraph
+    separators, lone surrogates, and anything above 64 KiB in UTF-8.
+    """
+    if not isinstance(value, str):
+        raise InvalidInput("value must be text")
+    bad = next((ch for ch in value if unicodedata.category(ch) in _FORBIDDEN_CATEGORIES), None)
+    if bad is not None:
+        raise InvalidInput(f"value contains a control character (U+{ord(bad):04X})")
+    if len(value) > MAX_VALUE_BYTES // 4 and len(value.encode("utf-8")) > MAX_VALUE_BYTES:
+        raise InvalidInput(f"value larger than {MAX_VALUE_BYTES} bytes")
+    return value
+
+
+def validate_cluster(name: str) -> str:
+    """Return the cluster name; raise InvalidInput unless it matches `^[a-z][a-z0-9-]{0,62}$`."""
+    if not isinstance(name, str) or not _CLUSTER.match(name):
+        raise InvalidInput(f"invalid cluster name: {_shown(name)}")
+    return name
+
+
+def normalize_os_id(text: str) -> str:
+    """Return the OS id `<arch>:<name>:<version>` lower-cased; raise InvalidInput otherwise."""
+    low = text.strip().lower() if isinstance(text, str) else ""
+    if len(low) > 128 or not _OS_ID.match(low):
+        raise InvalidInput(f"invalid OS id {_shown(text)}: expected <arch>:<name>:<version>")
+    return low
+
+
+def os_id_to_stem(os_id: str) -> str:
+    """Return the record file stem for an OS id (`x86_64:rocky:10` -> `x86_64_rocky_10`)."""
+    return normalize_os_id(os_id).replace(":", "_")
+
+
+def os_stem_to_id(stem: str) -> str:
+    """Return the OS id for a record file stem; names and versions never contain `_`."""
+    parts = stem.rsplit("_", 2)
+    if len(parts) != 3:
+        raise InvalidInput(f"not an OS record name: {_shown(stem)}")
+    return normalize_os_id(":".join(parts))
+
+
+def is_sensitive(key: str, patterns: Iterable[str] = DEFAULT_SENSITIVE_PATTERNS) -> bool:
+    """Return True when the key matches one of the sensitive-name glob patterns."""
+    upper = key.upper()
+    return any(fnmatch.fnmatchcase(upper, pattern.upper()) for pattern in patterns)
+
+
+def _shown(text: object) -> str:
+    """Return a short, printable rendering of untrusted input for an error message."""
+    shown = repr(text)
+    return shown if len(shown) <= 60 else shown[:57] + "..."

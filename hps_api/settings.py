@@ -1,0 +1,96 @@
+"""Every `HPS_*` setting: its default, its validation. The only module that reads the environment.
+
+`load_settings()` reads a `.env` file in the working directory first (python-dotenv; variables
+already in the environment win), then the environment. A bad value fails here, at start-up, with
+a message naming the variable, never at the first request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from hps_api.errors import InvalidInput
+from hps_api.ids import DEFAULT_SENSITIVE_PATTERNS
+
+DEFAULT_CONFIG_DIR = "/srv/hps-config"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The process-wide configuration, read once."""
+
+    config_dir: Path = Path(DEFAULT_CONFIG_DIR)
+    lock_timeout: float = 5.0
+    sensitive_keys: tuple[str, ...] = DEFAULT_SENSITIVE_PATTERNS
+    log_dir: Path = Path("/var/log/hps")
+    resources_dir: Path = Path("/srv/hps-resources")
+    arp_table: Path = Path("/proc/net/arp")
+    dhcp_leases: Path = Path("/var/lib/misc/dnsmasq.leases")
+    dnsmasq_pidfile: Path = Path("/run/dnsmasq.pid")
+    admin_token: str = ""
+    trusted_proxies: tuple[str, ...] = ()
+    bind: str = "127.0.0.1:8080"
+    workers: int = 0
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """Return a copy with some fields replaced (tests point config_dir at tmp_path)."""
+        return replace(self, **changes)
+
+
+_ENV_NAMES = {f.name: "HPS_" + f.name.upper() for f in fields(Settings)}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Settings:
+    """Return Settings from `.env` and the environment; raise InvalidInput naming the variable."""
+    if environ is None:
+        if dotenv:
+            _load_dotenv()
+        environ = os.environ
+    values: dict[str, Any] = {}
+    for field in fields(Settings):
+        raw = environ.get(_ENV_NAMES[field.name])
+        if raw is None or raw == "":
+            continue
+        try:
+            values[field.name] = _convert(field.name, raw)
+        except ValueError as err:
+            raise InvalidInput(f"{_ENV_NAMES[field.name]}={raw!r}: {err}") from None
+    return Settings(**values)
+
+
+def env_name(field_name: str) -> str:
+    """Return the environment variable behind a settings field (`config_dir` -> `HPS_CONFIG_DIR`)."""
+    return _ENV_NAMES[field_name]
+
+
+def _convert(name: str, raw: str) -> Any:
+    default = getattr(Settings, name)
+    if isinstance(default, Path):
+        return Path(raw)
+    if isinstance(default, bool):
+        return raw.lower() in ("1", "yes", "true", "on")
+    if isinstance(default, float):
+        number = float(raw)
+        if not 0 < number <= 3600:
+            raise ValueError("must be a number of seconds between 0 and 3600")
+        return number
+    if isinstance(default, int):
+        count = int(raw)
+        if not 0 <= count <= 256:
+            raise ValueError("must be a whole number from 0 to 256")
+        return count
+    if isinstance(default, tuple):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
+
+
+def _load_dotenv() -> None:
+    env_file = Path.cwd() / ".env"
+    if env_file.is_file():
+        from dotenv import load_dotenv
+
+        load_dotenv(env_file, override=False)

@@ -1,0 +1,61 @@
+"""The store interface: what the rest of hps-api may ask of persistent state.
+
+Only the storage package touches files. A second backend (etcd, with transactions as the lock)
+implements this same protocol without the API noticing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from hps_api.store.journal import Change
+from hps_api.store.records import Kind, RecordId
+
+
+class Store(Protocol):
+    """Records of `KEY=value` pairs with atomic multi-key updates and a change journal."""
+
+    def exists(self, rid: RecordId) -> bool:
+        """Return True when the record exists."""
+        ...
+
+    def items(self, rid: RecordId) -> dict[str, str]:
+        """Return the record's keys and values in order; NotFound when it does not exist."""
+        ...
+
+    def get(self, rid: RecordId, key: str) -> str:
+        """Return one value; KeyNotSet when the key is not set, NotFound without the record."""
+        ...
+
+    def update(
+        self,
+        rid: RecordId,
+        changes: Mapping[str, str | None],
+        actor: str,
+        *,
+        create: bool = False,
+    ) -> dict[str, str]:
+        """Apply all changes at once (None unsets) and return the new record."""
+        ...
+
+    def unset(self, rid: RecordId, key: str, actor: str) -> dict[str, str]:
+        """Remove one key and return the new record; KeyNotSet when it was not set."""
+        ...
+
+    def delete(self, rid: RecordId, actor: str) -> None:
+        """Remove a whole record; NotFound when it does not exist."""
+        ...
+
+    def list_records(self, kind: Kind, cluster: str | None = None) -> list[RecordId]:
+        """Return the ids of every record of a kind (hosts: of one cluster), sorted."""
+        ...
+
+    def history(self, rid: RecordId) -> list[Change]:
+        """Return the journal entries of one record, oldest first."""
+        ...
+
+    def lock(self, cluster: str) -> AbstractContextManager[None]:
+        """Return the cluster-wide allocation lock (StoreBusy after the timeout)."""
+        ...

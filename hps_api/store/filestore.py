@@ -1,0 +1,317 @@
+"""The file backend: one `KEY=value` file per record, a lock file beside each, atomic replace.
+
+Write protocol (storage.md): take `<file>.lock` with a finite timeout, parse the current file
+(a corrupt one is never rewritten), write the new bytes to a temporary file in the same
+directory, fsync it, parse it back and compare, `os.replace` it over the record, fsync the
+directory, then append the journal. Readers take no lock: `os.replace` is atomic, so a reader
+sees the old file or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from hps_api.errors import (
+    CorruptRecord,
+    HpsError,
+    InvalidInput,
+    KeyNotSet,
+    NotFound,
+    StoreBusy,
+    StoreUnreadable,
+)
+from hps_api.ids import (
+    DEFAULT_SENSITIVE_PATTERNS,
+    is_sensitive,
+    normalize_key,
+    os_stem_to_id,
+    validate_cluster,
+    validate_value,
+)
+from hps_api.store import journal
+from hps_api.store.journal import REDACTED, Change
+from hps_api.store.kvfile import Record, format_record, parse
+from hps_api.store.layout import HOST_FILE, Layout
+from hps_api.store.records import Kind, RecordId
+
+MAX_RECORD_BYTES = 1024 * 1024
+NEW_FILE_MODE = 0o640
+TEMP_SUFFIX = ".tmp"
+_POLL_SECONDS = 0.002
+
+
+class FileStore:
+    """The Store protocol over a directory tree (see the module docstring for the protocol)."""
+
+    def __init__(
+        self,
+        root: Path | str,
+        lock_timeout: float = 5.0,
+        sensitive_patterns: tuple[str, ...] = DEFAULT_SENSITIVE_PATTERNS,
+    ) -> None:
+        self.layout = Layout(root)
+        self.lock_timeout = lock_timeout
+        self.sensitive_patterns = sensitive_patterns
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def exists(self, rid: RecordId) -> bool:
+        """Return True when the record's file exists."""
+        return self.layout.path(rid).is_file()
+
+    def items(self, rid: RecordId) -> dict[str, str]:
+        """Return the record's keys and values; NotFound, CorruptRecord or StoreUnreadable."""
+        record = self._read(self.layout.path(rid))
+        if record is None:
+            raise NotFound(f"{rid.label} not found")
+        return record.as_dict()
+
+    def get(self, rid: RecordId, key: str) -> str:
+        """Return one value; KeyNotSet when the key is not set, NotFound without the record."""
+        name = normalize_key(key)
+        value = self.items(rid).get(name)
+        if value is None:
+            raise KeyNotSet(name)
+        return value
+
+    def record(self, rid: RecordId) -> Record:
+        """Return the parsed record, comments included; NotFound when it does not exist."""
+        record = self._read(self.layout.path(rid))
+        if record is None:
+            raise NotFound(f"{rid.label} not found")
+        return record
+
+    def list_records(self, kind: Kind, cluster: str | None = None) -> list[RecordId]:
+        """Return the ids of every record of a kind, sorted; hosts need their cluster."""
+        if kind is Kind.GLOBAL:
+            return [RecordId.global_()] if self.layout.hps_conf.is_file() else []
+        if kind is Kind.CLUSTER:
+            names = _names(self.layout.clusters_dir, lambda e: e.is_dir())
+            return [RecordId.of_cluster(n) for n in names if _is_cluster(self.layout, n)]
+        if kind is Kind.OS:
+            stems = [n[:-5] for n in _names(self.layout.os_dir) if n.endswith(".conf")]
+            return [RecordId.of_os(os_stem_to_id(s)) for s in stems if _is_os_stem(s)]
+        if cluster is None or not self.exists(RecordId.of_cluster(cluster)):
+            raise NotFound(f"cluster {cluster!r} not found")
+        macs = [m.group(1) for m in map(HOST_FILE.match, _names(self.layout.hosts_dir(cluster)))
+                if m]
+        return [RecordId(Kind.HOST, cluster, mac) for mac in macs]
+
+    def history(self, rid: RecordId) -> list[Change]:
+        """Return the journal entries of one record, oldest first."""
+        return list(journal.read(self.layout.journal_for(rid), rid.label))
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def update(
+        self,
+        rid: RecordId,
+        changes: Mapping[str, str | None],
+        actor: str,
+        *,
+        create: bool = False,
+    ) -> dict[str, str]:
+        """Apply every change in one replace (None unsets) and return the new record.
+
+        `create` makes a missing record (a host's cluster must exist). Keys already holding the
+        given value are not rewritten; with nothing to change, nothing is written at all.
+        Raises InvalidInput, NotFound, CorruptRecord, StoreBusy.
+        """
+        wanted = {normalize_key(k): None if v is None else validate_value(v)
+                  for k, v in changes.items()}
+        path = self.layout.path(rid)
+        if not path.is_file():
+            self._check_creatable(rid, create)
+        with self._locked(path):
+            old = self._read(path)
+            if old is None:
+                self._check_creatable(rid, create)
+            base = old or Record()
+            effective = {k: v for k, v in wanted.items() if base.get(k) != v}
+            if old is not None and not effective:
+                return base.as_dict()
+            if rid.stamped:
+                effective["UPDATED"] = journal.utc_now()
+            new = base.updated(effective)
+            self._replace(path, new)
+            self._journal(rid, base, effective, actor)
+        return new.as_dict()
+
+    def unset(self, rid: RecordId, key: str, actor: str) -> dict[str, str]:
+        """Remove one key and return the new record; KeyNotSet when it was not set."""
+        name = normalize_key(key)
+        path = self.layout.path(rid)
+        if not path.is_file():
+            raise NotFound(f"{rid.label} not found")
+        with self._locked(path):
+            old = self._read(path)
+            if old is None:
+                raise NotFound(f"{rid.label} not found")
+            if old.get(name) is None:
+                raise KeyNotSet(name)
+            effective: dict[str, str | None] = {name: None}
+            if rid.stamped:
+                effective["UPDATED"] = journal.utc_now()
+            new = old.updated(effective)
+            self._replace(path, new)
+            self._journal(rid, old, effective, actor)
+        return new.as_dict()
+
+    def delete(self, rid: RecordId, actor: str) -> None:
+        """Remove a record (its lock file stays); NotFound when it does not exist."""
+        path = self.layout.path(rid)
+        if not path.is_file():
+            raise NotFound(f"{rid.label} not found")
+        with self._locked(path):
+            old = self._read(path)
+            if old is None:
+                raise NotFound(f"{rid.label} not found")
+            path.unlink()
+            _fsync_dir(path.parent)
+            self._journal(rid, old, dict.fromkeys(old.keys()), actor)
+
+    @contextlib.contextmanager
+    def lock(self, cluster: str) -> Iterator[None]:
+        """Hold the cluster-wide allocation lock; StoreBusy after the timeout."""
+        if not self.exists(RecordId.of_cluster(validate_cluster(cluster))):
+            raise NotFound(f"cluster {cluster!r} not found")
+        with self._locked_file(self.layout.alloc_lock(cluster)):
+            yield
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _check_creatable(self, rid: RecordId, create: bool) -> None:
+        """Raise NotFound unless a missing record may be created here."""
+        if not create:
+            raise NotFound(f"{rid.label} not found")
+        parent = self.layout.parent_record(rid)
+        if parent is not None and not self.exists(parent):
+            raise NotFound(f"{parent.label} not found")
+        self.layout.path(rid).parent.mkdir(parents=True, exist_ok=True)
+
+    def _locked(self, path: Path) -> contextlib.AbstractContextManager[None]:
+        return self._locked_file(path.with_name(path.name + ".lock"))
+
+    @contextlib.contextmanager
+    def _locked_file(self, lock_path: Path) -> Iterator[None]:
+        lock = FileLock(str(lock_path), timeout=self.lock_timeout)
+        try:
+            lock.acquire(poll_interval=_POLL_SECONDS)
+        except Timeout:
+            raise StoreBusy(
+                f"{lock_path.name}: still locked after {self.lock_timeout:g} s; try again"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _read(self, path: Path) -> Record | None:
+        """Return the parsed file, None when it does not exist."""
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise StoreUnreadable(f"{path}: {err.strerror or err}") from None
+        return parse(data, str(path))
+
+    def _replace(self, path: Path, record: Record) -> None:
+        """Write a record durably and atomically over `path` (see the module docstring)."""
+        data = format_record(record)
+        if len(data) > MAX_RECORD_BYTES:
+            raise InvalidInput(f"{path.name} would exceed {MAX_RECORD_BYTES} bytes")
+        mode, owner = _mode_and_owner(path)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX,
+                                        dir=path.parent)
+        try:
+            with os.fdopen(fd, "w+b") as tmp:
+                tmp.write(data)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+                os.fchmod(tmp.fileno(), mode)
+                if owner is not None:
+                    os.fchown(tmp.fileno(), *owner)
+                tmp.seek(0)
+                _verify(tmp.read(), record, tmp_name)
+            os.replace(tmp_name, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+            raise
+        _fsync_dir(path.parent)
+
+    def _journal(
+        self, rid: RecordId, old: Record, effective: Mapping[str, str | None], actor: str
+    ) -> None:
+        now = journal.utc_now()
+        changes = [
+            Change(now, rid.label, key, self._shown(key, old.get(key)), self._shown(key, new),
+                   actor)
+            for key, new in effective.items()
+            if key != "UPDATED"
+        ]
+        journal.append(self.layout.journal_for(rid), changes)
+
+    def _shown(self, key: str, value: str | None) -> str | None:
+        if value is None or not is_sensitive(key, self.sensitive_patterns):
+            return value
+        return REDACTED
+
+
+def _verify(written: bytes, intended: Record, name: str) -> None:
+    """Raise unless the written bytes parse back to exactly the intended record."""
+    try:
+        if parse(written, name) == intended:
+            return
+    except CorruptRecord:
+        pass
+    raise HpsError(f"{name}: written bytes do not read back as the intended record")
+
+
+def _mode_and_owner(path: Path) -> tuple[int, tuple[int, int] | None]:
+    """Return the mode to keep and, when running as root, the owner to keep."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return NEW_FILE_MODE, None
+    owner = (st.st_uid, st.st_gid) if os.geteuid() == 0 else None
+    return st.st_mode & 0o7777, owner
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _names(directory: Path, keep: object = None) -> list[str]:
+    """Return the sorted entry names of a directory (none when it does not exist)."""
+    try:
+        with os.scandir(directory) as entries:
+            return sorted(e.name for e in entries if keep is None or keep(e))  # type: ignore[operator]
+    except FileNotFoundError:
+        return []
+
+
+def _is_cluster(layout: Layout, name: str) -> bool:
+    try:
+        return (layout.cluster_dir(name) / "cluster.conf").is_file()
+    except InvalidInput:
+        return False
+
+
+def _is_os_stem(stem: str) -> bool:
+    try:
+        os_stem_to_id(stem)
+    except InvalidInput:
+        return False
+    return True

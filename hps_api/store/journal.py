@@ -1,0 +1,72 @@
+"""The append-only change journal: one JSON object per line, one line per changed key.
+
+Lines are appended with a single `write()` on an `O_APPEND` descriptor, so concurrent writers never
+interleave inside a line. The journal is history for people (`host_config MAC history`, the web
+UI); the record files are the truth, so a crash between a record's replace and its journal line
+loses at most that line and the journal is not fsynced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+REDACTED = "<redacted>"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One changed key: `old`/`new` are None when the key was not set before / after."""
+
+    time: str
+    record: str
+    key: str
+    old: str | None
+    new: str | None
+    actor: str
+
+
+def utc_now() -> str:
+    """Return the current UTC time as ISO-8601 with seconds and a `Z`."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def append(path: Path, changes: list[Change]) -> None:
+    """Append changes to a journal file (created on first use)."""
+    if not changes:
+        return
+    data = "".join(json.dumps(asdict(c), ensure_ascii=False) + "\n" for c in changes)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    try:
+        os.write(fd, data.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def read(path: Path, record: str | None = None) -> Iterator[Change]:
+    """Yield the journal's changes oldest first, only those of `record` when given.
+
+    Lines that do not parse (a torn last line after a crash) are skipped.
+    """
+    try:
+        handle = path.open("r", encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return
+    with handle:
+        for line in handle:
+            change = _parse(line)
+            if change is not None and (record is None or change.record == record):
+                yield change
+
+
+def _parse(line: str) -> Change | None:
+    """Return the Change a journal line holds, or None for a line that is not one."""
+    try:
+        fields = json.loads(line)
+        return Change(**fields) if isinstance(fields, dict) else None
+    except (ValueError, TypeError):
+        return None
