@@ -60,7 +60,7 @@ def normalize_key(text: str) -> str:
     if len(text) > MAX_KEY_LENGTH:
         raise InvalidInput(f"key longer than {MAX_KEY_LENGTH} characters")
     key = text.upper()
-    if not key.isascii() or not _KEY.match(key):
+    if not text.isascii() or not _KEY.fullmatch(key):
         raise InvalidInput(f"invalid key {_shown(text)}: use letters, digits and _")
     return key
 
@@ -83,7 +83,7 @@ def validate_value(value: str) -> str:
 
 def validate_cluster(name: str) -> str:
     """Return the cluster name; raise InvalidInput unless it matches `^[a-z][a-z0-9-]{0,62}$`."""
-    if not isinstance(name, str) or not _CLUSTER.match(name):
+    if not isinstance(name, str) or not _CLUSTER.fullmatch(name):
         raise InvalidInput(f"invalid cluster name: {_shown(name)}")
     return name
 

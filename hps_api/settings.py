@@ -63,7 +63,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: bool = Tr
 
 
 def env_name(field_name: str) -> str:
-    """Return the environment variable behind a settings field (`config_dir` -> `HPS_CONFIG_DIR`)."""
+    """Return the variable behind a settings field (`config_dir` -> `HPS_CONFIG_DIR`)."""
     return _ENV_NAMES[field_name]
 
 

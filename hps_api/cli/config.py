@@ -1,0 +1,233 @@
+"""`hps_config`, `cluster_config` and `host_config`: the IPS shell habit, over the real store.
+
+    hps_config     [opts]     get KEY | set KEY VALUE | unset KEY | list
+    cluster_config [opts]     get KEY | set KEY VALUE | unset KEY | list
+    host_config    [opts] MAC get KEY | set KEY VALUE | unset KEY | list | show | delete | history
+    opts: --config-dir DIR, --cluster NAME (not for hps_config), --json
+
+Arguments after the verb are taken literally (a VALUE may start with `-`); options may come
+before the verb or after its arguments. `host_config MAC set` creates the host's record when it is
+missing, so an operator can prepare a host before it first boots; `cluster_config set` needs the
+cluster to exist (`hps-api init`). Exit codes: 0 done, 1 not set, 2 bad usage or input,
+3 store busy, corrupt or unreadable.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from hps_api import __version__
+from hps_api.cli.common import (
+    EXIT_OK,
+    UsageError,
+    active_cluster,
+    cli_actor,
+    open_store,
+    out,
+    run,
+    settings_for,
+)
+from hps_api.errors import NotFound, StoreUnreadable
+from hps_api.ids import colon_mac
+from hps_api.store import FileStore, RecordId
+
+VERB_ARITY = {"get": 1, "set": 2, "unset": 1, "list": 0}
+HOST_VERB_ARITY = {**VERB_ARITY, "show": 0, "delete": 0, "history": 0}
+
+
+@dataclass
+class Invocation:
+    """A parsed command line."""
+
+    verb: str = ""
+    args: list[str] = field(default_factory=list)
+    mac: str | None = None
+    config_dir: str | None = None
+    cluster: str | None = None
+    json: bool = False
+    help: bool = False
+
+
+def hps_config(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `hps_config` (IPS-wide settings in hps.conf)."""
+    return _main("hps_config", argv, VERB_ARITY, takes_mac=False, takes_cluster=False)
+
+
+def cluster_config(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `cluster_config` (the active or `--cluster` cluster's cluster.conf)."""
+    return _main("cluster_config", argv, VERB_ARITY, takes_mac=False, takes_cluster=True)
+
+
+def host_config(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `host_config MAC` (one host's record)."""
+    return _main("host_config", argv, HOST_VERB_ARITY, takes_mac=True, takes_cluster=True)
+
+
+def _main(
+    prog: str, argv: Sequence[str] | None, arity: dict[str, int], *, takes_mac: bool,
+    takes_cluster: bool,
+) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+
+    def body() -> int:
+        inv = parse_args(args, arity, takes_mac=takes_mac, takes_cluster=takes_cluster)
+        if inv.help:
+            out(_usage(prog, arity, takes_mac))
+            return EXIT_OK
+        return _execute(prog, inv)
+
+    return run(prog, body)
+
+
+def parse_args(
+    args: list[str], arity: dict[str, int], *, takes_mac: bool, takes_cluster: bool
+) -> Invocation:
+    """Return the Invocation for a command line; raise UsageError on anything unexpected."""
+    inv = Invocation()
+    positional: list[str] = []
+    rest = list(args)
+    while rest:
+        token = rest.pop(0)
+        if inv.verb and len(positional) < arity[inv.verb]:
+            positional.append(token)
+        elif token.startswith("-") and token != "-":
+            _option(inv, token, rest, takes_cluster)
+        elif takes_mac and inv.mac is None:
+            inv.mac = token
+        elif not inv.verb:
+            if token not in arity:
+                raise UsageError(f"unknown command {token!r} (one of: {', '.join(arity)})")
+            inv.verb = token
+        else:
+            raise UsageError(f"unexpected argument {token!r}")
+    if inv.help:
+        return inv
+    if takes_mac and inv.mac is None:
+        raise UsageError("a MAC address is required")
+    if not inv.verb:
+        raise UsageError(f"a command is required (one of: {', '.join(arity)})")
+    if len(positional) < arity[inv.verb]:
+        wanted = "KEY VALUE" if arity[inv.verb] == 2 else "KEY"
+        raise UsageError(f"{inv.verb} needs {wanted}")
+    inv.args = positional
+    return inv
+
+
+def _option(inv: Invocation, token: str, rest: list[str], takes_cluster: bool) -> None:
+    name, eq, inline = token.partition("=")
+    if name in ("-h", "--help"):
+        inv.help = True
+    elif name == "--version":
+        out(__version__)
+        raise SystemExit(EXIT_OK)
+    elif name == "--json" and not eq:
+        inv.json = True
+    elif name == "--config-dir" or (name == "--cluster" and takes_cluster):
+        value = inline if eq else (rest.pop(0) if rest else "")
+        if not value:
+            raise UsageError(f"{name} needs a value")
+        setattr(inv, name[2:].replace("-", "_"), value)
+    else:
+        raise UsageError(f"unknown option {token!r}")
+
+
+def _execute(prog: str, inv: Invocation) -> int:
+    settings = settings_for(inv.config_dir)
+    store = open_store(settings)
+    if not store.layout.root.is_dir():
+        raise StoreUnreadable(
+            f"config dir {store.layout.root} does not exist: run 'hps-api init' or set "
+            "HPS_CONFIG_DIR / --config-dir"
+        )
+    if prog == "hps_config":
+        rid = RecordId.global_()
+    elif prog == "cluster_config":
+        rid = RecordId.of_cluster(active_cluster(store, inv.cluster))
+    else:
+        rid = RecordId.of_host(active_cluster(store, inv.cluster), inv.mac or "")
+    return VERBS[inv.verb](store, rid, inv)
+
+
+def _get(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+    value = store.get(rid, inv.args[0])
+    out(json.dumps(value, ensure_ascii=False) if inv.json else value)
+    return EXIT_OK
+
+
+def _set(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+    key, value = inv.args
+    create = rid.kind.value != "cluster"
+    store.update(rid, {key: value}, cli_actor(), create=create)
+    return EXIT_OK
+
+
+def _unset(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+    store.unset(rid, inv.args[0], cli_actor())
+    return EXIT_OK
+
+
+def _list(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+    items = store.items(rid)
+    if inv.json:
+        out(json.dumps(items, ensure_ascii=False, indent=2))
+    else:
+        for key, value in items.items():
+            out(f"{key}={value}")
+    return EXIT_OK
+
+
+def _show(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+    items = store.items(rid)
+    history = store.history(rid)
+    last = asdict(history[-1]) if history else None
+    mac = rid.name or ""
+    if inv.json:
+        out(json.dumps({"mac": mac, "cluster": rid.cluster, "record": items,
+                        "last_change": last}, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    out(f"host {colon_mac(mac)} ({mac}) in cluster {rid.cluster}")
+    width = max((len(k) for k in items), default=0)
+    for key, value in items.items():
+        out(f"  {key.ljust(width)}  {value}")
+    if last:
+        out(f"last change {last['time']} by {last['actor']} ({len(history)} in history)")
+    return EXIT_OK
+
+
+def _delete(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+    store.delete(rid, cli_actor())
+    out(f"{rid.name} deleted")
+    return EXIT_OK
+
+
+def _history(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+    changes = store.history(rid)
+    if not changes and not store.exists(rid):
+        raise NotFound(f"{rid.label} not found")
+    if inv.json:
+        out(json.dumps([asdict(c) for c in changes], ensure_ascii=False, indent=2))
+        return EXIT_OK
+    for c in changes:
+        old = "(unset)" if c.old is None else c.old
+        new = "(unset)" if c.new is None else c.new
+        out(f"{c.time}  {c.actor}  {c.key}: {old} -> {new}")
+    return EXIT_OK
+
+
+VERBS: dict[str, Callable[[FileStore, RecordId, Invocation], int]] = {
+    "get": _get, "set": _set, "unset": _unset, "list": _list,
+    "show": _show, "delete": _delete, "history": _history,
+}
+
+
+def _usage(prog: str, arity: dict[str, int], takes_mac: bool) -> str:
+    mac = " MAC" if takes_mac else ""
+    cluster = "" if prog == "hps_config" else " [--cluster NAME]"
+    verbs = " | ".join(
+        {0: v, 1: f"{v} KEY", 2: f"{v} KEY VALUE"}[n] for v, n in arity.items()
+    )
+    return (f"usage: {prog} [--config-dir DIR]{cluster} [--json]{mac} {verbs}\n"
+            "exit codes: 0 done, 1 not set, 2 bad usage or input, 3 store busy/corrupt/unreadable")

@@ -1,0 +1,55 @@
+"""Creating the store: the tree, `hps.conf` and a first cluster (what `hps-api init` does)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hps_api.errors import NotFound
+from hps_api.ids import validate_cluster
+from hps_api.store.filestore import FileStore
+from hps_api.store.journal import utc_now
+from hps_api.store.records import RecordId
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """What `initialise` did: the cluster it ensured, the active one, and what it created."""
+
+    cluster: str
+    active: str
+    created: tuple[str, ...]
+
+
+def initialise(store: FileStore, cluster: str, actor: str) -> InitResult:
+    """Create whatever is missing of the tree, `cluster` and ACTIVE_CLUSTER; idempotent.
+
+    An existing ACTIVE_CLUSTER is never changed: initialising a second cluster creates it but
+    leaves the active one alone (switching is an explicit operator action).
+    """
+    validate_cluster(cluster)
+    created: list[str] = []
+    layout = store.layout
+    for directory in (layout.root, layout.os_dir, layout.clusters_dir):
+        if not directory.is_dir():
+            directory.mkdir(parents=True)
+            created.append(f"{directory}/")
+    cluster_rid = RecordId.of_cluster(cluster)
+    if not store.exists(cluster_rid):
+        store.update(cluster_rid, {"NAME": cluster, "CREATED": utc_now()}, actor, create=True)
+        created.append(str(layout.path(cluster_rid)))
+    for directory in (layout.hosts_dir(cluster), layout.services_dir(cluster)):
+        directory.mkdir(exist_ok=True)
+    active = _active(store)
+    if not active:
+        if not store.exists(RecordId.global_()):
+            created.append(str(layout.hps_conf))
+        store.update(RecordId.global_(), {"ACTIVE_CLUSTER": cluster}, actor, create=True)
+        active = cluster
+    return InitResult(cluster, active, tuple(created))
+
+
+def _active(store: FileStore) -> str:
+    try:
+        return store.items(RecordId.global_()).get("ACTIVE_CLUSTER", "")
+    except NotFound:
+        return ""

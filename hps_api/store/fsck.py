@@ -1,0 +1,123 @@
+"""Checking the whole tree: corrupt or unreadable records, stray temp files, strange names."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from hps_api.errors import CorruptRecord, InvalidInput
+from hps_api.ids import validate_cluster
+from hps_api.store.filestore import TEMP_SUFFIX
+from hps_api.store.kvfile import parse
+from hps_api.store.layout import HOST_FILE, Layout
+
+STALE_TEMP_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding: the file, its kind (corrupt, unreadable, temp, stray) and the detail."""
+
+    path: Path
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.path}: {self.detail}"
+
+
+def check_tree(layout: Layout) -> list[Problem]:
+    """Return every problem under the config dir (empty when the tree is healthy)."""
+    problems: list[Problem] = []
+    for path in _record_files(layout):
+        problem = _check_record(path)
+        if problem:
+            problems.append(problem)
+    for directory in _record_dirs(layout):
+        problems.extend(_strays(directory))
+    return problems
+
+
+def remove_stale_temps(problems: list[Problem], min_age: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Delete the temp files among the problems older than `min_age` seconds; return them.
+
+    A younger temp file may belong to a write in progress, so it is left alone.
+    """
+    removed = []
+    now = time.time()
+    for problem in problems:
+        if problem.kind == "temp" and now - _mtime(problem.path) >= min_age:
+            problem.path.unlink(missing_ok=True)
+            removed.append(problem.path)
+    return removed
+
+
+def _record_files(layout: Layout) -> Iterator[Path]:
+    if layout.hps_conf.exists():
+        yield layout.hps_conf
+    yield from sorted(layout.os_dir.glob("*.conf"))
+    for cluster_dir in _cluster_dirs(layout):
+        conf = cluster_dir / "cluster.conf"
+        if conf.exists():
+            yield conf
+        yield from sorted(p for p in (cluster_dir / "hosts").glob("*.conf")
+                          if HOST_FILE.match(p.name))
+
+
+def _record_dirs(layout: Layout) -> Iterator[Path]:
+    yield layout.root
+    yield layout.os_dir
+    yield layout.clusters_dir
+    for cluster_dir in _cluster_dirs(layout):
+        yield cluster_dir
+        yield cluster_dir / "hosts"
+
+
+def _cluster_dirs(layout: Layout) -> list[Path]:
+    if not layout.clusters_dir.is_dir():
+        return []
+    return sorted(p for p in layout.clusters_dir.iterdir() if p.is_dir() and _valid_name(p.name))
+
+
+def _check_record(path: Path) -> Problem | None:
+    try:
+        parse(path.read_bytes(), str(path))
+    except CorruptRecord as err:
+        where = f"line {err.line}: " if err.line else ""
+        return Problem(path, "corrupt", where + err.reason)
+    except OSError as err:
+        return Problem(path, "unreadable", err.strerror or str(err))
+    return None
+
+
+def _strays(directory: Path) -> Iterator[Problem]:
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return
+    for name in names:
+        path = directory / name
+        if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+            yield Problem(path, "temp", "left by an interrupted write")
+        elif directory.name == "hosts" and name.endswith(".conf") and not HOST_FILE.match(name):
+            yield Problem(path, "stray", "not named <mac12>.conf, so never read as a host")
+        elif directory.name == "clusters" and path.is_dir() and not _valid_name(name):
+            yield Problem(path, "stray", "not a valid cluster name, so never read as a cluster")
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        validate_cluster(name)
+    except InvalidInput:
+        return False
+    return True
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return time.time()

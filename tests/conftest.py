@@ -1,0 +1,79 @@
+"""Shared fixtures: a store on tmp_path, the CLIs as real subprocesses, and the CI skip rule."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hps_api.store import FileStore, RecordId
+from hps_api.store.bootstrap import initialise
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    """An initialised config dir with the cluster `default` active."""
+    root = tmp_path / "hps-config"
+    initialise(FileStore(root), "default", "test:setup")
+    return root
+
+
+@pytest.fixture
+def store(config_dir: Path) -> FileStore:
+    """The FileStore over `config_dir`, with a short lock timeout."""
+    return FileStore(config_dir, lock_timeout=0.5)
+
+
+@pytest.fixture
+def host(store: FileStore) -> RecordId:
+    """A registered host in the default cluster."""
+    rid = RecordId.of_host("default", "52:54:00:aa:bb:01")
+    store.update(rid, {"STATE": "UNCONFIGURED"}, "test:setup", create=True)
+    return rid
+
+
+@pytest.fixture
+def cli(config_dir: Path) -> Iterator[object]:
+    """Run a console script of the installed package against `config_dir` (env None unsets)."""
+
+    def run(prog: str, *args: str, env: dict[str, str | None] | None = None,
+            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("HPS_")}
+        environment.update({"HPS_CONFIG_DIR": str(config_dir), "HPS_LOCK_TIMEOUT": "0.5"})
+        for name, value in (env or {}).items():
+            if value is None:
+                environment.pop(name, None)
+            else:
+                environment[name] = value
+        return subprocess.run([str(BIN / prog), *args], capture_output=True, text=True,
+                              env=environment, input=stdin, timeout=60, cwd=config_dir.parent)
+
+    yield run
+
+
+@pytest.fixture
+def snapshot() -> object:
+    """Return a function giving every path under a root with its bytes (None for dirs)."""
+
+    def take(root: Path) -> dict[str, bytes | None]:
+        return {str(p.relative_to(root)): (None if p.is_dir() else p.read_bytes())
+                for p in sorted(root.rglob("*"))}
+
+    return take
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Under CI=true a skipped test is reported as failed: a skipped tier is not a pass."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get("CI") == "true" and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, which counts as a failure: {reason}"

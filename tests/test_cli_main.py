@@ -1,0 +1,94 @@
+"""`hps-api init` and `hps-api fsck` as an operator runs them."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+
+def test_init_creates_the_tree_and_an_active_first_cluster(cli, tmp_path: Path) -> None:
+    root = tmp_path / "fresh"
+    result = cli("hps-api", "init", "--config-dir", str(root))
+    assert result.returncode == 0, result.stderr
+    assert (root / "hps.conf").read_text().splitlines() == ["ACTIVE_CLUSTER=default"]
+    conf = (root / "clusters/default/cluster.conf").read_text()
+    assert conf.startswith("NAME=default\nCREATED=")
+    assert (root / "clusters/default/hosts").is_dir()
+    assert (root / "os").is_dir()
+    assert "active cluster: default" in result.stdout
+
+
+def test_init_is_idempotent(cli, tmp_path: Path, snapshot) -> None:
+    root = tmp_path / "fresh"
+    cli("hps-api", "--config-dir", str(root), "init")
+    before = snapshot(root)
+    again = cli("hps-api", "--config-dir", str(root), "init")
+    assert again.returncode == 0
+    assert "already initialised" in again.stdout
+    assert snapshot(root) == before
+
+
+def test_init_of_a_second_cluster_never_flips_the_active_one(cli, config_dir: Path) -> None:
+    result = cli("hps-api", "init", "--cluster", "lab-2")
+    assert result.returncode == 0
+    assert (config_dir / "clusters/lab-2/cluster.conf").is_file()
+    assert cli("hps_config", "get", "ACTIVE_CLUSTER").stdout == "default\n"
+
+
+def test_init_refuses_a_bad_cluster_name_and_creates_nothing(cli, tmp_path: Path) -> None:
+    root = tmp_path / "fresh"
+    result = cli("hps-api", "init", "--config-dir", str(root), "--cluster", "../evil")
+    assert result.returncode == 2
+    assert result.stderr == "hps-api: invalid cluster name: '../evil'\n"
+    assert not root.exists()
+
+
+def test_fsck_passes_a_healthy_tree(cli, config_dir: Path) -> None:
+    cli("host_config", "52:54:00:aa:bb:01", "set", "STATE", "INSTALLED")
+    result = cli("hps-api", "fsck")
+    assert (result.returncode, result.stdout) == (0, f"0 problem(s) in {config_dir}\n")
+
+
+def test_fsck_lists_corrupt_records_stray_files_and_temp_files(cli, config_dir: Path) -> None:
+    hosts = config_dir / "clusters/default/hosts"
+    (hosts / "525400aabb01.conf").write_text("STATE=INSTALLED\nrm -rf /\n")
+    (hosts / "525400aabb02.conf").write_bytes(b"NAME=\xff\n")
+    (hosts / "notamac.conf").write_text("A=1\n")
+    (hosts / ".525400aabb03.conf.x1y2.tmp").write_text("A=")
+    result = cli("hps-api", "fsck")
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert f"corrupt: {hosts}/525400aabb01.conf: line 2: not a KEY=value line" in lines
+    assert f"corrupt: {hosts}/525400aabb02.conf: line 1: not UTF-8 text" in lines
+    assert any(line.startswith("stray: ") and "notamac.conf" in line for line in lines)
+    assert any(line.startswith("temp: ") and ".tmp" in line for line in lines)
+    assert lines[-1] == f"4 problem(s) in {config_dir}"
+
+
+def test_fsck_remove_temp_deletes_only_stale_temp_files(cli, config_dir: Path) -> None:
+    hosts = config_dir / "clusters/default/hosts"
+    stale = hosts / ".525400aabb03.conf.old.tmp"
+    fresh = hosts / ".525400aabb04.conf.new.tmp"
+    stale.write_text("A=")
+    fresh.write_text("A=")
+    hour_ago = time.time() - 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    result = cli("hps-api", "fsck", "--remove-temp")
+    assert not stale.exists()
+    assert fresh.exists()
+    assert result.returncode == 1
+    assert f"removed {stale}" in result.stdout
+
+
+def test_fsck_of_a_missing_config_dir_exits_3(cli, tmp_path: Path) -> None:
+    result = cli("hps-api", "fsck", "--config-dir", str(tmp_path / "nope"))
+    assert result.returncode == 3
+    assert "does not exist" in result.stderr
+
+
+def test_unknown_subcommand_exits_2_with_one_line(cli) -> None:
+    result = cli("hps-api", "frobnicate")
+    assert result.returncode == 2
+    assert result.stderr.startswith("hps-api: ")
+    assert result.stderr.count("\n") == 1
