@@ -36,8 +36,10 @@ class Store(Protocol):
         actor: str,
         *,
         create: bool = False,
+        expect: Mapping[str, str | None] | None = None,
     ) -> dict[str, str]:
-        """Apply all changes at once (None unsets) and return the new record."""
+        """Apply all changes at once (None unsets) and return the new record; with `expect`,
+        only if those keys still hold those values (Conflict otherwise)."""
         ...
 
     def unset(self, rid: RecordId, key: str, actor: str) -> dict[str, str]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from hps_api.errors import (
+    Conflict,
     CorruptRecord,
     HpsError,
     InvalidInput,
@@ -116,12 +117,15 @@ class FileStore:
         actor: str,
         *,
         create: bool = False,
+        expect: Mapping[str, str | None] | None = None,
     ) -> dict[str, str]:
         """Apply every change in one replace (None unsets) and return the new record.
 
-        `create` makes a missing record (a host's cluster must exist). Keys already holding the
-        given value are not rewritten; with nothing to change, nothing is written at all.
-        Raises InvalidInput, NotFound, CorruptRecord, StoreBusy.
+        `create` makes a missing record (a host's cluster must exist). `expect` is a condition
+        checked under the lock: each named key must still hold that value (None: not set), else
+        Conflict and nothing is written. Keys already holding the given value are not rewritten;
+        with nothing to change, nothing is written at all.
+        Raises InvalidInput, NotFound, Conflict, CorruptRecord, StoreBusy.
         """
         wanted = {normalize_key(k): None if v is None else validate_value(v)
                   for k, v in changes.items()}
@@ -133,6 +137,7 @@ class FileStore:
             if old is None:
                 self._check_creatable(rid, create)
             base = old or Record()
+            _check_expected(base, expect or {})
             effective = {k: v for k, v in wanted.items() if base.get(k) != v}
             if old is not None and not effective:
                 return base.as_dict()
@@ -263,6 +268,14 @@ class FileStore:
         if value is None or not is_sensitive(key, self.sensitive_patterns):
             return value
         return REDACTED
+
+
+def _check_expected(record: Record, expect: Mapping[str, str | None]) -> None:
+    """Raise Conflict unless every expected key still holds its expected value."""
+    for key, wanted in expect.items():
+        found = record.get(normalize_key(key))
+        if found != wanted:
+            raise Conflict(f"{key} changed meanwhile (now {found!r}, expected {wanted!r})")
 
 
 def _verify(written: bytes, intended: Record, name: str) -> None:

@@ -1,0 +1,1 @@
+"""The boot flow: host states, the decision, allocation."""

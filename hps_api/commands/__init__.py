@@ -1,0 +1,23 @@
+"""The legacy `cmd=` commands: one small function per command, each in its own module.
+
+`COMMANDS` maps the name old clients send to the function; the endpoint does the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hps_api.commands import host_state, variables
+from hps_api.commands.base import CommandContext, Reply
+
+Command = Callable[[CommandContext], Reply]
+
+COMMANDS: dict[str, Command] = {
+    "determine_state": host_state.determine_state,
+    "set_status": host_state.set_status,
+    "host_variable": variables.host_variable,
+    "cluster_variable": variables.cluster_variable,
+    "os_variable": variables.os_variable,
+    "host_get_config": variables.host_get_config,
+    "log_message": host_state.log_message,
+}

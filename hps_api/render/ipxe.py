@@ -1,0 +1,53 @@
+"""iPXE scripts from the templates in `ipxe/` (Jinja2, strict: a missing variable is a bug).
+
+Every value put into a script goes through the `ipxe` filter, which refuses newlines and
+iPXE's own expansion syntax (`${`), so data can never become script.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from hps_api.errors import InvalidInput
+
+IPXE_DIR = Path(__file__).resolve().parents[2] / "ipxe"
+
+
+def ipxe_value(value: object) -> str:
+    """Return a value safe to place in an iPXE script line; InvalidInput when it is not."""
+    text = str(value)
+    if "${" in text or any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise InvalidInput(f"value not safe for an iPXE script: {text[:40]!r}")
+    return text
+
+
+def ipxe_text(value: object) -> str:
+    """Return free text for an `echo` line: control characters and `${` neutralised."""
+    text = "".join(ch if ch.isprintable() else " " for ch in str(value))
+    return text.replace("${", "$ {")
+
+
+@lru_cache(maxsize=1)
+def environment(directory: Path = IPXE_DIR) -> Environment:
+    """Return the template environment (compiled templates are cached per process)."""
+    # iPXE scripts are not HTML: values are checked by the `ipxe` filter instead of escaped.
+    env = Environment(
+        loader=FileSystemLoader(str(directory)),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # noqa: S701
+    )
+    env.filters["ipxe"] = ipxe_value
+    env.filters["text"] = ipxe_text
+    return env
+
+
+def render(template: str, context: dict[str, Any]) -> str:
+    """Return the rendered iPXE script of a template under `ipxe/`."""
+    return environment().get_template(template).render(**context)

@@ -1,0 +1,106 @@
+"""Who is asking and which rendering they get (api.md §3): a pure function of the request.
+
+Order: `format=` in the query; `via=`/`client=` (the old override); the `Accept` header; the
+`User-Agent`. Client types map to formats: ipxe -> ipxe, cli -> json, browser -> html,
+script and unknown -> text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+FORMATS = ("ipxe", "json", "text", "html", "sh")
+
+
+class Client(Enum):
+    """The kind of client, as far as the request tells."""
+
+    IPXE = "ipxe"
+    CLI = "cli"
+    BROWSER = "browser"
+    SCRIPT = "script"
+    UNKNOWN = "unknown"
+
+
+CLIENT_FORMAT = {
+    Client.IPXE: "ipxe",
+    Client.CLI: "json",
+    Client.BROWSER: "html",
+    Client.SCRIPT: "text",
+    Client.UNKNOWN: "text",
+}
+_ACCEPT_FORMAT = {"application/json": "json", "text/html": "html", "text/plain": "text"}
+_CLI_AGENTS = ("curl/", "Wget", "python-requests/", "hps-node/")
+_BROWSER_MARKS = ("Mozilla", "Chrome", "Safari")
+
+
+@dataclass(frozen=True)
+class Negotiated:
+    """The client type (for logs and iPXE behaviour) and the format of the answer."""
+
+    client: Client
+    format: str
+
+
+def negotiate(params: Mapping[str, str], accept: str, user_agent: str) -> Negotiated:
+    """Return the client type and answer format for a request's parameters and headers."""
+    client = client_from_params(params) or client_from_agent(user_agent)
+    requested = params.get("format", "").lower()
+    if requested in FORMATS:
+        return Negotiated(client, requested)
+    if client_from_params(params):
+        return Negotiated(client, CLIENT_FORMAT[client])
+    from_accept = format_from_accept(accept)
+    return Negotiated(client, from_accept or CLIENT_FORMAT[client])
+
+
+def client_from_params(params: Mapping[str, str]) -> Client | None:
+    """Return the client named by `via=` or `client=` (the old override), if any."""
+    for name in ("via", "client"):
+        value = params.get(name, "").lower()
+        if value in {"ipxe", "cli", "browser", "script"}:
+            return Client(value)
+    return None
+
+
+def client_from_agent(user_agent: str) -> Client:
+    """Return the client type a User-Agent header suggests."""
+    if not user_agent:
+        return Client.SCRIPT
+    if "iPXE" in user_agent:
+        return Client.IPXE
+    if user_agent.startswith(_CLI_AGENTS):
+        return Client.CLI
+    if any(mark in user_agent for mark in _BROWSER_MARKS):
+        return Client.BROWSER
+    return Client.UNKNOWN
+
+
+def format_from_accept(accept: str) -> str | None:
+    """Return the format of the most preferred of json/html/text in an Accept header, if any.
+
+    Wildcards (`*/*`, `text/*`) say nothing about what the client wants, so they are ignored.
+    """
+    best: tuple[float, int, str] | None = None
+    for position, part in enumerate(accept.split(",")):
+        media, *options = (piece.strip() for piece in part.split(";"))
+        fmt = _ACCEPT_FORMAT.get(media.lower())
+        if fmt is None:
+            continue
+        quality = _quality(options)
+        if quality > 0 and (best is None or (quality, -position) > best[:2]):
+            best = (quality, -position, fmt)
+    return best[2] if best else None
+
+
+def _quality(options: list[str]) -> float:
+    for option in options:
+        name, _, value = option.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return max(0.0, min(1.0, float(value)))
+            except ValueError:
+                return 0.0
+    return 1.0

@@ -1,0 +1,78 @@
+"""`build_app(settings)`: the Flask app, its blueprints, and the one place errors become HTTP."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from hps_api import eventlog
+from hps_api.errors import HpsError, http_status
+from hps_api.identity import Neighbours
+from hps_api.render.negotiate import Negotiated, negotiate
+from hps_api.settings import Settings, load_settings
+from hps_api.store import FileStore
+from hps_api.web import api, legacy
+from hps_api.web.respond import error_response
+from hps_api.web.runtime import Runtime
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def build_app(settings: Settings | None = None) -> Flask:
+    """Return the WSGI app; settings default to `HPS_*` from `.env` and the environment."""
+    settings = settings or load_settings()
+    app = Flask("hps_api")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    store = FileStore(settings.config_dir, settings.lock_timeout, settings.sensitive_keys)
+    app.extensions["hps"] = Runtime(settings, store,
+                                    Neighbours(settings.arp_table, settings.dhcp_leases))
+    eventlog.setup(settings.log_dir)
+    app.register_blueprint(legacy.bp)
+    app.register_blueprint(api.bp)
+    app.register_error_handler(HpsError, _domain_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _bug)
+    return app
+
+
+def _negotiated() -> Negotiated:
+    found: Negotiated | None = g.get("negotiated")
+    return found or negotiate({}, request.headers.get("Accept", ""),
+                              request.headers.get("User-Agent", ""))
+
+
+def _mac() -> str | None:
+    caller = g.get("caller")
+    return caller.mac if caller else None
+
+
+def _domain_error(error: HpsError) -> Response:
+    status = http_status(error)
+    level = logging.WARNING if status in (403, 409) else logging.INFO
+    _log(level, f"{request.path} -> {status} {error}")
+    return error_response(str(error), status, _negotiated(), mac=_mac())
+
+
+def _http_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    message = {413: f"request body larger than {MAX_BODY_BYTES} bytes",
+               404: f"no such page: {eventlog.clean(request.path)[:80]}"}.get(
+        status, error.description or error.name)
+    _log(logging.INFO, f"{request.path} -> {status} {message}")
+    return error_response(message, status, _negotiated(), mac=_mac())
+
+
+def _bug(error: Exception) -> Response:
+    logging.getLogger(eventlog.LOGGER).exception(
+        "internal error on %s", request.path,
+        extra={"host": _mac() or request.remote_addr, "session": None, "client": None})
+    return error_response("internal error", 500, _negotiated(), mac=_mac())
+
+
+def _log(level: int, message: str) -> None:
+    neg = g.get("negotiated")
+    eventlog.event(level, message, host=_mac() or request.remote_addr,
+                   session=(g.get("params") or {}).get("session"),
+                   client=neg.client.value if neg else None)

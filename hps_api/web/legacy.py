@@ -1,0 +1,69 @@
+"""The legacy command endpoint `/cgi-bin/boot_manager.sh?cmd=...` (and its aliases).
+
+The handler decodes parameters, negotiates the format, identifies the caller, runs one command
+and renders its reply; everything else lives in `hps_api.commands`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, g, request
+
+from hps_api import eventlog
+from hps_api.commands import COMMANDS
+from hps_api.commands.base import CommandContext
+from hps_api.errors import InvalidInput, NotFound
+from hps_api.identity import client_address, identify
+from hps_api.render.negotiate import negotiate
+from hps_api.web.params import MAX_QUERY_BYTES, merge, parse_pairs
+from hps_api.web.respond import base_url, reply_response
+from hps_api.web.runtime import runtime
+
+bp = Blueprint("legacy", __name__)
+PATHS = ("/cgi-bin/boot_manager.sh", "/boot_manager", "/api/cgi")
+
+
+@bp.before_app_request
+def _negotiate() -> None:
+    """Decode parameters and pick the format before anything can fail (errors need it)."""
+    g.params = {}
+    raw_query = request.query_string
+    query = parse_pairs(raw_query[:MAX_QUERY_BYTES])
+    g.negotiated = negotiate(query, request.headers.get("Accept", ""),
+                             request.headers.get("User-Agent", ""))
+    g.params = query
+    if len(raw_query) > MAX_QUERY_BYTES:
+        raise InvalidInput(f"query string longer than {MAX_QUERY_BYTES} bytes")
+
+
+def command() -> Response:
+    """Run the `cmd=` command for the caller and answer in the negotiated format."""
+    form = parse_pairs(request.get_data(cache=False)) if request.method == "POST" else {}
+    params = merge(g.params, form)
+    g.params = params
+    name = params.get("cmd", "")
+    if not name:
+        raise InvalidInput("Param 'cmd' is required")
+    handler = COMMANDS.get(name)
+    if handler is None:
+        raise NotFound(f"Unknown or unsupported command: {eventlog.clean(name)[:64]}")
+    rt = runtime()
+    caller = identify(
+        client_address(request.remote_addr or "", request.headers.get("X-Forwarded-For", ""),
+                       rt.settings.trusted_proxies),
+        params.get("mac"), request.headers.get("Authorization", ""), rt.neighbours,
+        rt.settings.admin_token,
+    )
+    g.caller = caller
+    ctx = CommandContext(name, params, caller, rt.store, rt.settings, rt.active_cluster(),
+                         g.negotiated, base_url())
+    reply = handler(ctx)
+    eventlog.event(logging.INFO, f"cmd={name} ok", host=caller.label,
+                   session=ctx.session, client=g.negotiated.client.value)
+    return reply_response(reply, g.negotiated, mac=caller.mac)
+
+
+for _path in PATHS:
+    bp.add_url_rule(_path, view_func=command, methods=["GET", "POST"],
+                    endpoint=f"command{PATHS.index(_path)}")

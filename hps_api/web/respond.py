@@ -1,0 +1,79 @@
+"""Turning replies and errors into responses in the negotiated format (api.md §2-3)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from flask import Response, request
+
+from hps_api.commands.base import Reply
+from hps_api.render import html, ipxe
+from hps_api.render.negotiate import Negotiated
+
+MIME = {
+    "ipxe": "text/plain; charset=utf-8",
+    "text": "text/plain; charset=utf-8",
+    "sh": "text/plain; charset=utf-8",
+    "json": "application/json",
+    "html": "text/html; charset=utf-8",
+}
+ERROR_TITLES = {400: "Bad request", 403: "Forbidden", 404: "Not found", 405: "Not allowed",
+                409: "Conflict", 413: "Too large", 414: "Too long", 500: "Internal error",
+                503: "Busy"}
+RETRY_SECONDS = 10
+_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
+
+
+def base_url() -> str:
+    """Return `http://<host>` as the client reached us (only a well-formed Host is trusted)."""
+    host = request.host if _HOST.match(request.host or "") else request.environ.get(
+        "SERVER_NAME", "localhost")
+    return f"{request.scheme}://{host}"
+
+
+def reply_response(reply: Reply, negotiated: Negotiated, *, mac: str | None) -> Response:
+    """Return the response for a successful command."""
+    fmt = negotiated.format
+    if fmt == "json":
+        return _json({"ok": True, "data": reply.text if reply.data is None else reply.data}, 200)
+    if fmt == "html":
+        page = html.render("reply.html", {"title": reply.title or "hps-api", "text": reply.text,
+                                          "mac": mac})
+        return Response(page, 200, content_type=MIME["html"])
+    if fmt == "ipxe" and not reply.raw:
+        answer = reply.ipxe
+        script = (ipxe.render(answer.template, dict(answer.context)) if answer
+                  else ipxe.render("reply.ipxe", {"text": reply.text}))
+        return Response(script, 200, content_type=MIME["ipxe"])
+    body = reply.text if reply.raw else reply.text + "\n"
+    return Response(body, 200, content_type=MIME[fmt])
+
+
+def error_response(message: str, status: int, negotiated: Negotiated | None,
+                   *, mac: str | None = None) -> Response:
+    """Return the response for an error: an iPXE retry script (HTTP 200) or the real status."""
+    fmt = negotiated.format if negotiated else "text"
+    if fmt == "ipxe":
+        script = ipxe.render("error.ipxe", {
+            "message": message, "retry_seconds": RETRY_SECONDS,
+            "base_url": base_url(), "mac": mac,
+        })
+        return Response(script, 200, content_type=MIME["ipxe"])
+    if fmt == "json":
+        return _json({"ok": False, "error": {"code": status, "message": message}}, status)
+    if fmt == "html":
+        page = html.render("error.html", {"title": ERROR_TITLES.get(status, "Error"),
+                                          "status": status, "message": message})
+        return Response(page, status, content_type=MIME["html"])
+    return Response(message + "\n", status, content_type=MIME["text"])
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    """Return `{"ok": true, "data": ...}`."""
+    return _json({"ok": True, "data": data}, status)
+
+
+def _json(payload: dict[str, Any], status: int) -> Response:
+    return Response(json.dumps(payload, ensure_ascii=False), status, content_type=MIME["json"])
