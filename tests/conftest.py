@@ -77,3 +77,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, which counts as a failure: {reason}"
+
+
+@pytest.fixture
+def settings(config_dir: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Settings pointing every path at tmp_path (fixture neighbour table and lease file)."""
+    from hps_api.settings import Settings
+
+    return Settings(config_dir=config_dir, log_dir=tmp_path / "log", arp_table=tmp_path / "arp",
+                    dhcp_leases=tmp_path / "leases", admin_token="admin-token-1",
+                    lock_timeout=0.5)
+
+
+@pytest.fixture
+def web(settings):  # type: ignore[no-untyped-def]
+    """A WebTest client of the real app, calling from a non-admin LAN address by default."""
+    import webtest
+
+    from hps_api import create_app
+
+    return webtest.TestApp(create_app(settings), extra_environ={"REMOTE_ADDR": "10.99.0.21"})
