@@ -31,6 +31,8 @@ from hps_api.ids import (
     DEFAULT_SENSITIVE_PATTERNS,
     is_sensitive,
     normalize_key,
+    normalize_mac,
+    os_id_to_stem,
     os_stem_to_id,
     validate_cluster,
     validate_value,
@@ -100,9 +102,9 @@ class FileStore:
             return [RecordId.of_os(os_stem_to_id(s)) for s in stems if _is_os_stem(s)]
         if cluster is None or not self.exists(RecordId.of_cluster(cluster)):
             raise NotFound(f"cluster {cluster!r} not found")
-        macs = [m.group(1) for m in map(HOST_FILE.match, _names(self.layout.hosts_dir(cluster)))
-                if m]
-        return [RecordId(Kind.HOST, cluster, mac) for mac in macs]
+        names = _names(self.layout.hosts_dir(cluster))
+        macs = [m.group(1) for m in map(HOST_FILE.fullmatch, names) if m]
+        return [RecordId(Kind.HOST, cluster, mac) for mac in macs if _is_host_mac(mac)]
 
     def history(self, rid: RecordId) -> list[Change]:
         """Return the journal entries of one record, oldest first."""
@@ -323,8 +325,16 @@ def _is_cluster(layout: Layout, name: str) -> bool:
 
 
 def _is_os_stem(stem: str) -> bool:
+    """Return True when the stem is exactly the canonical file stem of a valid OS id."""
     try:
-        os_stem_to_id(stem)
+        return os_id_to_stem(os_stem_to_id(stem)) == stem
     except InvalidInput:
         return False
-    return True
+
+
+def _is_host_mac(mac: str) -> bool:
+    """Return True when a host file's name is a MAC a host can have (not multicast/zero)."""
+    try:
+        return normalize_mac(mac) == mac
+    except InvalidInput:
+        return False

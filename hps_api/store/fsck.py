@@ -64,7 +64,7 @@ def _record_files(layout: Layout) -> Iterator[Path]:
         if conf.exists():
             yield conf
         yield from sorted(p for p in (cluster_dir / "hosts").glob("*.conf")
-                          if HOST_FILE.match(p.name))
+                          if HOST_FILE.fullmatch(p.name))
 
 
 def _record_dirs(layout: Layout) -> Iterator[Path]:
@@ -102,7 +102,7 @@ def _strays(directory: Path) -> Iterator[Problem]:
         path = directory / name
         if name.startswith(".") and name.endswith(TEMP_SUFFIX):
             yield Problem(path, "temp", "left by an interrupted write")
-        elif directory.name == "hosts" and name.endswith(".conf") and not HOST_FILE.match(name):
+        elif directory.name == "hosts" and name.endswith(".conf") and not HOST_FILE.fullmatch(name):
             yield Problem(path, "stray", "not named <mac12>.conf, so never read as a host")
         elif directory.name == "clusters" and path.is_dir() and not _valid_name(name):
             yield Problem(path, "stray", "not a valid cluster name, so never read as a cluster")

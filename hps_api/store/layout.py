@@ -8,7 +8,7 @@ from pathlib import Path
 from hps_api.ids import os_id_to_stem, validate_cluster
 from hps_api.store.records import Kind, RecordId
 
-HOST_FILE = re.compile(r"^([0-9a-f]{12})\.conf$")
+HOST_FILE = re.compile(r"([0-9a-f]{12})\.conf")  # use with fullmatch
 
 
 class Layout:
