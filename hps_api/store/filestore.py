@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-
-from filelock import FileLock, Timeout
 
 from hps_api.errors import (
     Conflict,
@@ -207,6 +204,9 @@ class FileStore:
 
     @contextlib.contextmanager
     def _locked_file(self, lock_path: Path) -> Iterator[None]:
+        # Imported here: reads never lock, and `host_config get` should not pay for filelock.
+        from filelock import FileLock, Timeout
+
         lock = FileLock(str(lock_path), timeout=self.lock_timeout)
         try:
             lock.acquire(poll_interval=_POLL_SECONDS)
@@ -234,6 +234,8 @@ class FileStore:
         data = format_record(record)
         if len(data) > MAX_RECORD_BYTES:
             raise InvalidInput(f"{path.name} would exceed {MAX_RECORD_BYTES} bytes")
+        import tempfile
+
         mode, owner = _mode_and_owner(path)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX,
                                         dir=path.parent)

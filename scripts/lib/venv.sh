@@ -23,10 +23,13 @@ hps_venv() {
     fi
     spec="."
     [ -n "$extras" ] && spec=".[$extras]"
-    stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)-${extras:-base}"
+    stamp=".venv/.installed-$(cat pyproject.toml scripts/lib/venv.sh | sha256sum | cut -c1-16)-${extras:-base}"
     if [ ! -f "$stamp" ]; then
         echo "==> installing hps-api${extras:+ with $extras extras} into .venv"
-        .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec" || return 1
+        # compat mode: a plain .pth path entry; the default editable finder costs ~30 ms at
+        # every start of every console script, and operators run host_config in loops.
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check \
+            --config-settings editable_mode=compat -e "$spec" || return 1
         touch "$stamp"
     fi
 }
