@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from hps_api.errors import NotFound
 from hps_api.identity import Neighbours
 from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId
@@ -21,9 +22,10 @@ class Runtime:
 
     def active_cluster(self) -> str:
         """Return ACTIVE_CLUSTER from hps.conf (read per request: an operator may switch it)."""
-        from hps_api.errors import NotFound
-
-        active = self.store.items(RecordId.global_()).get("ACTIVE_CLUSTER", "")
+        try:
+            active = self.store.items(RecordId.global_()).get("ACTIVE_CLUSTER", "")
+        except NotFound:
+            active = ""
         if not active:
             raise NotFound("no active cluster: run 'hps-api init'")
         return active
