@@ -92,3 +92,36 @@ def test_unknown_subcommand_exits_2_with_one_line(cli) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("hps-api: ")
     assert result.stderr.count("\n") == 1
+
+
+def test_import_legacy_converts_a_tree_and_reports_what_it_skipped(cli, tmp_path: Path,
+                                                                   config_dir: Path) -> None:
+    old = tmp_path / "old"
+    (old / "clusters/lab/hosts").mkdir(parents=True)
+    (old / "clusters/lab/cluster.conf").write_text('DNS_DOMAIN="lab.local"\n')
+    (old / "clusters/lab/hosts/52:54:00:aa:bb:05.conf").write_text(
+        'state="INSTALLED"\nnote="$(touch pwned)"\nif [ -f x ]; then\n')
+    result = cli("hps-api", "import-legacy", str(old))
+    assert result.returncode == 1, result.stderr
+    assert "skipped" in result.stdout
+    host = config_dir / "clusters/lab/hosts/525400aabb05.conf"
+    lines = host.read_text().splitlines()
+    assert "STATE=INSTALLED" in lines and "NOTE=$(touch pwned)" in lines
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_import_legacy_dry_run_writes_nothing(cli, tmp_path: Path, config_dir: Path,
+                                              snapshot) -> None:
+    old = tmp_path / "old"
+    (old / "clusters/lab").mkdir(parents=True)
+    (old / "clusters/lab/cluster.conf").write_text("A=1\n")
+    before = snapshot(config_dir)
+    result = cli("hps-api", "import-legacy", "--dry-run", str(old))
+    assert result.returncode == 0, result.stderr
+    assert snapshot(config_dir) == before
+
+
+def test_import_legacy_of_a_missing_dir_exits_2(cli, tmp_path: Path) -> None:
+    result = cli("hps-api", "import-legacy", str(tmp_path / "nope"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("hps-api: ")
