@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hps_api.commands import host_state, variables
+from hps_api.commands import boot, host_state, menu, variables
 from hps_api.commands.base import CommandContext, Reply
 
 Command = Callable[[CommandContext], Reply]
@@ -20,4 +20,7 @@ COMMANDS: dict[str, Command] = {
     "os_variable": variables.os_variable,
     "host_get_config": variables.host_get_config,
     "log_message": host_state.log_message,
+    "init": boot.init,
+    "config_host": boot.config_host,
+    "process_menu_item": menu.process_menu_item,
 }

@@ -1,0 +1,91 @@
+"""Identity allocation: HOSTNAME and IP under the cluster allocation lock (boot.md, storage.md).
+
+Two hosts configured at the same instant never get the same name or address: the scan of the
+cluster's hosts and the write of the result happen under one cluster-wide lock. A host that
+already has a HOSTNAME or IP keeps it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+
+from hps_api.boot.network import ClusterNetwork
+from hps_api.errors import Conflict, NotFound
+from hps_api.store import FileStore, Kind, RecordId
+
+_NUMBERED = re.compile(r"^([a-z]+)-(\d{3,})$")
+
+
+def next_hostname(host_type: str, taken: Iterable[str]) -> str:
+    """Return `<type lower>-NNN` with the lowest number no other host uses."""
+    prefix = host_type.lower()
+    used = {int(m.group(2)) for m in map(_NUMBERED.match, taken) if m and m.group(1) == prefix}
+    number = next(n for n in range(1, len(used) + 2) if n not in used)
+    return f"{prefix}-{number:03d}"
+
+
+def next_ip(network: ClusterNetwork, taken: Iterable[str]) -> str:
+    """Return the first free static address; Conflict when the pool is exhausted."""
+    used = set()
+    for text in taken:
+        try:
+            used.add(ipaddress.IPv4Address(text))
+        except ValueError:
+            continue
+    for address in network.static_pool():
+        if address not in used:
+            return str(address)
+    raise Conflict(f"no free address left in the static pool of {network.network} "
+                   f"(outside {network.range_start}-{network.range_end})")
+
+
+def allocate_identity(
+    store: FileStore, cluster: str, mac: str, host_type: str, extra: Mapping[str, str | None],
+    actor: str,
+) -> dict[str, str]:
+    """Give the host a HOSTNAME, IP and NETMASK (kept if it has them) and write them together
+    with `extra` in one update, all under the cluster allocation lock; return the new record.
+
+    Raises Conflict (pool exhausted, network keys missing), NotFound, StoreBusy.
+    """
+    network = ClusterNetwork.of(store.items(RecordId.of_cluster(cluster)))
+    rid = RecordId.of_host(cluster, mac)
+    with store.lock(cluster):
+        current = _items_or_empty(store, rid)
+        others = [items for other, items in _all_hosts(store, cluster) if other != rid.name]
+        changes: dict[str, str | None] = dict(extra)
+        if not current.get("HOSTNAME"):
+            changes["HOSTNAME"] = next_hostname(host_type, (h.get("HOSTNAME", "") for h in others))
+        if not _valid_ip(current.get("IP", ""), network):
+            changes["IP"] = next_ip(network, (h.get("IP", "") for h in others))
+        changes["NETMASK"] = network.netmask
+        return store.update(rid, changes, actor, create=True)
+
+
+def _all_hosts(store: FileStore, cluster: str) -> list[tuple[str | None, dict[str, str]]]:
+    found = []
+    for rid in store.list_records(Kind.HOST, cluster):
+        try:
+            found.append((rid.name, store.items(rid)))
+        except NotFound:
+            continue
+    return found
+
+
+def _items_or_empty(store: FileStore, rid: RecordId) -> dict[str, str]:
+    try:
+        return store.items(rid)
+    except NotFound:
+        return {}
+
+
+def _valid_ip(text: str, network: ClusterNetwork) -> bool:
+    """Return True when a kept IP is still a static address of the network."""
+    try:
+        address = ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return network.is_host_address(address) and not network.in_range(address) \
+        and address != network.ips

@@ -1,0 +1,115 @@
+"""Assembling a boot decision from the store, and applying what it changes.
+
+`decide` is pure; this module does the reading and writing around it, so `init`, the menu
+items and the explain endpoint all reach the same answer the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Mapping
+
+from hps_api.boot.catalog import load_catalog
+from hps_api.boot.decide import BootInputs, Decision, decide
+from hps_api.errors import InvalidInput, NotFound
+from hps_api.render import ipxe
+from hps_api.store import FileStore, RecordId
+from hps_api.store.journal import utc_now
+
+_ARCH = re.compile(r"^[a-z0-9_]{1,16}$")
+#: facts iPXE reports at init (boot.md step 3), stored when a host registers
+REGISTRATION_FACTS = {"platform": "PLATFORM", "uuid": "SMBIOS_UUID", "serial": "SERIAL",
+                      "manufacturer": "MANUFACTURER", "product": "PRODUCT"}
+
+
+def session_id(name: str, epoch: int) -> str:
+    """Return a boot session id: the first 6 hex digits of sha256("<name>:<epoch>")."""
+    return hashlib.sha256(f"{name}:{epoch}".encode()).hexdigest()[:6]
+
+
+def host_or_none(store: FileStore, rid: RecordId) -> dict[str, str] | None:
+    """Return the host record, or None when the host is not registered."""
+    try:
+        return store.items(rid)
+    except NotFound:
+        return None
+
+
+def inputs_for(
+    store: FileStore, cluster: str, mac: str, host: Mapping[str, str] | None, *,
+    base_url: str, session: str, arch: str | None = None,
+) -> BootInputs:
+    """Return the BootInputs of a host (None: not registered yet), reading cluster and OS."""
+    cluster_items = store.items(RecordId.of_cluster(cluster))
+    record = dict(host or {})
+    host_arch = record.get("ARCH") or arch or "x86_64"
+    os_id, os = _os_of(store, cluster_items, record, host_arch)
+    return BootInputs(mac=mac, host=record, cluster=cluster_items, types=load_catalog(),
+                      os_id=os_id, os=os, base_url=base_url, session=session, now=utc_now(),
+                      arch=host_arch, registered=host is not None)
+
+
+def decision_for(store: FileStore, cluster: str, mac: str, host: Mapping[str, str] | None, *,
+                 base_url: str, session: str, arch: str | None = None) -> Decision:
+    """Return the decision `init` would take now for this host (no writes)."""
+    return decide(inputs_for(store, cluster, mac, host, base_url=base_url, session=session,
+                             arch=arch))
+
+
+def boot_stamps(host: Mapping[str, str] | None, mac: str, params: Mapping[str, str],
+                epoch: int | None = None) -> tuple[str, dict[str, str]]:
+    """Return the new boot session id and the keys `init` writes at every boot (and, for a
+    new host, at registration)."""
+    epoch = int(time.time()) if epoch is None else epoch
+    name = (host or {}).get("HOSTNAME") or mac
+    session = session_id(name, epoch)
+    stamps = {"BOOT_SESSION": session, "BOOT_TIME": str(epoch), "LAST_SEEN": utc_now()}
+    if host is None:
+        stamps.update({"STATE": "UNCONFIGURED", "FIRST_SEEN": stamps["LAST_SEEN"],
+                       "ARCH": parse_arch(params.get("arch"))})
+        stamps.update({key: params[name] for name, key in REGISTRATION_FACTS.items()
+                       if params.get(name)})
+    return session, stamps
+
+
+def parse_arch(text: str | None) -> str:
+    """Return the architecture iPXE reported (`${buildarch}`), x86_64 when absent."""
+    arch = (text or "x86_64").strip().lower()
+    if not _ARCH.match(arch):
+        raise InvalidInput(f"invalid arch {text!r}")
+    return arch
+
+
+def script_of(decision: Decision) -> str:
+    """Return the iPXE script of a decision."""
+    return ipxe.render(decision.template, dict(decision.context))
+
+
+def explain(decision: Decision) -> dict[str, object]:
+    """Return a decision as data: action, template, reason, changes and the script."""
+    return {"action": decision.action, "template": decision.template,
+            "reason": decision.reason, "changes": dict(decision.changes),
+            "script": script_of(decision)}
+
+
+def _os_of(store: FileStore, cluster: Mapping[str, str], host: Mapping[str, str],
+           arch: str) -> tuple[str | None, dict[str, str] | None]:
+    """Return the host's OS: its OS_ID if set and present, else what resolves for its type."""
+    from hps_api.boot.osreg import resolve_os
+
+    if host.get("OS_ID"):
+        try:
+            rid = RecordId.of_os(host["OS_ID"])
+            return rid.name, store.items(rid)
+        except (NotFound, InvalidInput):
+            return host["OS_ID"], None
+    if not host.get("TYPE"):
+        return None, None
+    try:
+        found = resolve_os(store, cluster, host["TYPE"], arch)
+    except (NotFound, InvalidInput):
+        return None, None
+    return (found[0], found[1]) if found else (None, None)
+

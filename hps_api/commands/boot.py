@@ -1,0 +1,57 @@
+"""`init` and `config_host`: a host asking what to do, and being given a type."""
+
+from __future__ import annotations
+
+import logging
+
+from hps_api import eventlog
+from hps_api.boot.configure import configure_host
+from hps_api.boot.decide import MENU_STATES
+from hps_api.boot.flow import boot_stamps, decision_for, explain, host_or_none, script_of
+from hps_api.commands.base import CommandContext, Reply
+from hps_api.errors import Conflict
+
+
+def init(ctx: CommandContext) -> Reply:
+    """Register an unknown host, start a boot session, answer the boot decision's script."""
+    host = host_or_none(ctx.store, ctx.host)
+    session, stamps = boot_stamps(host, ctx.mac, ctx.params)
+    decision = decision_for(ctx.store, ctx.cluster, ctx.mac, host, base_url=ctx.base_url,
+                            session=session, arch=stamps.get("ARCH"))
+    ctx.store.update(ctx.host, {**stamps, **decision.changes}, ctx.actor, create=host is None)
+    eventlog.event(logging.INFO, f"init: {decision.action} ({decision.reason})", host=ctx.mac,
+                   session=session, client=ctx.negotiated.client.value)
+    return boot_reply(decision_reply_data(ctx, decision), script_of(decision))
+
+
+def config_host(ctx: CommandContext) -> Reply:
+    """Configure the caller as `hosttype` (and `profile`); answer `<mac> configured as <TYPE>`."""
+    type_name = ctx.param("hosttype")
+    require_console(ctx, "config_host")
+    record = configure_host(ctx.store, ctx.settings, ctx.cluster, ctx.mac, type_name,
+                            ctx.params.get("profile"), ctx.actor, admin=ctx.caller.admin)
+    return Reply(f"{ctx.mac} configured as {record['TYPE']}",
+                 {"mac": ctx.mac, "record": ctx.visible(record)})
+
+
+def require_console(ctx: CommandContext, action: str) -> None:
+    """Raise Conflict unless the caller is an admin or the host is at its menu (a booted node
+    cannot reconfigure itself)."""
+    if ctx.caller.admin:
+        return
+    state = (host_or_none(ctx.store, ctx.host) or {}).get("STATE", "UNCONFIGURED")
+    if state not in MENU_STATES:
+        raise Conflict(f"{action} is not offered in state {state}")
+
+
+def decision_reply_data(ctx: CommandContext, decision: object) -> dict[str, object]:
+    """Return the JSON form of a boot answer."""
+    from hps_api.boot.decide import Decision
+
+    assert isinstance(decision, Decision)
+    return {"mac": ctx.mac, **explain(decision)}
+
+
+def boot_reply(data: dict[str, object], script: str) -> Reply:
+    """Return a Reply whose body is an iPXE script for every non-JSON client."""
+    return Reply(script, data, raw=True, title="iPXE script")
