@@ -77,14 +77,17 @@ def identify(
     authorization: str,
     neighbours: Neighbours,
     admin_token: str,
+    *,
+    local_admin: bool = True,
 ) -> Caller:
     """Return the Caller; raise Forbidden when `mac=` contradicts a verified MAC.
 
     `mac=` is trusted only when no verified source knows the caller (routed networks, loopback).
-    Admins (loopback, or `Authorization: Bearer <HPS_ADMIN_TOKEN>`) may name any host.
+    Admins (loopback unless `local_admin` is False, or `Authorization: Bearer
+    <HPS_ADMIN_TOKEN>`) may name any host.
     """
     claimed = normalize_mac(claimed_mac) if claimed_mac else None
-    admin = is_loopback(remote_ip) or bearer_matches(authorization, admin_token)
+    admin = (local_admin and is_loopback(remote_ip)) or bearer_matches(authorization, admin_token)
     verified = None if is_loopback(remote_ip) else neighbours.mac_of(remote_ip)
     if verified and claimed and claimed != verified and not admin:
         log.warning("spoofing attempt: %s (verified %s) claimed mac=%s", remote_ip, verified,

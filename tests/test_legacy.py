@@ -336,3 +336,15 @@ def test_log_message_lines_carry_host_session_client_and_function(web, settings)
 def test_json_answers_wrap_data(web) -> None:
     res = web.get(f"{URL}?cmd=determine_state", headers=JSON)
     assert json.loads(res.text) == {"ok": True, "data": {"mac": MAC, "state": "INSTALLING"}}
+
+
+def test_loopback_forwarded_by_an_untrusted_proxy_is_not_admin(web) -> None:
+    web.get(f"{URL}?cmd=cluster_variable&name=NTP&value=x",
+            extra_environ={"REMOTE_ADDR": "127.0.0.1"},
+            headers={"X-Forwarded-For": "10.99.0.99"}, status=403)
+
+
+def test_a_cross_site_page_in_the_operators_browser_is_not_admin(web) -> None:
+    web.get(f"{URL}?cmd=cluster_variable&name=NTP&value=x",
+            extra_environ={"REMOTE_ADDR": "127.0.0.1"},
+            headers={"Origin": "http://evil.example"}, status=403)

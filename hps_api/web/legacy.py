@@ -14,8 +14,8 @@ from hps_api import eventlog
 from hps_api.commands import COMMANDS
 from hps_api.commands.base import CommandContext
 from hps_api.errors import InvalidInput, NotFound
-from hps_api.identity import client_address, identify
 from hps_api.render.negotiate import negotiate
+from hps_api.web.caller import current_caller
 from hps_api.web.params import MAX_QUERY_BYTES, merge, parse_pairs
 from hps_api.web.respond import base_url, reply_response
 from hps_api.web.runtime import runtime
@@ -49,12 +49,7 @@ def command() -> Response:
     if handler is None:
         raise NotFound(f"Unknown or unsupported command: {eventlog.clean(name)[:64]}")
     rt = runtime()
-    caller = identify(
-        client_address(request.remote_addr or "", request.headers.get("X-Forwarded-For", ""),
-                       rt.settings.trusted_proxies),
-        params.get("mac"), request.headers.get("Authorization", ""), rt.neighbours,
-        rt.settings.admin_token,
-    )
+    caller = current_caller(params.get("mac"))
     g.caller = caller
     ctx = CommandContext(name, params, caller, rt.store, rt.settings, rt.active_cluster(),
                          g.negotiated, base_url())

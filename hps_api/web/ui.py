@@ -19,13 +19,13 @@ from flask import Blueprint, Response, g, request
 from hps_api import __version__
 from hps_api.boot.states import STATES
 from hps_api.errors import CorruptRecord, NotFound, StoreUnreadable
-from hps_api.identity import bearer_matches, client_address, is_loopback
 from hps_api.ids import colon_mac, is_sensitive, normalize_mac
 from hps_api.render import html
 from hps_api.render.negotiate import Negotiated, client_from_agent
 from hps_api.settings import Settings
 from hps_api.store import FileStore, Kind, RecordId
 from hps_api.store.journal import Change
+from hps_api.web.caller import current_caller
 from hps_api.web.respond import MIME
 from hps_api.web.runtime import runtime
 
@@ -115,11 +115,8 @@ def health() -> Response:
 
 
 def viewer_is_admin(settings: Settings) -> bool:
-    """Return True when the request comes from loopback or carries the admin bearer token."""
-    address = client_address(request.remote_addr or "", request.headers.get("X-Forwarded-For", ""),
-                             settings.trusted_proxies)
-    return is_loopback(address) or bearer_matches(request.headers.get("Authorization", ""),
-                                                  settings.admin_token)
+    """Return True when the viewer is an admin (see hps_api.web.caller)."""
+    return current_caller().admin
 
 
 def read_hosts(store: FileStore, cluster: str) -> tuple[dict[str, dict[str, str]], list[str]]:

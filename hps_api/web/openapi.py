@@ -1,0 +1,266 @@
+"""The OpenAPI 3.0 document of `/api/v1` and the legacy endpoint, served at
+`/api/v1/openapi.json` (anyone may read it; tests check it against the app's routes)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from flask import Response
+
+from hps_api import __version__
+from hps_api.boot.states import STATES
+from hps_api.inventory import SUMMARY_COLUMNS
+from hps_api.web.legacy import PATHS as LEGACY_PATHS
+
+Schema = dict[str, Any]
+
+ERROR_RESPONSES = {400: "BadRequest", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
+                   413: "TooLarge", 503: "Busy"}
+_ERROR_TEXT = {400: "bad parameter, key, value, MAC or body", 403: "not an admin",
+               404: "unknown cluster, host or key", 409: "conflicts with the current state",
+               413: "request body larger than 1 MiB", 503: "store busy (a lock timed out): retry"}
+_TEXT: Schema = {"type": "string"}
+_NULLABLE_TEXT: Schema = {"type": "string", "nullable": True}
+
+
+def serve() -> Response:
+    """Return the document as JSON (the bare document, not the `{"ok": ...}` envelope)."""
+    return Response(_document_json(), 200, content_type="application/json")
+
+
+@functools.cache
+def _document_json() -> str:
+    return json.dumps(document(), ensure_ascii=False)
+
+
+def document() -> dict[str, Any]:
+    """Return the OpenAPI 3.0.3 document as a dict."""
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "hps-api",
+            "version": __version__,
+            "description": "Provisioning API. Admin-only unless noted: call from loopback or "
+                           "send `Authorization: Bearer <HPS_ADMIN_TOKEN>`.",
+        },
+        "security": [{"bearerAuth": []}],
+        "paths": {**_api_paths(), **_legacy_paths()},
+        "components": _components(),
+    }
+
+
+# --- /api/v1 --------------------------------------------------------------------------------
+
+def _api_paths() -> dict[str, Any]:
+    name, key, mac, cluster = (_ref("parameters", p) for p in ("name", "key", "mac", "cluster"))
+    value_body = _json_body(_ref("schemas", "ValueBody"))
+    key_result = _ref("schemas", "KeyResult")
+    return {
+        "/api/v1/health": {"get": _op(
+            "health", "Status, version and active cluster (anyone)", _ref("schemas", "Health"),
+            errors=(), public=True)},
+        "/api/v1/openapi.json": {"get": {
+            "operationId": "openapi", "summary": "This document (anyone)", "security": [],
+            "responses": {"200": {"description": "the OpenAPI document",
+                                  "content": {"application/json": {"schema": {
+                                      "type": "object"}}}}}}},
+        "/api/v1/clusters": {
+            "get": _op("listClusters", "Every cluster, its host count, whether it is active",
+                       {"type": "array", "items": _ref("schemas", "Cluster")}, errors=(403, 503)),
+            "post": _op("createCluster", "Create a cluster (never activates it)",
+                        {"type": "object", "properties": {"name": _TEXT,
+                                                          "config": _ref("schemas", "Record")}},
+                        errors=(400, 403, 409, 413, 503), status=201,
+                        body=_json_body(_ref("schemas", "NewCluster")))},
+        "/api/v1/clusters/{name}/activate": {"post": _op(
+            "activateCluster", "Make a cluster the active one",
+            {"type": "object", "properties": {"active": _TEXT, "previous": _NULLABLE_TEXT}},
+            params=[name])},
+        "/api/v1/clusters/{name}/config": {"get": _op(
+            "getClusterConfig", "A cluster's record",
+            {"type": "object", "properties": {"cluster": _TEXT,
+                                              "config": _ref("schemas", "Record")}},
+            params=[name])},
+        "/api/v1/clusters/{name}/config/{key}": {
+            "put": _op("setClusterKey", "Set a cluster key", key_result, params=[name, key],
+                       body=value_body, errors=(400, 403, 404, 413, 503)),
+            "delete": _op("unsetClusterKey", "Remove a cluster key", key_result,
+                          params=[name, key])},
+        "/api/v1/hosts": {"get": _op(
+            "listHosts", "Host summaries, newest activity first",
+            {"type": "object", "properties": {
+                "cluster": _TEXT,
+                "hosts": {"type": "array", "items": _ref("schemas", "HostSummary")}}},
+            params=[cluster, _query("state", "only hosts in this state",
+                                    {"type": "string", "enum": list(STATES)}),
+                    _query("type", "only hosts of this TYPE (SCH, TCH, CCH, DRH...)", _TEXT)])},
+        "/api/v1/hosts/{mac}": {
+            "get": _op("getHost", "A host's record and summary", _ref("schemas", "Host"),
+                       params=[mac, cluster]),
+            "delete": _op("deleteHost", "Remove a host's record",
+                          {"type": "object", "properties": {
+                              "mac": _TEXT, "cluster": _TEXT, "deleted": {"type": "boolean"}}},
+                          params=[mac, cluster])},
+        "/api/v1/hosts/{mac}/config/{key}": {
+            "get": _op("getHostKey", "One key of a host",
+                       {"type": "object", "properties": {
+                           "mac": _TEXT, "cluster": _TEXT, "key": _TEXT, "value": _TEXT}},
+                       params=[mac, key, cluster]),
+            "put": _op("setHostKey", "Set a key of a registered host (STATE: a known state)",
+                       key_result, params=[mac, key, cluster], body=value_body,
+                       errors=(400, 403, 404, 413, 503)),
+            "delete": _op("unsetHostKey", "Remove a key of a host", key_result,
+                          params=[mac, key, cluster])},
+    }
+
+
+def _op(operation_id: str, summary: str, data: Schema, *, params: Iterable[Schema] = (),
+        body: Schema | None = None, errors: Iterable[int] = (400, 403, 404, 503),
+        status: int = 200, public: bool = False) -> dict[str, Any]:
+    """Return an operation answering `{"ok": true, "data": <data>}` with `status`."""
+    operation: dict[str, Any] = {"operationId": operation_id, "summary": summary}
+    if public:
+        operation["security"] = []
+    if params:
+        operation["parameters"] = list(params)
+    if body is not None:
+        operation["requestBody"] = body
+    responses: dict[str, Any] = {str(status): {"description": "done", "content": {
+        "application/json": {"schema": _envelope(data)}}}}
+    responses.update({str(code): _ref("responses", ERROR_RESPONSES[code]) for code in errors})
+    operation["responses"] = responses
+    return operation
+
+
+def _envelope(data: Schema) -> Schema:
+    return {"type": "object", "required": ["ok", "data"],
+            "properties": {"ok": {"type": "boolean", "enum": [True]}, "data": data}}
+
+
+def _json_body(schema: Schema) -> Schema:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _query(name: str, description: str, schema: Schema) -> Schema:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema}
+
+
+def _path(name: str, description: str, schema: Schema) -> Schema:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": schema}
+
+
+def _ref(section: str, name: str) -> Schema:
+    return {"$ref": f"#/components/{section}/{name}"}
+
+
+# --- the legacy endpoint (api.md §1) --------------------------------------------------------
+
+_LEGACY_PARAMS = {
+    "cmd": "the command: init, determine_state, set_status, host_variable, cluster_variable, "
+           "os_variable, host_get_config, config_host, process_menu_item, log_message, "
+           "host_audit, kickstart, selftest_report, ... (api.md §1)",
+    "mac": "the host (accepted when no verified source knows the caller; admins: any host)",
+    "name": "key name (host_variable, cluster_variable, os_variable)",
+    "value": "value to set (present, even empty: set)",
+    "action": "`unset` to remove the key (host_variable)",
+    "status": "new STATE (set_status)",
+    "os_id": "`<arch>:<name>:<version>` (os_variable)",
+    "message": "log line (log_message)",
+    "function": "the node function that logs (log_message)",
+    "session": "boot session id",
+    "format": "answer format: ipxe, json, text, html or sh",
+    "via": "client type override: ipxe, cli, browser or script",
+    "client": "the same as `via=`",
+}
+
+
+def _legacy_paths() -> dict[str, Any]:
+    return {path: _legacy_item(path, index) for index, path in enumerate(LEGACY_PATHS)}
+
+
+def _legacy_item(path: str, index: int) -> dict[str, Any]:
+    suffix = "" if index == 0 else f"Alias{index}"
+    alias = "" if index == 0 else f" (alias of {LEGACY_PATHS[0]})"
+    parameters = [_query(name, text, _TEXT) for name, text in _LEGACY_PARAMS.items()]
+    parameters[0]["required"] = True
+    responses = {"200": {"description": "the bare value and a newline (text), an iPXE script "
+                                        "(iPXE clients: errors too, as HTTP 200), JSON or HTML",
+                         "content": {"text/plain": {"schema": _TEXT},
+                                     "application/json": {"schema": _envelope({})},
+                                     "text/html": {"schema": _TEXT}}}}
+    responses.update({str(code): {"description": _ERROR_TEXT[code], "content": {
+        "text/plain": {"schema": _TEXT},
+        "application/json": {"schema": _ref("schemas", "Error")}}}
+        for code in (400, 403, 404, 409, 413, 503)})
+    common = {"security": [{}, {"bearerAuth": []}], "parameters": parameters,
+              "responses": responses}
+    form = {"content": {"application/x-www-form-urlencoded": {"schema": {
+        "type": "object", "additionalProperties": _TEXT}}}}
+    return {
+        "get": {"operationId": f"legacyCommand{suffix}", "summary": f"Run cmd={alias}",
+                **common},
+        "post": {"operationId": f"legacyCommandPost{suffix}",
+                 "summary": f"Run cmd= with form parameters (the query string wins){alias}",
+                 "requestBody": form, **common},
+    }
+
+
+# --- components -----------------------------------------------------------------------------
+
+def _components() -> dict[str, Any]:
+    return {
+        "securitySchemes": {"bearerAuth": {
+            "type": "http", "scheme": "bearer",
+            "description": "HPS_ADMIN_TOKEN (requests from loopback need no token)"}},
+        "parameters": {
+            "name": _path("name", "cluster name", {"type": "string",
+                                                   "pattern": "^[a-z][a-z0-9-]{0,62}$"}),
+            "key": _path("key", "key name, any case (stored upper-case)",
+                         {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+                          "maxLength": 128}),
+            "mac": _path("mac", "MAC in any common spelling: 52:54:00:aa:bb:01, "
+                         "52-54-00-aa-bb-01, 5254.00aa.bb01, 525400aabb01", _TEXT),
+            "cluster": _query("cluster", "cluster to use instead of the active one", _TEXT),
+        },
+        "schemas": _schemas(),
+        "responses": {
+            ERROR_RESPONSES[code]: {"description": _ERROR_TEXT[code], "content": {
+                "application/json": {"schema": _ref("schemas", "Error")}}}
+            for code in ERROR_RESPONSES},
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    text_map: Schema = {"type": "object", "additionalProperties": _TEXT}
+    return {
+        "Error": {"type": "object", "required": ["ok", "error"], "properties": {
+            "ok": {"type": "boolean", "enum": [False]},
+            "error": {"type": "object", "required": ["code", "message"], "properties": {
+                "code": {"type": "integer"}, "message": _TEXT}}}},
+        "Record": {**text_map, "description": "KEY: value pairs of one record"},
+        "ValueBody": {"type": "object", "required": ["value"], "properties": {
+            "value": {**_TEXT, "description": "no control characters, at most 64 KiB"}}},
+        "NewCluster": {"type": "object", "required": ["name"], "properties": {
+            "name": {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,62}$"},
+            "config": {**text_map, "description": "initial keys (not NAME, CREATED, UPDATED)"}}},
+        "KeyResult": {"type": "object", "properties": {
+            "cluster": _TEXT, "mac": _TEXT, "key": _TEXT,
+            "value": {**_NULLABLE_TEXT, "description": "null once removed"},
+            "record": _ref("schemas", "Record")}},
+        "Cluster": {"type": "object", "properties": {
+            "name": _TEXT, "active": {"type": "boolean"}, "hosts": {"type": "integer"}}},
+        "HostSummary": {"type": "object", "properties": {
+            "mac": _TEXT, **dict.fromkeys(SUMMARY_COLUMNS, _NULLABLE_TEXT),
+            "error": {**_TEXT, "description": "only when the record cannot be read"}}},
+        "Host": {"type": "object", "properties": {
+            "mac": _TEXT, "cluster": _TEXT, "record": _ref("schemas", "Record"),
+            "summary": _ref("schemas", "HostSummary")}},
+        "Health": {"type": "object", "properties": {
+            "status": {"type": "string", "enum": ["ok", "degraded"]}, "version": _TEXT,
+            "active_cluster": _NULLABLE_TEXT}},
+    }
