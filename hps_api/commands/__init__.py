@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hps_api.commands import boot, host_state, menu, variables
+from hps_api.commands import boot, host_state, menu, overlay, variables
 from hps_api.commands.base import CommandContext, Reply
 
 Command = Callable[[CommandContext], Reply]
@@ -23,4 +23,5 @@ COMMANDS: dict[str, Command] = {
     "init": boot.init,
     "config_host": boot.config_host,
     "process_menu_item": menu.process_menu_item,
+    "apkovl": overlay.apkovl,
 }

@@ -28,6 +28,8 @@ class Reply:
 
     `text` is the legacy body (a newline is added unless `raw`); `data` the JSON payload
     (defaults to `text`); `ipxe` what an iPXE client gets (default: the text as `hps_reply`).
+    `binary` (with `content_type`) is sent as it is to every client: archives are not
+    negotiated.
     """
 
     text: str
@@ -35,6 +37,8 @@ class Reply:
     ipxe: IpxeAnswer | None = None
     raw: bool = False
     title: str = ""
+    binary: bytes | None = None
+    content_type: str = ""
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ def base_url() -> str:
 def reply_response(reply: Reply, negotiated: Negotiated, *, mac: str | None) -> Response:
     """Return the response for a successful command."""
     fmt = negotiated.format
+    if reply.binary is not None:
+        return Response(reply.binary, 200, content_type=reply.content_type)
     if fmt == "json":
         return _json({"ok": True, "data": reply.text if reply.data is None else reply.data}, 200)
     if fmt == "html":
