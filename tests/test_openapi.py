@@ -26,7 +26,7 @@ OPERATIONS = [(path, method) for path, item in DOC["paths"].items()
 PATH_VALUES = {"mac": "52-54-00-AA-BB-01", "name": "default", "key": "dns_domain"}
 #: request bodies and query strings by operationId (the legacy ones share a prefix)
 BODIES: dict[str, Any] = {"createCluster": {"name": "lab2"}, "setClusterKey": {"value": "x"},
-                          "setHostKey": {"value": "x"}}
+                          "setHostKey": {"value": "x"}, "configureHost": {"type": "SCH"}}
 LEGACY_QUERY = "cmd=host_variable&name=DNS_DOMAIN&mac=525400aabb01"
 
 
@@ -34,7 +34,10 @@ LEGACY_QUERY = "cmd=host_variable&name=DNS_DOMAIN&mac=525400aabb01"
 def seeded(store: FileStore, host: RecordId) -> None:
     """The host and the cluster both hold DNS_DOMAIN, the key the calls use."""
     store.update(host, {"DNS_DOMAIN": "host.lan", "TYPE": "SCH"}, "t")
-    store.update(RecordId.of_cluster("default"), {"DNS_DOMAIN": "lab.lan"}, "t")
+    store.update(RecordId.of_cluster("default"), {"DNS_DOMAIN": "lab.lan", "DHCP_IP": "10.99.0.1",
+                                                  "NETWORK_CIDR": "10.99.0.0/24"}, "t")
+    store.update(RecordId.of_os("x86_64:rocky:10"), {"STATUS": "prod", "HPS_TYPES": "SCH"}, "t",
+                 create=True)
 
 
 @pytest.fixture
@@ -98,12 +101,6 @@ def test_the_document_describes_no_route_the_app_lacks(app: Flask) -> None:
     routes = {(documented_path(r.rule), m.lower()) for r in app.url_map.iter_rules()
               for m in r.methods or ()}
     assert [op for op in OPERATIONS if op not in routes] == []
-
-
-@pytest.mark.parametrize("path", ["/api/v1/hosts/{mac}/configure", "/api/v1/hosts/{mac}/boot",
-                                  "/api/v1/hosts/{mac}/events"])
-def test_endpoints_of_a_later_milestone_are_not_documented(path: str) -> None:
-    assert path not in DOC["paths"]
 
 
 @pytest.mark.parametrize(("path", "method"), OPERATIONS)

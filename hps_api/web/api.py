@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
 from flask import Blueprint, Response, g, request
 
 from hps_api import __version__, eventlog, inventory
+from hps_api.boot.configure import configure_host
+from hps_api.boot.flow import decision_for, explain, host_or_none
 from hps_api.errors import Forbidden, InvalidInput, NotFound
 from hps_api.identity import Caller
 from hps_api.ids import normalize_key, normalize_mac
@@ -22,7 +25,7 @@ from hps_api.render.negotiate import Client, Negotiated, client_from_agent
 from hps_api.store import FileStore, RecordId
 from hps_api.web import openapi
 from hps_api.web.caller import current_caller
-from hps_api.web.respond import json_response
+from hps_api.web.respond import base_url, json_response
 from hps_api.web.runtime import runtime
 
 PREFIX = "/api/v1"
@@ -168,6 +171,44 @@ def unset_host_key(mac: str, key: str) -> Response:
     rid = RecordId.of_host(_cluster(), mac)
     record = _store().unset(rid, key, _actor())
     return _key_result({"mac": rid.name, "cluster": rid.cluster}, key, record)
+
+
+@bp.post("/hosts/<mac>/configure")
+def configure(mac: str) -> Response:
+    """Configure a host from `{"type": "SCH", "profile": "DEFAULT"}` (same as the menu choice)."""
+    body = _body()
+    cluster = _cluster()
+    profile = body.get("profile")
+    record = configure_host(_store(), runtime().settings, cluster, mac, _text(body, "type"),
+                            profile if isinstance(profile, str) else None, _actor(), admin=True)
+    return json_response({"mac": normalize_mac(mac), "cluster": cluster, "record": record})
+
+
+@bp.get("/hosts/<mac>/boot")
+def explain_boot(mac: str) -> Response:
+    """The script `init` would serve now, and why; writes nothing."""
+    cluster, mac12 = _cluster(), normalize_mac(mac)
+    host = host_or_none(_store(), RecordId.of_host(cluster, mac12))
+    if host is None:
+        raise NotFound(f"Host {mac12} not found")
+    decision = decision_for(_store(), cluster, mac12, host, base_url=base_url(),
+                            session=host.get("BOOT_SESSION", "------"))
+    return json_response({"mac": mac12, "cluster": cluster, "state": host.get("STATE"),
+                          "type": host.get("TYPE"), "profile": host.get("PROFILE"),
+                          "os_id": host.get("OS_ID"), **explain(decision)})
+
+
+@bp.get("/hosts/<mac>/events")
+def events(mac: str) -> Response:
+    """The host's journal entries and boot sessions, newest first."""
+    rid = RecordId.of_host(_cluster(), mac)
+    changes = [asdict(c) for c in reversed(_store().history(rid))]
+    if not changes and not _store().exists(rid):
+        raise NotFound(f"Host {rid.name} not found")
+    sessions = [{"session": c["new"], "time": c["time"]} for c in changes
+                if c["key"] == "BOOT_SESSION" and c["new"]]
+    return json_response({"mac": rid.name, "cluster": rid.cluster, "changes": changes,
+                          "sessions": sessions})
 
 
 # --- parsing and rendering ------------------------------------------------------------------

@@ -114,6 +114,27 @@ def _api_paths() -> dict[str, Any]:
                        errors=(400, 403, 404, 413, 503)),
             "delete": _op("unsetHostKey", "Remove a key of a host", key_result,
                           params=[mac, key, cluster])},
+        "/api/v1/hosts/{mac}/configure": {
+            "post": _op("configureHost", "Set type and profile, allocate identity, CONFIGURED",
+                        {"type": "object", "properties": {
+                            "mac": _TEXT, "cluster": _TEXT, "record": _ref("schemas", "Record")}},
+                        params=[mac, cluster], body=_json_body({
+                            "type": "object", "required": ["type"], "properties": {
+                                "type": _TEXT, "profile": _TEXT}}),
+                        errors=(400, 403, 404, 409, 413, 503))},
+        "/api/v1/hosts/{mac}/boot": {
+            "get": _op("explainBoot", "The script init would serve now, and why (no writes)",
+                       {"type": "object", "properties": {
+                           "mac": _TEXT, "state": _TEXT, "action": _TEXT, "template": _TEXT,
+                           "reason": _TEXT, "script": _TEXT, "changes": {"type": "object"}}},
+                       params=[mac, cluster])},
+        "/api/v1/hosts/{mac}/events": {
+            "get": _op("hostEvents", "The host's journal and boot sessions, newest first",
+                       {"type": "object", "properties": {
+                           "mac": _TEXT, "changes": {"type": "array", "items": {
+                               "type": "object"}},
+                           "sessions": {"type": "array", "items": {"type": "object"}}}},
+                       params=[mac, cluster])},
     }
 
 
