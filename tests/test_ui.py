@@ -1,8 +1,12 @@
-"""The pages for people (api.md §6): dashboard, host page and health, as a browser sees them."""
+"""The pages for people (api.md §6): dashboard, unconfigured hosts, host page, health and the
+admin actions (configure, reinstall, unconfigure) with their CSRF protection, as a browser sees
+them."""
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -10,32 +14,56 @@ import webtest
 from flask import Flask
 
 from hps_api import __version__, create_app
+from hps_api.errors import Forbidden
 from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId
 from hps_api.store.bootstrap import initialise
-from hps_api.web import ui
+from hps_api.store.journal import Change
+from hps_api.web import csrf, ui
 
 OUTSIDER = "10.99.0.7"
 LOOPBACK = "127.0.0.1"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"
 HOSTILE = "<script>alert(1)</script>"
+TOKEN = "t0k"
+WAITING = "525400aabb02"
+CONFIGURE = f"/hosts/{WAITING}/configure"
 
 
-def make_app(tmp_path: Path, config_dir: Path) -> Flask:
+def app_settings(tmp_path: Path, config_dir: Path, **changes: object) -> Settings:
+    """Return settings keeping every path under tmp_path (no /srv, no real dnsmasq)."""
+    return Settings(config_dir=config_dir, log_dir=tmp_path / "log", arp_table=tmp_path / "arp",
+                    dhcp_leases=tmp_path / "leases", resources_dir=tmp_path / "resources",
+                    dnsmasq_pidfile=tmp_path / "dnsmasq.pid", admin_token=TOKEN,
+                    lock_timeout=0.5).with_overrides(**changes)
+
+
+def make_app(tmp_path: Path, config_dir: Path, **changes: object) -> Flask:
     """Return the real app on tmp_path, with the ui blueprint until app.py registers it."""
-    app = create_app(Settings(config_dir=config_dir, log_dir=tmp_path / "log",
-                              arp_table=tmp_path / "arp", dhcp_leases=tmp_path / "leases",
-                              admin_token="t0k"))
+    app = create_app(app_settings(tmp_path, config_dir, **changes))
     if "ui" not in app.blueprints:
         app.register_blueprint(ui.bp)
     return app
 
 
 @pytest.fixture
-def web(tmp_path: Path, config_dir: Path) -> webtest.TestApp:
+def app(tmp_path: Path, config_dir: Path) -> Flask:
+    """The real app over the test store."""
+    return make_app(tmp_path, config_dir)
+
+
+@pytest.fixture
+def web(app: Flask) -> webtest.TestApp:
     """A browser on the provisioning network (not loopback, no token)."""
-    return webtest.TestApp(make_app(tmp_path, config_dir),
-                           extra_environ={"REMOTE_ADDR": OUTSIDER, "HTTP_USER_AGENT": BROWSER})
+    return webtest.TestApp(app, extra_environ={"REMOTE_ADDR": OUTSIDER,
+                                               "HTTP_USER_AGENT": BROWSER})
+
+
+@pytest.fixture
+def admin(app: Flask) -> webtest.TestApp:
+    """The operator's browser on the IPS itself (loopback: admin)."""
+    return webtest.TestApp(app, extra_environ={"REMOTE_ADDR": LOOPBACK,
+                                               "HTTP_USER_AGENT": BROWSER})
 
 
 def add_host(store: FileStore, mac: str, **values: str) -> RecordId:
@@ -101,6 +129,7 @@ def test_dashboard_refreshes_itself_every_30_seconds_and_other_pages_do_not(web,
     refresh = '<meta http-equiv="refresh" content="30">'
     assert refresh in web.get("/").text
     assert refresh not in web.get("/hosts/525400aabb01").text
+    assert refresh not in web.get("/unconfigured").text
     assert refresh not in web.get("/health").text
 
 
@@ -246,11 +275,7 @@ def test_a_forwarded_loopback_address_from_an_untrusted_peer_is_no_admin(web, se
 def test_the_dashboard_hides_a_summary_column_that_settings_call_sensitive(
         tmp_path: Path, config_dir: Path, store: FileStore) -> None:
     add_host(store, "52:54:00:aa:bb:01", STATE="INSTALLED", BOOT_SESSION="abc123")
-    app = create_app(Settings(config_dir=config_dir, log_dir=tmp_path / "log",
-                              arp_table=tmp_path / "arp", dhcp_leases=tmp_path / "leases",
-                              sensitive_keys=("BOOT_SESSION",)))
-    if "ui" not in app.blueprints:
-        app.register_blueprint(ui.bp)
+    app = make_app(tmp_path, config_dir, sensitive_keys=("BOOT_SESSION",))
     body = webtest.TestApp(app, extra_environ={"REMOTE_ADDR": OUTSIDER}).get("/").text
     assert "abc123" not in body
     assert '<span class="withheld">hidden</span>' in body
@@ -278,12 +303,12 @@ def test_a_hostile_mac_in_the_url_is_escaped_on_the_error_page(web) -> None:
 
 def test_health_shows_status_version_cluster_and_config_dir(web, config_dir: Path) -> None:
     body = web.get("/health").text
-    assert "<h1>Health: ok</h1>" in body
+    assert "<h1>Health: degraded</h1>" in body  # the fixture cluster has no network yet
     assert f"<td>{__version__}</td>" in body
     assert '<a href="/">default</a>' in body
     assert f"<code>{config_dir}</code>" in body
     assert '<th scope="row">Config dir writable</th><td>yes</td>' in body
-    assert "placeholder" in body
+    assert "IPS self-test" in body and "NETWORK_CIDR" in body
 
 
 def test_health_is_degraded_without_an_active_cluster_or_config_dir(tmp_path: Path) -> None:
@@ -295,9 +320,559 @@ def test_health_is_degraded_without_an_active_cluster_or_config_dir(tmp_path: Pa
     assert '<th scope="row">Config dir writable</th><td>no</td>' in body
 
 
-def test_a_fresh_store_seeded_by_initialise_is_healthy(tmp_path: Path) -> None:
+def test_a_fresh_store_seeded_by_initialise_is_degraded_until_configured(tmp_path: Path) -> None:
     root = tmp_path / "fresh"
     initialise(FileStore(root), "lab-1", "test:setup")
     web = webtest.TestApp(make_app(tmp_path, root), extra_environ={"REMOTE_ADDR": OUTSIDER})
-    assert "<h1>Health: ok</h1>" in web.get("/health").text
+    page = web.get("/health").text
+    assert "<h1>Health: degraded</h1>" in page
+    assert "active_cluster</th><td class=\"bad\">FAIL" in page
     assert "Cluster lab-1" in web.get("/").text
+
+
+# -- shared set-up for the actions ---------------------------------------------------------------
+
+
+@pytest.fixture
+def bootable(store: FileStore) -> None:
+    """A cluster that can configure and install an SCH: network keys and a prod OS record."""
+    store.update(RecordId.of_cluster("default"), {"DHCP_IP": "10.99.0.1",
+                                                  "NETWORK_CIDR": "10.99.0.0/24"}, "test:setup")
+    store.update(RecordId.of_os("x86_64:rocky:10"), {
+        "NAME": "rocky", "VERSION": "10", "ARCH": "x86_64", "STATUS": "prod", "HPS_TYPES": "SCH",
+        "REPO_PATH": "rocky/10", "KERNEL": "images/pxeboot/vmlinuz",
+        "INITRD": "images/pxeboot/initrd.img"}, "test:setup", create=True)
+
+
+@pytest.fixture
+def hosts_in_states(store: FileStore, bootable: None) -> None:
+    """One host waiting in each of UNCONFIGURED, FAILED and INSTALL_FAILED, and one INSTALLED."""
+    add_host(store, "52:54:00:aa:bb:02", STATE="UNCONFIGURED", LAST_SEEN="2025-01-03T10:00:00Z")
+    add_host(store, "52:54:00:aa:bb:03", STATE="FAILED", HOSTNAME="failed-003")
+    add_host(store, "52:54:00:aa:bb:04", STATE="INSTALL_FAILED", HOSTNAME="sch-004", TYPE="SCH")
+    add_host(store, "52:54:00:aa:bb:05", STATE="INSTALLED", HOSTNAME="sch-005", TYPE="SCH",
+             PROFILE="DEFAULT", IP="10.99.0.5")
+
+
+def secret_of(tmp_path: Path, config_dir: Path) -> bytes:
+    """Return the CSRF secret the app of these settings signs with."""
+    return csrf.derive_secret(app_settings(tmp_path, config_dir))
+
+
+def form_token(page: webtest.TestResponse, action: str) -> str:
+    """Return the CSRF token of the form posting to `action` on a page."""
+    form = next(f for f in page.forms.values() if f.action == action)
+    return str(form["csrf_token"].value)
+
+
+# -- the unconfigured hosts page and the forms --------------------------------------------------
+
+
+@pytest.mark.usefixtures("hosts_in_states")
+def test_unconfigured_page_lists_the_hosts_waiting_for_a_type_and_no_other(web) -> None:
+    body = web.get("/unconfigured").text
+    for mac in ("525400aabb02", "525400aabb03", "525400aabb04"):
+        assert f'<a href="/hosts/{mac}">' in body
+    assert "525400aabb05" not in body
+
+
+@pytest.mark.usefixtures("hosts_in_states")
+@pytest.mark.parametrize("url", ["/unconfigured", f"/hosts/{WAITING}"])
+def test_configure_forms_are_shown_to_admins_only(web, admin, url: str) -> None:
+    form = f'<form method="post" action="{CONFIGURE}"'
+    assert form in admin.get(url).text
+    assert form not in web.get(url).text
+    assert "<form" not in web.get(url).text
+    assert "csrf_token" not in web.get(url).text
+
+
+@pytest.mark.usefixtures("hosts_in_states")
+def test_non_admins_see_the_waiting_hosts_without_forms_and_are_told_why(web) -> None:
+    body = web.get("/unconfigured").text
+    assert "Only admins can configure hosts" in body
+    assert '<a href="/hosts/525400aabb03">' in body
+
+
+@pytest.mark.usefixtures("hosts_in_states")
+def test_the_refreshing_dashboard_has_no_form_and_links_to_the_waiting_hosts(admin) -> None:
+    body = admin.get("/").text
+    assert "<form" not in body
+    assert '3 hosts wait for a type: <a href="/unconfigured">configure them</a>' in body
+
+
+@pytest.mark.usefixtures("hosts_in_states")
+def test_the_form_offers_every_type_and_profile_of_the_catalog(admin) -> None:
+    form = admin.get("/unconfigured").forms[f"configure-{WAITING}"]
+    values = [value for value, _selected, _text in form["choice"].options]
+    assert values[0] == ""
+    assert {"SCH/DEFAULT", "TCH/DEFAULT", "TCH/KVM", "TCH/DOCKER", "TCH/BUILD", "CCH/DEFAULT",
+            "DRH/DEFAULT"} == set(values[1:])
+
+
+@pytest.mark.usefixtures("hosts_in_states")
+def test_the_dashboard_heads_with_the_cluster_summary(web) -> None:
+    body = web.get("/").text
+    for label, value in (("Cluster", "default"), ("Network", "10.99.0.0/24"),
+                         ("IPS address", "10.99.0.1"), ("Hosts", "4")):
+        assert f"<dt>{label}</dt><dd>{value}</dd>" in body
+
+
+@pytest.mark.parametrize(("record", "actions"), [
+    ({}, ["configure"]),
+    ({"STATE": "UNCONFIGURED"}, ["configure"]),
+    ({"STATE": "FAILED"}, ["configure", "unconfigure"]),
+    ({"STATE": "INSTALL_FAILED", "TYPE": "SCH"}, ["configure", "reinstall", "unconfigure"]),
+    ({"STATE": "CONFIGURED", "TYPE": "SCH"}, ["reinstall", "unconfigure"]),
+    ({"STATE": "INSTALLED", "TYPE": "SCH"}, ["reinstall", "unconfigure"]),
+    ({"STATE": "UNMANAGED"}, ["unconfigure"]),
+])
+def test_host_actions_follow_the_state_and_type(record, actions) -> None:
+    assert ui.host_actions(record) == actions
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("SCH/DEFAULT", ("SCH", "DEFAULT")), ("tch/kvm", ("tch", "kvm")), ("SCH", ("SCH", None)),
+    (" CCH/ ", ("CCH", None)),
+])
+def test_a_choice_is_type_slash_profile(text: str, expected) -> None:
+    assert ui.parse_choice(text) == expected
+
+
+# -- configure, reinstall, unconfigure -----------------------------------------------------------
+
+
+@pytest.mark.usefixtures("hosts_in_states")
+def test_configuring_from_the_form_redirects_and_the_next_init_serves_the_installer(
+        admin, web, store: FileStore) -> None:
+    form = admin.get("/unconfigured").forms[f"configure-{WAITING}"]
+    form["choice"] = "SCH/DEFAULT"
+    done = form.submit(status=303)
+    assert done.headers["Location"].endswith(f"/hosts/{WAITING}?done=configure")
+    record = store.items(RecordId.of_host("default", WAITING))
+    assert (record["STATE"], record["TYPE"], record["PROFILE"]) == ("CONFIGURED", "SCH",
+                                                                  "DEFAULT")
+    assert (record["HOSTNAME"], record["IP"], record["OS_ID"]) == ("sch-001", "10.99.0.2",
+                                                                   "x86_64:rocky:10")
+    assert "Configured: the host installs at its next network boot." in done.follow().text
+    script = web.get(f"/cgi-bin/boot_manager.sh?cmd=init&mac={WAITING}",
+                     headers={"User-Agent": "iPXE/1.21.1+"}).text
+    assert script.startswith("#!ipxe")
+    assert "installing x86_64:rocky:10 on sch-001 as SCH/DEFAULT" in script
+    assert "/distros/rocky/10/images/pxeboot/vmlinuz" in script
+
+
+@pytest.mark.usefixtures("hosts_in_states")
+def test_the_change_shows_in_the_history_of_the_host_page(admin) -> None:
+    form = admin.get(f"/hosts/{WAITING}").forms[f"configure-{WAITING}"]
+    form["choice"] = "SCH/DEFAULT"
+    history = form.submit(status=303).follow().text.split("<h2>History</h2>")[1]
+    assert "<td>TYPE</td>\n<td><span class=\"muted\">(unset)</span></td>\n<td>SCH</td>" in history
+    assert f"<td>admin:{LOOPBACK}</td>" in history
+
+
+@pytest.mark.usefixtures("hosts_in_states")
+@pytest.mark.parametrize(("choice", "status"), [
+    ("", 400), ("XYZ/DEFAULT", 400), ("SCH/KVM", 400),
+], ids=["empty", "unknown-type", "unknown-profile"])
+def test_a_bad_choice_is_refused_and_changes_nothing(
+        admin, config_dir: Path, snapshot, choice: str, status: int) -> None:
+    token = form_token(admin.get("/unconfigured"), CONFIGURE)
+    before = snapshot(config_dir)
+    page = admin.post(CONFIGURE, {"csrf_token": token, "choice": choice}, status=status)
+    assert page.content_type == "text/html"
+    assert snapshot(config_dir) == before
+
+
+@pytest.mark.usefixtures("hosts_in_states")
+def test_configuring_a_host_that_does_not_wait_for_a_type_is_a_409(
+        admin, config_dir: Path, snapshot, tmp_path: Path) -> None:
+    action = "/hosts/525400aabb05/configure"
+    token = csrf.issue(secret_of(tmp_path, config_dir), action)
+    before = snapshot(config_dir)
+    page = admin.post(action, {"csrf_token": token, "choice": "SCH/DEFAULT"}, status=409)
+    assert "unconfigure first" in page.text
+    assert snapshot(config_dir) == before
+
+
+@pytest.mark.usefixtures("hosts_in_states")
+def test_configuring_an_unknown_host_is_a_404(admin, tmp_path: Path, config_dir: Path) -> None:
+    action = "/hosts/525400aabb99/configure"
+    token = csrf.issue(secret_of(tmp_path, config_dir), action)
+    admin.post(action, {"csrf_token": token, "choice": "SCH/DEFAULT"}, status=404)
+
+
+@pytest.mark.usefixtures("hosts_in_states")
+def test_reinstall_sets_the_state_and_says_so(admin, store: FileStore) -> None:
+    page = admin.get("/hosts/525400aabb05")
+    done = page.forms["reinstall"].submit(status=303).follow()
+    assert store.items(RecordId.of_host("default", "525400aabb05"))["STATE"] == "REINSTALL"
+    assert "Marked for reinstall" in done.text
+
+
+@pytest.mark.usefixtures("hosts_in_states")
+def test_unconfigure_forgets_the_type_and_keeps_hostname_and_ip(admin, store: FileStore) -> None:
+    store.update(RecordId.of_host("default", "525400aabb05"), {"OS_ID": "x86_64:rocky:10"}, "t")
+    admin.get("/hosts/525400aabb05").forms["unconfigure"].submit(status=303)
+    record = store.items(RecordId.of_host("default", "525400aabb05"))
+    assert record["STATE"] == "UNCONFIGURED"
+    assert not {"TYPE", "PROFILE", "OS_ID"} & set(record)
+    assert (record["HOSTNAME"], record["IP"]) == ("sch-005", "10.99.0.5")
+
+
+@pytest.mark.usefixtures("hosts_in_states")
+def test_reinstall_of_a_host_without_a_type_is_a_409(
+        admin, store: FileStore, tmp_path: Path, config_dir: Path) -> None:
+    action = "/hosts/525400aabb03/reinstall"
+    token = csrf.issue(secret_of(tmp_path, config_dir), action)
+    admin.post(action, {"csrf_token": token}, status=409)
+    assert store.items(RecordId.of_host("default", "525400aabb03"))["STATE"] == "FAILED"
+
+
+# -- every POST: admin only, CSRF-protected, nothing changed when refused -------------------------
+
+
+def forged_tokens(secret: bytes) -> dict[str, dict[str, str]]:
+    """Return form bodies for CONFIGURE that must all be refused."""
+    now = time.time()
+    return {
+        "no-token": {},
+        "empty-token": {"csrf_token": ""},
+        "garbage": {"csrf_token": "not-a-token"},
+        "bad-signature": {"csrf_token": f"{int(now)}.{'0' * 64}"},
+        "other-secret": {"csrf_token": csrf.issue(b"x" * 32, CONFIGURE)},
+        "expired": {"csrf_token": csrf.issue(secret, CONFIGURE, now - csrf.TOKEN_LIFETIME - 5)},
+        "from-the-future": {"csrf_token": csrf.issue(secret, CONFIGURE, now + 3600)},
+        "other-host": {"csrf_token": csrf.issue(secret, "/hosts/525400aabb03/configure")},
+        "other-action": {"csrf_token": csrf.issue(secret, f"/hosts/{WAITING}/unconfigure")},
+    }
+
+
+@pytest.mark.usefixtures("hosts_in_states")
+@pytest.mark.parametrize("case", ["no-token", "empty-token", "garbage", "bad-signature",
+                                  "other-secret", "expired", "from-the-future", "other-host",
+                                  "other-action"])
+def test_an_admin_post_without_a_valid_csrf_token_is_a_403_and_changes_nothing(
+        admin, tmp_path: Path, config_dir: Path, snapshot, case: str) -> None:
+    body = {"choice": "SCH/DEFAULT", **forged_tokens(secret_of(tmp_path, config_dir))[case]}
+    before = snapshot(config_dir)
+    page = admin.post(CONFIGURE, body, status=403)
+    assert page.content_type == "text/html"
+    assert "CSRF" in page.text or "expired" in page.text
+    assert snapshot(config_dir) == before
+
+
+@pytest.mark.usefixtures("hosts_in_states")
+@pytest.mark.parametrize("action", ["configure", "reinstall", "unconfigure"])
+def test_a_non_admin_post_is_a_403_even_with_a_token_copied_from_an_admin_page(
+        web, admin, config_dir: Path, snapshot, action: str) -> None:
+    path = f"/hosts/525400aabb04/{action}"
+    token = form_token(admin.get("/hosts/525400aabb04"), path)
+    before = snapshot(config_dir)
+    page = web.post(path, {"csrf_token": token, "choice": "SCH/DEFAULT"}, status=403)
+    assert "admin only" in page.text
+    assert snapshot(config_dir) == before
+
+
+@pytest.mark.usefixtures("hosts_in_states")
+@pytest.mark.parametrize("headers", [
+    {"Origin": "http://evil.example"},
+    {"Origin": "null"},
+    {"Referer": "http://evil.example/page"},
+], ids=["foreign-origin", "null-origin", "foreign-referer"])
+def test_a_cross_site_post_is_a_403_even_with_a_valid_token(
+        admin, config_dir: Path, snapshot, headers: dict[str, str]) -> None:
+    token = form_token(admin.get("/unconfigured"), CONFIGURE)
+    before = snapshot(config_dir)
+    admin.post(CONFIGURE, {"csrf_token": token, "choice": "SCH/DEFAULT"}, headers=headers,
+               status=403)
+    assert snapshot(config_dir) == before
+
+
+@pytest.mark.usefixtures("hosts_in_states")
+def test_a_same_site_origin_and_referer_are_accepted(admin, store: FileStore) -> None:
+    token = form_token(admin.get("/unconfigured"), CONFIGURE)
+    admin.post(CONFIGURE, {"csrf_token": token, "choice": "SCH/DEFAULT"}, status=303,
+               headers={"Origin": "http://localhost:80", "Referer": "http://localhost/x"})
+    assert store.items(RecordId.of_host("default", WAITING))["STATE"] == "CONFIGURED"
+
+
+def test_a_bearer_token_admin_may_post_with_a_valid_csrf_token(
+        web, host, store: FileStore, bootable, tmp_path: Path, config_dir: Path) -> None:
+    action = "/hosts/525400aabb01/configure"
+    token = csrf.issue(secret_of(tmp_path, config_dir), action)
+    web.post(action, {"csrf_token": token, "choice": "SCH/DEFAULT"},
+             headers={"Authorization": f"Bearer {TOKEN}"}, status=303)
+    assert store.items(host)["STATE"] == "CONFIGURED"
+
+
+# -- CSRF tokens and their secret ----------------------------------------------------------------
+
+
+def test_a_token_checks_for_its_action_within_its_lifetime() -> None:
+    token = csrf.issue(b"s" * 32, "/a", now=1000)
+    csrf.check(b"s" * 32, "/a", token, now=1000 + csrf.TOKEN_LIFETIME)
+    with pytest.raises(Forbidden, match="expired"):
+        csrf.check(b"s" * 32, "/a", token, now=1001 + csrf.TOKEN_LIFETIME)
+    with pytest.raises(Forbidden, match="invalid"):
+        csrf.check(b"s" * 32, "/b", token, now=1000)
+    with pytest.raises(Forbidden, match="invalid"):
+        csrf.check(b"t" * 32, "/a", token, now=1000)
+
+
+@pytest.mark.parametrize("token", [None, "", "abc", "12.", ".abc", "1" * 13 + ".ab", "x.y",
+                                   "12.\u00e9\u00e9", "\u0661\u0662.ab"])
+def test_malformed_tokens_are_forbidden(token: str | None) -> None:
+    with pytest.raises(Forbidden):
+        csrf.check(b"s" * 32, "/a", token, now=1000)
+
+
+def test_without_an_admin_token_the_secret_is_a_0600_file_shared_by_every_worker(
+        tmp_path: Path, config_dir: Path, snapshot) -> None:
+    settings = app_settings(tmp_path, config_dir, admin_token="")
+    first = csrf.derive_secret(settings)
+    path = config_dir / csrf.SECRET_FILE
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert csrf.derive_secret(settings) == first
+    assert [p.name for p in config_dir.iterdir() if p.name.startswith(".ui-secret")] == []
+
+
+def test_a_token_issued_by_one_worker_is_accepted_by_another(
+        tmp_path: Path, config_dir: Path, store: FileStore, host, bootable) -> None:
+    worker_a = webtest.TestApp(make_app(tmp_path, config_dir, admin_token=""),
+                               extra_environ={"REMOTE_ADDR": LOOPBACK})
+    worker_b = webtest.TestApp(make_app(tmp_path, config_dir, admin_token=""),
+                               extra_environ={"REMOTE_ADDR": LOOPBACK})
+    token = form_token(worker_a.get("/hosts/525400aabb01"), "/hosts/525400aabb01/configure")
+    worker_b.post("/hosts/525400aabb01/configure", {"csrf_token": token, "choice": "SCH"},
+                  status=303)
+    assert store.items(host)["STATE"] == "CONFIGURED"
+
+
+def test_the_admin_token_secret_differs_from_the_token_itself(tmp_path, config_dir) -> None:
+    secret = secret_of(tmp_path, config_dir)
+    assert TOKEN.encode() not in secret
+    assert len(secret) == 32
+
+
+# -- host page: hardware, boot decision, sessions, self-test, log --------------------------------
+
+
+HW_CHANGED = {"HW_PRODUCT": "R650", "HW_MEMORY": "64 GiB", "HW_NIC_0": "52:54:00:aa:bb:01",
+              "HW_HASH": "h2", "HW_PREVIOUS_PRODUCT": "R640", "HW_PREVIOUS_MEMORY": "64 GiB",
+              "HW_PREVIOUS_NIC_1": "52:54:00:aa:bb:77", "HW_PREVIOUS_HASH": "h1",
+              "HW_CHANGED_AT": "2025-01-04T08:00:00Z"}
+
+
+def test_hardware_facts_pair_previous_and_current_values_and_mark_changes() -> None:
+    facts = ui.hardware_facts({**HW_CHANGED, "STATE": "INSTALLED"}, (), admin=False)
+    assert [(f.name, f.previous.value, f.current.value, f.changed) for f in facts] == [
+        ("MEMORY", "64 GiB", "64 GiB", False),
+        ("NIC_0", None, "52:54:00:aa:bb:01", True),
+        ("NIC_1", "52:54:00:aa:bb:77", None, True),
+        ("PRODUCT", "R640", "R650", True),
+    ]
+    assert ui.hardware_changed(HW_CHANGED)
+    assert not ui.hardware_changed({"HW_PRODUCT": "R650", "HW_HASH": "h"})
+
+
+def test_without_a_change_no_fact_is_marked_changed() -> None:
+    facts = ui.hardware_facts({"HW_PRODUCT": "R650", "HW_HASH": "h"}, (), admin=False)
+    assert [(f.name, f.changed) for f in facts] == [("PRODUCT", False)]
+
+
+def test_host_page_shows_the_hardware_change_side_by_side(web, store: FileStore) -> None:
+    add_host(store, "52:54:00:aa:bb:01", STATE="INSTALLED", **HW_CHANGED)
+    body = web.get("/hosts/525400aabb01").text
+    hardware = body.split("<h2>Hardware</h2>")[1].split("<h2>")[0]
+    assert "The hardware changed at 2025-01-04T08:00:00Z" in hardware
+    assert ('<tr class="changed"><th scope="row">PRODUCT</th><td>R640</td><td>R650</td></tr>'
+            in hardware)
+    assert '<tr><th scope="row">MEMORY</th><td>64 GiB</td><td>64 GiB</td></tr>' in hardware
+    assert ('<tr class="changed"><th scope="row">NIC_1</th><td>52:54:00:aa:bb:77</td>'
+            '<td><span class="muted">(unset)</span></td></tr>' in hardware)
+    record = body.split("<h2>Record</h2>")[1].split("<h2>")[0]
+    assert "HW_" not in record
+
+
+def test_host_page_shows_plain_hardware_facts_without_a_change(web, store: FileStore) -> None:
+    add_host(store, "52:54:00:aa:bb:01", HW_PRODUCT="R650", HW_HASH="h")
+    hardware = web.get("/hosts/525400aabb01").text.split("<h2>Hardware</h2>")[1].split("<h2>")[0]
+    assert '<tr><th scope="row">PRODUCT</th><td>R650</td></tr>' in hardware
+    assert "changed" not in hardware
+
+
+def test_sensitive_hardware_facts_are_hidden_from_non_admins(web, store: FileStore) -> None:
+    add_host(store, "52:54:00:aa:bb:01", HW_BMC_PASSWORD="pw-new", HW_PREVIOUS_BMC_PASSWORD="pw")
+    body = web.get("/hosts/525400aabb01").text
+    assert "pw-new" not in body
+    assert ('<tr class="changed"><th scope="row">BMC_PASSWORD</th>'
+            '<td><span class="withheld">hidden</span></td>' in body)
+
+
+@pytest.mark.usefixtures("bootable")
+def test_host_page_explains_the_boot_decision_and_writes_nothing(
+        web, host, config_dir: Path, snapshot) -> None:
+    before = snapshot(config_dir)
+    body = web.get("/hosts/525400aabb01").text
+    assert snapshot(config_dir) == before
+    boot = body.split("<h2>Boot decision</h2>")[1].split("<h2>")[0]
+    assert "<dt>Action</dt><dd>menu</dd>" in boot
+    assert "<dt>Template</dt><dd><code>menu-main.ipxe</code></dd>" in boot
+    assert '<details class="script"><summary>iPXE script</summary>\n<pre>#!ipxe' in boot
+
+
+@pytest.mark.usefixtures("hosts_in_states")
+def test_the_boot_decision_of_a_configured_host_names_what_init_would_set(admin, store) -> None:
+    form = admin.get(f"/hosts/{WAITING}").forms[f"configure-{WAITING}"]
+    form["choice"] = "SCH/DEFAULT"
+    boot = form.submit().follow().text.split("<h2>Boot decision</h2>")[1].split("<h2>")[0]
+    assert "<dt>Action</dt><dd>install</dd>" in boot
+    assert "<code>STATE=INSTALLING</code>" in boot
+
+
+def test_a_decision_that_cannot_be_made_is_shown_as_a_problem(web, host) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise ui.NotFound("os record gone")
+        patch.setattr(ui, "decision_for", refuse)
+        body = web.get("/hosts/525400aabb01").text
+    assert "No decision can be made now: os record gone" in body
+
+
+def test_boot_sessions_come_from_the_journal_newest_first() -> None:
+    changes = [Change("2025-01-01T00:00:00Z", "h", "BOOT_SESSION", None, "aaaaaa", "api:x"),
+               Change("2025-01-01T00:00:01Z", "h", "STATE", None, "X", "api:x"),
+               Change("2025-01-02T00:00:00Z", "h", "BOOT_SESSION", "aaaaaa", "bbbbbb", "api:x"),
+               Change("2025-01-03T00:00:00Z", "h", "BOOT_SESSION", "bbbbbb", None, "api:x")]
+    assert ui.boot_sessions(changes) == [("2025-01-02T00:00:00Z", "bbbbbb"),
+                                         ("2025-01-01T00:00:00Z", "aaaaaa")]
+
+
+def test_host_page_lists_the_boot_sessions_newest_first(web, host, store: FileStore) -> None:
+    web.get("/cgi-bin/boot_manager.sh?cmd=init&mac=525400aabb01",
+            headers={"User-Agent": "curl/8.5.0"})
+    first = store.items(host)["BOOT_SESSION"]
+    store.update(host, {"BOOT_SESSION": "abcdef"}, "test:setup")
+    sessions = web.get("/hosts/525400aabb01").text.split("<h2>Boot sessions</h2>")[1]
+    shown = re.findall(r'<td class="mono">([0-9a-f]{6})</td>', sessions.split("<h2>")[0])
+    assert shown == ["abcdef", first]
+
+
+def test_host_page_shows_the_self_test_results(web, store: FileStore) -> None:
+    add_host(store, "52:54:00:aa:bb:01", SELFTEST_RESULT="fail", SELFTEST_AT="2025-01-05T00:00:00Z",
+             SELFTEST_DISK="pass", SELFTEST_NTP="fail:no server")
+    selftest = web.get("/hosts/525400aabb01").text.split("<h2>Self-test</h2>")[1].split("<h2>")[0]
+    assert '<span class="result result-fail">fail</span>' in selftest
+    assert '<tr class="pass"><th scope="row">disk</th><td>pass</td></tr>' in selftest
+    assert '<tr class="fail"><th scope="row">ntp</th><td>fail:no server</td></tr>' in selftest
+
+
+def log_line(host: str, message: str, session: str = "-") -> str:
+    """Return one event log line as eventlog writes it."""
+    return f"2025-01-05T00:00:00Z INFO {host} {session} ipxe {message}\n"
+
+
+def test_host_page_shows_the_log_lines_about_the_host_by_mac_or_hostname(
+        web, store: FileStore, tmp_path: Path) -> None:
+    add_host(store, "52:54:00:aa:bb:01", HOSTNAME="sch-001")
+    (tmp_path / "log").mkdir(exist_ok=True)
+    (tmp_path / "log" / "hps-api.log").write_text(
+        log_line("525400aabb01", "by mac") + log_line("sch-001", "by name")
+        + log_line("525400aabb02", "another host") + log_line("x", "mentions 525400aabb01")
+        + "short line\n")
+    log = web.get("/hosts/525400aabb01").text.split("<h2>Recent log</h2>")[1].split("<h2>")[0]
+    assert "by mac" in log and "by name" in log
+    assert "another host" not in log and "mentions" not in log
+
+
+@pytest.mark.parametrize(("record", "names"), [
+    ({}, {"525400aabb01"}), ({"HOSTNAME": "sch-001"}, {"525400aabb01", "sch-001"}),
+    ({"HOSTNAME": "-"}, {"525400aabb01"}), ({"HOSTNAME": ""}, {"525400aabb01"}),
+])
+def test_log_lines_are_matched_by_mac_and_hostname_never_by_the_empty_marker(
+        record, names) -> None:
+    assert ui.log_names("525400aabb01", record) == names
+
+
+def test_log_tail_keeps_the_last_lines_about_the_host(tmp_path: Path) -> None:
+    path = tmp_path / "hps-api.log"
+    path.write_text("".join(log_line("h1" if n % 2 else "h2", f"line {n}") for n in range(200)))
+    lines = ui.log_tail(path, {"h1"}, limit=50)
+    assert len(lines) == 50
+    assert lines[-1].endswith("line 199") and lines[0].endswith("line 101")
+
+
+def test_log_tail_reads_only_the_end_of_a_huge_file(tmp_path: Path) -> None:
+    path = tmp_path / "hps-api.log"
+    with path.open("wb") as handle:
+        handle.write(log_line("h1", "at the very start").encode())
+        handle.truncate(8 * 1024**3)  # sparse: 8 GiB that must never be read
+        handle.seek(0, os.SEEK_END)
+        handle.write(b"\n" + log_line("h1", "at the end").encode())
+    started = time.monotonic()
+    assert [line.split()[-1] for line in ui.log_tail(path, {"h1"})] == ["end"]
+    assert time.monotonic() - started < 1
+
+
+@pytest.mark.parametrize(("window", "expected"), [
+    (len(log_line("h1", "one")) * 2, ["one", "two"]),
+    (len(log_line("h1", "one")) * 2 - 1, ["two"]),
+    (len(log_line("h1", "one")) * 2 + 1, ["one", "two"]),
+], ids=["window-at-a-line-start", "first-line-cut", "one-byte-more"])
+def test_log_tail_drops_only_a_line_the_window_cuts(tmp_path: Path, window, expected) -> None:
+    path = tmp_path / "hps-api.log"
+    path.write_text(log_line("h1", "zero") + log_line("h1", "one") + log_line("h1", "two"))
+    assert [line.split()[-1] for line in ui.log_tail(path, {"h1"}, window=window)] == expected
+
+
+def test_log_tail_of_a_missing_file_is_empty(tmp_path: Path) -> None:
+    assert ui.log_tail(tmp_path / "nope.log", {"h1"}) == []
+
+
+# -- escaping, headers, stylesheet --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["/", "/unconfigured", "/hosts/525400aabb01"])
+def test_hostile_values_everywhere_are_escaped(admin, store: FileStore, tmp_path: Path,
+                                               url: str) -> None:
+    add_host(store, "52:54:00:aa:bb:01", STATE="UNCONFIGURED", HOSTNAME=HOSTILE,
+             HW_PRODUCT=HOSTILE, HW_PREVIOUS_PRODUCT=HOSTILE + "x", SELFTEST_X=HOSTILE,
+             SELFTEST_RESULT=HOSTILE, LAST_SEEN=HOSTILE, BOOT_SESSION=HOSTILE)
+    (tmp_path / "log").mkdir(exist_ok=True)
+    with (tmp_path / "log" / "hps-api.log").open("a") as log:
+        log.write(log_line("525400aabb01", HOSTILE))
+    body = admin.get(url).text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+    assert "<script" not in body
+
+
+def test_a_hostile_state_cannot_break_out_of_the_class_attribute(web, store: FileStore) -> None:
+    add_host(store, "52:54:00:aa:bb:01", STATE='X" onmouseover="alert(1)')
+    body = web.get("/").text
+    assert 'onmouseover="' not in body
+    assert "state-x&#34; onmouseover=&#34;alert(1)" in body
+
+
+@pytest.mark.parametrize("url", ["/", "/unconfigured", "/hosts/525400aabb01", "/health",
+                                 "/hosts/nonsense"])
+def test_pages_forbid_framing_and_inline_code_and_are_not_cached(web, host, url: str) -> None:
+    page = web.get(url, expect_errors=True)
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert "script-src" not in page.headers["Content-Security-Policy"]
+    assert page.headers["Cache-Control"] == "no-store"
+
+
+def test_the_stylesheet_is_served_from_the_ui_blueprint(web) -> None:
+    page = web.get("/ui/ui.css")
+    assert page.content_type == "text/css"
+    assert "table.diff tr.changed" in page.text
+    assert '<link rel="stylesheet" href="/ui/ui.css">' in web.get("/health").text
+
+
+def test_health_shows_one_row_per_ips_self_test_check(web) -> None:
+    page = web.get("/health").text
+    assert "<h2>IPS self-test</h2>" in page
+    for name in ("config_dir", "active_cluster", "records", "templates", "dnsmasq_config",
+                 "rsyslog_config", "ipxe_binaries", "disk_space", "log_dir"):
+        assert f'<th scope="row">{name}</th>' in page

@@ -29,7 +29,7 @@ class ClusterNetwork:
                 raise Conflict(f"cluster key {key} is not set: cluster_config set {key} ...")
         network = _network(cluster["NETWORK_CIDR"], "NETWORK_CIDR")
         ips = _address(cluster["DHCP_IP"], "DHCP_IP")
-        start, end = _default_range(network)
+        start, end = default_range(network)
         if cluster.get("DHCP_RANGE_START"):
             start = _address(cluster["DHCP_RANGE_START"], "DHCP_RANGE_START")
         if cluster.get("DHCP_RANGE_END"):
@@ -70,7 +70,7 @@ class ClusterNetwork:
         yield from (a for a in hosts if a < self.ips)
 
 
-def _default_range(network: ipaddress.IPv4Network) -> tuple[IPv4, IPv4]:
+def default_range(network: ipaddress.IPv4Network) -> tuple[IPv4, IPv4]:
     """Return the default dynamic range: the upper half of the network's host addresses."""
     first = int(network.network_address) + 1
     last = int(network.broadcast_address) - 1

@@ -1,4 +1,4 @@
-"""`hps-api`: the server's own command (init, fsck, import-legacy, serve).
+"""`hps-api`: the server's own command (init, fsck, import-legacy, serve, cgi, os).
 
 Exit codes follow the config CLIs: 0 done, 1 problems found (fsck) or lines skipped
 (import-legacy), 2 bad usage or input, 3 store busy, corrupt or unreadable.
@@ -7,16 +7,22 @@ Exit codes follow the config CLIs: 0 done, 1 problems found (fsck) or lines skip
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from hps_api import __version__
+from hps_api.boot import osreg
+from hps_api.boot.osreg import STATUSES
+from hps_api.cli import cluster as cluster_cli
 from hps_api.cli.common import (
     EXIT_NOT_SET,
     EXIT_OK,
     EXIT_USAGE,
+    UsageError,
+    active_cluster,
     cli_actor,
     fail,
     open_store,
@@ -25,6 +31,8 @@ from hps_api.cli.common import (
     settings_for,
 )
 from hps_api.errors import StoreUnreadable
+from hps_api.ids import normalize_key, normalize_os_id
+from hps_api.store import FileStore
 
 PROG = "hps-api"
 
@@ -58,9 +66,44 @@ def build_parser() -> argparse.ArgumentParser:
     legacy.add_argument("source", type=Path, help="the old tree")
     legacy.add_argument("--dry-run", action="store_true", help="report only, write nothing")
     serve = sub.add_parser("serve", parents=[common], help="run the server under gunicorn")
-    serve.add_argument("--bind", help="HOST:PORT (default: HPS_BIND)")
-    serve.add_argument("--workers", type=int, help="worker processes (default: HPS_WORKERS)")
+    serve.add_argument("--bind", help="HOST:PORT (default: HPS_BIND, 127.0.0.1:8080)")
+    serve.add_argument("--workers", type=int,
+                       help="worker processes (default: HPS_WORKERS; 0: 2 x cores + 1, max 8)")
+    sub.add_parser("cgi", parents=[common],
+                   help="answer one CGI request (what scripts/cgi/boot_manager.sh runs)")
+    sub.add_parser("selftest", parents=[common],
+                   help="the IPS self-test: one line per check; exit 0 when all pass")
+    render = sub.add_parser("render-services", parents=[common],
+                            help="write the dnsmasq and rsyslog files of a cluster, reload dnsmasq")
+    render.add_argument("--cluster", help="cluster to render (default: the active one)")
+    _add_os_parser(sub, common)
+    cluster_cli.register(sub)
     return parser
+
+
+def _add_os_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add `hps-api os add|list|show|remove`: the OS registry (boot.md)."""
+    group = sub.add_parser("os", parents=[common], help="the OS registry: add, list, show, remove")
+    verbs = group.add_subparsers(dest="os_command", metavar="add|list|show|remove", required=True,
+                                 parser_class=_Parser)
+    add = verbs.add_parser("add", parents=[common], help="register an OS")
+    add.add_argument("os_id", metavar="ID", help="<arch>:<name>:<version>, e.g. x86_64:rocky:10")
+    for option in ("--name", "--version", "--arch"):
+        add.add_argument(option, help="must match ID (default: taken from ID)")
+    add.add_argument("--repo-path", required=True, help="the repository, under /distros/")
+    add.add_argument("--kernel", required=True, help="kernel path inside the repository")
+    add.add_argument("--initrd", required=True, help="initrd path inside the repository")
+    add.add_argument("--status", required=True, type=str.lower, choices=STATUSES)
+    add.add_argument("--types", required=True, help="host types it installs: SCH,DRH")
+    add.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="another key of the record (repeatable)")
+    verbs.add_parser("list", parents=[common], help="list OS records").add_argument(
+        "--json", action="store_true", help="print a JSON object")
+    show = verbs.add_parser("show", parents=[common], help="print one OS record")
+    show.add_argument("os_id", metavar="ID")
+    show.add_argument("--json", action="store_true", help="print a JSON object")
+    remove = verbs.add_parser("remove", parents=[common], help="delete an OS record")
+    remove.add_argument("os_id", metavar="ID")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,12 +152,111 @@ def _import_legacy(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    fail(PROG, "serve: the HTTP server is not part of this build yet; the store is ready "
-         "(hps-api init, hps_config, cluster_config, host_config)")
-    return EXIT_USAGE
+    from hps_api.server import serve
+
+    return serve(settings_for(args.config_dir), bind=args.bind, workers=args.workers)
 
 
-COMMANDS = {"init": _init, "fsck": _fsck, "import-legacy": _import_legacy, "serve": _serve}
+def _cgi(args: argparse.Namespace) -> int:
+    from hps_api.cgi import run_cgi
+
+    return run_cgi(args.config_dir)
+
+
+def _render_services(args: argparse.Namespace) -> int:
+    from hps_api.services import IPXE_BINARIES, reload_dnsmasq, render_services, tftp_root
+    from hps_api.services.rsyslog import render_rsyslog, write_rsyslog
+    from hps_api.store import RecordId
+
+    settings = settings_for(args.config_dir)
+    store = open_store(settings)
+    cluster = active_cluster(store, args.cluster)
+    render_rsyslog(settings, store.items(RecordId.of_cluster(cluster)))  # bad keys: write nothing
+    for path in [*render_services(store, settings, cluster),
+                 write_rsyslog(store, settings, cluster)]:
+        out(f"wrote {path}")
+    for name in IPXE_BINARIES:
+        if not (tftp_root(settings) / name).is_file():
+            out(f"warning: {tftp_root(settings) / name} missing (install Debian's ipxe package)")
+    if reload_dnsmasq(settings):
+        out(f"dnsmasq reloaded (pid from {settings.dnsmasq_pidfile})")
+    else:
+        out(f"dnsmasq not reloaded: no running dnsmasq in {settings.dnsmasq_pidfile}")
+    return EXIT_OK
+
+
+def _os(args: argparse.Namespace) -> int:
+    store = open_store(settings_for(args.config_dir))
+    return _OS_VERBS[args.os_command](store, args)
+
+
+def _os_add(store: FileStore, args: argparse.Namespace) -> int:
+    osreg.add_os(store, args.os_id, _os_values(args), cli_actor())
+    out(f"OS {normalize_os_id(args.os_id)} added")
+    return EXIT_OK
+
+
+def _os_list(store: FileStore, args: argparse.Namespace) -> int:
+    records = osreg.list_os(store)
+    if args.json:
+        out(json.dumps(dict(records), ensure_ascii=False, indent=2))
+        return EXIT_OK
+    for os_id, record in records:
+        out("\t".join([os_id, *(record.get(key, "") for key in _OS_COLUMNS)]))
+    return EXIT_OK
+
+
+def _os_show(store: FileStore, args: argparse.Namespace) -> int:
+    record = osreg.get_os(store, args.os_id)
+    out(json.dumps(record, ensure_ascii=False, indent=2) if args.json
+        else "\n".join(f"{key}={value}" for key, value in record.items()))
+    return EXIT_OK
+
+
+def _os_remove(store: FileStore, args: argparse.Namespace) -> int:
+    osreg.remove_os(store, args.os_id, cli_actor())
+    out(f"OS {normalize_os_id(args.os_id)} removed")
+    return EXIT_OK
+
+
+_OS_COLUMNS = ("STATUS", "HPS_TYPES", "REPO_PATH")
+_OS_OPTIONS = {"NAME": "name", "VERSION": "version", "ARCH": "arch", "REPO_PATH": "repo_path",
+               "KERNEL": "kernel", "INITRD": "initrd", "STATUS": "status", "HPS_TYPES": "types"}
+
+
+def _os_values(args: argparse.Namespace) -> dict[str, str]:
+    """Return the record values of `os add`: the options, then each `--set KEY=VALUE`."""
+    values = {key: getattr(args, attr) for key, attr in _OS_OPTIONS.items()
+              if getattr(args, attr) is not None}
+    for pair in args.set:
+        key, eq, value = pair.partition("=")
+        name = normalize_key(key)
+        if not eq:
+            raise UsageError(f"--set {pair!r}: expected KEY=VALUE")
+        if name in _OS_OPTIONS:
+            raise UsageError(f"--set {name}: use --{_OS_OPTIONS[name].replace('_', '-')}")
+        values[name] = value
+    return values
+
+
+_OS_VERBS: dict[str, Callable[[FileStore, argparse.Namespace], int]] = {
+    "add": _os_add, "list": _os_list, "show": _os_show, "remove": _os_remove}
+
+
+def _selftest(args: argparse.Namespace) -> int:
+    from hps_api.selftest import run_selftest
+
+    settings = settings_for(args.config_dir)
+    checks = run_selftest(open_store(settings), settings)
+    for check in checks:
+        out(check.line())
+    failed = sum(not c.ok for c in checks)
+    out(f"{len(checks) - failed} passed, {failed} failed")
+    return EXIT_NOT_SET if failed else EXIT_OK
+
+COMMANDS = {"init": _init, "fsck": _fsck, "import-legacy": _import_legacy, "serve": _serve,
+            "cgi": _cgi, "render-services": _render_services, "os": _os,
+            "cluster": cluster_cli.dispatch, "selftest": _selftest}
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hps_api.commands import boot, host_state, menu, overlay, variables
+from hps_api.commands import audit, boot, host_state, kickstart, menu, node, overlay, variables
 from hps_api.commands.base import CommandContext, Reply
 
 Command = Callable[[CommandContext], Reply]
@@ -24,4 +24,12 @@ COMMANDS: dict[str, Command] = {
     "config_host": boot.config_host,
     "process_menu_item": menu.process_menu_item,
     "apkovl": overlay.apkovl,
+    "get_remote_functions": node.remote_functions,
+    "node_get_functions": node.remote_functions,
+    "node_get_bootstrap_functions": node.remote_functions,
+    "syslog_check": node.syslog_check,
+    "selftest_report": node.selftest_report,
+    "host_allocate_networks": node.host_allocate_networks,
+    "kickstart": kickstart.kickstart,
+    "host_audit": audit.host_audit,
 }

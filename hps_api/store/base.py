@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Protocol
 
 from hps_api.store.journal import Change
@@ -56,6 +57,15 @@ class Store(Protocol):
 
     def history(self, rid: RecordId) -> list[Change]:
         """Return the journal entries of one record, oldest first."""
+        ...
+
+    def write_attachment(self, rid: RecordId, suffix: str, data: str, actor: str) -> Path:
+        """Store a text file beside a host record (`ks`: its rendered kickstart), atomically,
+        under the record's lock; return where it lives. NotFound without the host."""
+        ...
+
+    def read_attachment(self, rid: RecordId, suffix: str) -> str:
+        """Return the text of a host record's attachment; NotFound when there is none."""
         ...
 
     def lock(self, cluster: str) -> AbstractContextManager[None]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from hps_api.errors import (
@@ -43,6 +43,8 @@ from hps_api.store.records import Kind, RecordId
 MAX_RECORD_BYTES = 1024 * 1024
 NEW_FILE_MODE = 0o640
 TEMP_SUFFIX = ".tmp"
+#: files a host record may have beside it (`hosts/<mac12>.<suffix>`): the rendered kickstart
+ATTACHMENT_SUFFIXES = frozenset({"ks"})
 _POLL_SECONDS = 0.002
 
 
@@ -168,7 +170,8 @@ class FileStore:
         return new.as_dict()
 
     def delete(self, rid: RecordId, actor: str) -> None:
-        """Remove a record (its lock file stays); NotFound when it does not exist."""
+        """Remove a record and a host's attachments (its lock file stays); NotFound when it
+        does not exist."""
         path = self.layout.path(rid)
         if not path.is_file():
             raise NotFound(f"{rid.label} not found")
@@ -177,8 +180,51 @@ class FileStore:
             if old is None:
                 raise NotFound(f"{rid.label} not found")
             path.unlink()
+            if rid.kind is Kind.HOST:
+                for suffix in ATTACHMENT_SUFFIXES:
+                    path.with_suffix(f".{suffix}").unlink(missing_ok=True)
             _fsync_dir(path.parent)
             self._journal(rid, old, dict.fromkeys(old.keys()), actor)
+
+    # -- attachments: files kept beside a host record -----------------------------------------
+
+    def write_attachment(self, rid: RecordId, suffix: str, data: str, actor: str) -> Path:
+        """Write `hosts/<mac12>.<suffix>` beside a host record, atomically; return its path.
+
+        Same protocol as a record (its lock, temp file, fsync, read-back check, `os.replace`,
+        directory fsync); the journal gets the sha256 of the old and new content. Identical
+        content is not rewritten. Raises InvalidInput (not a host, suffix not allowed, too large,
+        not encodable), NotFound (no such host), StoreBusy, StoreUnreadable.
+        """
+        path = _attachment_path(self.layout, rid, suffix)
+        try:
+            encoded = data.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(f"{path.name}: text is not valid Unicode") from None
+        if len(encoded) > MAX_RECORD_BYTES:
+            raise InvalidInput(f"{path.name} would exceed {MAX_RECORD_BYTES} bytes")
+        record_path = self.layout.path(rid)
+        with self._locked(record_path):
+            if self._read(record_path) is None:
+                raise NotFound(f"{rid.label} not found")
+            old = _read_bytes(path)
+            if old != encoded:
+                _write_durably(path, encoded, _expect_bytes(encoded))
+                change = Change(journal.utc_now(), rid.label, f".{suffix}", _digest(old),
+                                _digest(encoded), actor)
+                journal.append(self.layout.journal_for(rid), [change])
+        return path
+
+    def read_attachment(self, rid: RecordId, suffix: str) -> str:
+        """Return the text of `hosts/<mac12>.<suffix>`; NotFound when there is none.
+
+        Raises InvalidInput (not a host, suffix not allowed) and StoreUnreadable too.
+        """
+        path = _attachment_path(self.layout, rid, suffix)
+        data = _read_bytes(path)
+        if data is None:
+            raise NotFound(f"{rid.label} has no .{suffix} file")
+        return data.decode("utf-8", errors="replace")
 
     @contextlib.contextmanager
     def lock(self, cluster: str) -> Iterator[None]:
@@ -234,27 +280,7 @@ class FileStore:
         data = format_record(record)
         if len(data) > MAX_RECORD_BYTES:
             raise InvalidInput(f"{path.name} would exceed {MAX_RECORD_BYTES} bytes")
-        import tempfile
-
-        mode, owner = _mode_and_owner(path)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX,
-                                        dir=path.parent)
-        try:
-            with os.fdopen(fd, "w+b") as tmp:
-                tmp.write(data)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-                os.fchmod(tmp.fileno(), mode)
-                if owner is not None:
-                    os.fchown(tmp.fileno(), *owner)
-                tmp.seek(0)
-                _verify(tmp.read(), record, tmp_name)
-            os.replace(tmp_name, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
-            raise
-        _fsync_dir(path.parent)
+        _write_durably(path, data, lambda written, name: _verify(written, record, name))
 
     def _journal(
         self, rid: RecordId, old: Record, effective: Mapping[str, str | None], actor: str
@@ -290,6 +316,66 @@ def _verify(written: bytes, intended: Record, name: str) -> None:
     except CorruptRecord:
         pass
     raise HpsError(f"{name}: written bytes do not read back as the intended record")
+
+
+def _write_durably(path: Path, data: bytes, check: Callable[[bytes, str], None]) -> None:
+    """Put `data` at `path`: temp file in the same directory, fsync, `check` the bytes read back,
+    `os.replace`, directory fsync. The mode (and, as root, the owner) of the old file is kept."""
+    import tempfile
+
+    mode, owner = _mode_and_owner(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX,
+                                    dir=path.parent)
+    try:
+        with os.fdopen(fd, "w+b") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+            os.fchmod(tmp.fileno(), mode)
+            if owner is not None:
+                os.fchown(tmp.fileno(), *owner)
+            tmp.seek(0)
+            check(tmp.read(), tmp_name)
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _attachment_path(layout: Layout, rid: RecordId, suffix: str) -> Path:
+    """Return the path of a host record's attachment; InvalidInput for anything else."""
+    if rid.kind is not Kind.HOST:
+        raise InvalidInput(f"{rid.label}: only host records have attachments")
+    if suffix not in ATTACHMENT_SUFFIXES:
+        raise InvalidInput(f"attachment suffix {suffix!r} not allowed "
+                           f"(one of: {', '.join(sorted(ATTACHMENT_SUFFIXES))})")
+    return layout.path(rid).with_suffix(f".{suffix}")
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    """Return a file's bytes, None when it does not exist; StoreUnreadable on I/O errors."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise StoreUnreadable(f"{path}: {err.strerror or err}") from None
+
+
+def _expect_bytes(intended: bytes) -> Callable[[bytes, str], None]:
+    def check(written: bytes, name: str) -> None:
+        if written != intended:
+            raise HpsError(f"{name}: written bytes do not read back as intended")
+
+    return check
+
+
+def _digest(data: bytes | None) -> str | None:
+    import hashlib  # here, like tempfile: `host_config get` should not pay for it
+
+    return None if data is None else "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _mode_and_owner(path: Path) -> tuple[int, tuple[int, int] | None]:

@@ -22,6 +22,7 @@ from hps_api.errors import Forbidden, InvalidInput, NotFound
 from hps_api.identity import Caller
 from hps_api.ids import normalize_key, normalize_mac
 from hps_api.render.negotiate import Client, Negotiated, client_from_agent
+from hps_api.selftest import run_selftest, summary
 from hps_api.store import FileStore, RecordId
 from hps_api.web import openapi
 from hps_api.web.caller import current_caller
@@ -70,14 +71,20 @@ def _log_change(response: Response) -> Response:
 
 @bp.get("/health")
 def health() -> Response:
-    """Anyone: status, version and the active cluster."""
+    """Anyone: status, version and the active cluster; with `?deep=1` the IPS self-test too."""
     rt = runtime()
     try:
         active: str | None = rt.active_cluster()
     except NotFound:
         active = None
-    return json_response({"status": "ok" if active else "degraded", "version": __version__,
-                          "active_cluster": active})
+    data: dict[str, Any] = {"status": "ok" if active else "degraded", "version": __version__,
+                            "active_cluster": active}
+    if request.args.get("deep") == "1":
+        selftest = summary(run_selftest(rt.store, rt.settings))
+        data["selftest"] = selftest
+        if selftest["result"] != "pass":
+            data["status"] = "degraded"
+    return json_response(data)
 
 
 # --- clusters -------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from hps_api.identity import Neighbours
 from hps_api.render.negotiate import Negotiated, negotiate
 from hps_api.settings import Settings, load_settings
 from hps_api.store import FileStore
-from hps_api.web import api, bootstrap, legacy, ui
+from hps_api.web import api, bootstrap, legacy, static, ui
 from hps_api.web.respond import error_response
 from hps_api.web.runtime import Runtime
 
@@ -33,6 +33,7 @@ def build_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(ui.bp)
     app.register_blueprint(bootstrap.bp)
+    app.register_blueprint(static.bp)
     app.register_error_handler(HpsError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _bug)

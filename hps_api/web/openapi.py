@@ -60,8 +60,10 @@ def _api_paths() -> dict[str, Any]:
     key_result = _ref("schemas", "KeyResult")
     return {
         "/api/v1/health": {"get": _op(
-            "health", "Status, version and active cluster (anyone)", _ref("schemas", "Health"),
-            errors=(), public=True)},
+            "health", "Status, version and active cluster (anyone); ?deep=1 adds the IPS "
+            "self-test", _ref("schemas", "Health"), errors=(), public=True,
+            params=[{"name": "deep", "in": "query", "required": False,
+                     "schema": {"type": "string", "enum": ["1"]}}])},
         "/api/v1/openapi.json": {"get": {
             "operationId": "openapi", "summary": "This document (anyone)", "security": [],
             "responses": {"200": {"description": "the OpenAPI document",
@@ -283,5 +285,9 @@ def _schemas() -> dict[str, Any]:
             "summary": _ref("schemas", "HostSummary")}},
         "Health": {"type": "object", "properties": {
             "status": {"type": "string", "enum": ["ok", "degraded"]}, "version": _TEXT,
-            "active_cluster": _NULLABLE_TEXT}},
+            "active_cluster": _NULLABLE_TEXT,
+            "selftest": {"type": "object", "properties": {
+                "result": {"type": "string", "enum": ["pass", "fail"]},
+                "checks": {"type": "array", "items": {"type": "object", "properties": {
+                    "name": _TEXT, "ok": {"type": "boolean"}, "detail": _TEXT}}}}}}},
     }

@@ -1,0 +1,163 @@
+"""`hps-api serve`: the app under gunicorn, through gunicorn's custom-application API.
+
+The defaults are chosen for a small IPS box (a few cores; tens to a few hundred nodes that boot
+in waves and then mostly stay quiet):
+
+- Workers: `--workers`, else `HPS_WORKERS`, else (0) auto = 2 x cores + 1, capped at 8. A
+  request is short but spends much of its time off the CPU (file locks, fsync of the record
+  and its directory), so more processes than cores keep the cores busy; past 8 they only cost
+  memory (about 30 MB RSS each, 11 MB of it unshared thanks to preloading) on a box that
+  rarely sees more than a burst of PXE clients.
+- Worker class `gthread` with 4 threads per worker rather than `sync`: threads release the GIL
+  while they wait on a lock or an fsync, gthread keeps HTTP keep-alive connections, and a long
+  response (a kernel or ISO under /distros, api.md §7) does not pin a whole process, nor get it
+  killed by the timeout below, as it would with a sync worker. The store is thread-safe: each
+  write opens its own lock file descriptor.
+- timeout 30 s: a worker whose main loop is silent that long is killed and replaced.
+  graceful_timeout 10 s: on SIGTERM in-flight requests get 10 s to finish; nodes retry anyway.
+- Preloaded: the app is built once, in the master, after the settings are read, so a bad
+  setting fails at start with one line (`hps-api: HPS_...`, exit 2) rather than in every worker,
+  and workers fork with the app ready.
+- Access log: `HPS_LOG_DIR/access.log`, with every query value replaced by `*` except those of
+  the selector parameters in `LOGGED_PARAMS` (api.md §8: no sensitive value in a log line; a
+  `host_variable` value may be a password). gunicorn's own messages go to stderr (journald
+  under systemd, the terminal under scripts/serve); events go to hps-api.log (eventlog).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import TYPE_CHECKING, Any
+
+from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+from gunicorn.glogging import Logger  # type: ignore[import-untyped]
+
+from hps_api.errors import InvalidInput
+from hps_api.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    WSGIApp = Callable[..., Any]
+
+MAX_AUTO_WORKERS = 8
+MAX_WORKERS = 256  # as for HPS_WORKERS
+THREADS = 4
+TIMEOUT = 30
+GRACEFUL_TIMEOUT = 10
+ACCESS_LOG = "access.log"
+ACCESS_FORMAT = '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
+LOGGED_PARAMS = frozenset({
+    "cmd", "mac", "name", "action", "status", "os_id", "hosttype", "profile", "menu_item",
+    "index", "distro", "format", "via", "client",
+})
+
+
+def auto_workers(cores: int | None = None) -> int:
+    """Return the default worker count: 2 x cores + 1, capped at MAX_AUTO_WORKERS."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+    return min(2 * cores + 1, MAX_AUTO_WORKERS)
+
+
+def gunicorn_options(settings: Settings, bind: str | None = None,
+                     workers: int | None = None) -> dict[str, Any]:
+    """Return gunicorn's settings for these HPS settings; `bind`/`workers` override them.
+
+    Raises InvalidInput for a worker count outside 0-256. Creates HPS_LOG_DIR.
+    """
+    count = settings.workers if workers is None else workers
+    if not 0 <= count <= MAX_WORKERS:
+        raise InvalidInput(f"--workers {count}: must be a whole number from 0 (auto) to "
+                           f"{MAX_WORKERS}")
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "bind": [bind or settings.bind],
+        "workers": count or auto_workers(),
+        "worker_class": "gthread",
+        "threads": THREADS,
+        "timeout": TIMEOUT,
+        "graceful_timeout": GRACEFUL_TIMEOUT,
+        "preload_app": True,
+        "accesslog": str(settings.log_dir / ACCESS_LOG),
+        "access_log_format": ACCESS_FORMAT,
+        "errorlog": "-",
+        "logger_class": AccessLogger,
+        "proc_name": "hps-api",
+        "post_worker_init": leave_sigint_to_master,
+        # gunicorn >= 25 opens a control socket at ~/.gunicorn/gunicorn.ctl by default: one
+        # path shared by every instance of every user's service; nothing here uses it.
+        "control_socket_disable": True,
+    }
+
+
+def serve(settings: Settings, bind: str | None = None, workers: int | None = None) -> int:
+    """Build the app from `settings` and run it under gunicorn until stopped (does not return).
+
+    Settings and start-up errors (InvalidInput, OSError) propagate before anything listens.
+    """
+    from hps_api import create_app
+
+    options = gunicorn_options(settings, bind, workers)
+    run_app(create_app(settings), options)
+    return 0
+
+
+def run_app(app: WSGIApp, options: dict[str, Any]) -> None:
+    """Run any WSGI app under gunicorn with `options` (the benchmark's ceiling app uses it too)."""
+    HpsServer(app, options).run()
+
+
+def leave_sigint_to_master(worker: Any) -> None:
+    """Make a worker ignore SIGINT: the master answers Ctrl-C by sending it SIGQUIT.
+
+    Ctrl-C signals the whole process group; a gthread worker that got SIGINT and then the
+    master's SIGQUIT hung in about one run in ten (gunicorn 27) until the master's SIGKILL
+    after graceful_timeout.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class HpsServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn's custom application: a ready WSGI app and a dict of gunicorn settings."""
+
+    def __init__(self, app: WSGIApp, options: dict[str, Any]) -> None:
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        """Apply the options gunicorn knows (older releases lack the control-socket one)."""
+        for name, value in self.options.items():
+            if name in self.cfg.settings:
+                self.cfg.set(name, value)
+
+    def load(self) -> WSGIApp:
+        """Return the app built before gunicorn started."""
+        return self.application
+
+
+class AccessLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger, with the query string's values redacted in the access log."""
+
+    def atoms(self, resp: Any, req: Any, environ: dict[str, Any],
+              request_time: Any) -> dict[str, Any]:
+        """Return gunicorn's log atoms with `r` (request line) and `q` redacted."""
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        path, _, query = str(environ.get("RAW_URI", "")).partition("?")
+        query = redact_query(query)
+        atoms["q"] = query
+        atoms["r"] = (f"{environ.get('REQUEST_METHOD')} {path}{'?' if query else ''}{query} "
+                      f"{environ.get('SERVER_PROTOCOL')}")
+        return atoms
+
+
+def redact_query(query: str) -> str:
+    """Return the raw query with each value outside LOGGED_PARAMS replaced by `*`."""
+    pairs = []
+    for pair in query.split("&"):
+        name, eq, value = pair.partition("=")
+        pairs.append(pair if not eq or name in LOGGED_PARAMS or not value else f"{name}=*")
+    return "&".join(pairs)

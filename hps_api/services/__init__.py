@@ -1,0 +1,184 @@
+"""The IPS daemons' files, rendered from the store, and telling those daemons to reload.
+
+`render_services(store, settings, cluster)` writes the cluster's `services/dnsmasq.conf`,
+`services/dhcp-hosts` and `services/dns-hosts` (see `hps_api.services.dnsmasq`) and
+`services/rsyslog.conf` (see `hps_api.services.rsyslog`; rsyslog reads it only at start), and copies
+Debian's iPXE binaries into `HPS_RESOURCES_DIR/tftp`. `reload_dnsmasq(settings)` sends SIGHUP to
+the dnsmasq whose pid is in `HPS_DNSMASQ_PIDFILE`, which makes it re-read `dhcp-hosts` and
+`dns-hosts` (dnsmasq.conf itself is only read at start). Both run after every IP or HOSTNAME
+change and from `hps-api render-services`.
+
+Renders are serialised by `services/.render.lock` and each reads the store inside that lock, so
+the last render to write is also the last to read: two allocations finishing together can never
+leave the files one change behind. Every file is replaced atomically (temporary file in the same
+directory, fsync, `os.replace`): dnsmasq never reads half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import filecmp
+import logging
+import os
+import signal
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from hps_api.errors import NotFound, StoreBusy
+from hps_api.services.dnsmasq import (
+    ConfPaths,
+    provisioning_network,
+    render_conf,
+    render_dhcp_hosts,
+    render_dns_hosts,
+    reservations,
+)
+from hps_api.services.rsyslog import RSYSLOG_CONF, render_rsyslog
+from hps_api.settings import Settings
+from hps_api.store import FileStore, Kind, RecordId
+
+DNSMASQ_CONF = "dnsmasq.conf"
+DHCP_HOSTS = "dhcp-hosts"
+DNS_HOSTS = "dns-hosts"
+RENDER_LOCK = ".render.lock"
+IPXE_DIR = Path("/usr/lib/ipxe")
+# BIOS PXE, UEFI with iPXE's own drivers, UEFI through the firmware's network driver (SNP).
+IPXE_BINARIES = ("undionly.kpxe", "ipxe.efi", "snponly.efi")
+FILE_MODE = 0o644
+
+log = logging.getLogger("hps_api.services")
+
+__all__ = ["IPXE_BINARIES", "reload_dnsmasq", "render_services", "tftp_root"]
+
+
+def render_services(store: FileStore, settings: Settings, cluster: str, *,
+                    ipxe_dir: Path = IPXE_DIR) -> list[Path]:
+    """Write the cluster's dnsmasq files and the iPXE binaries; return every file written.
+
+    The three service files are always rewritten; an iPXE binary only when it is missing from
+    the TFTP root or differs from `ipxe_dir`'s (one absent there is skipped: the caller can
+    check `tftp_root`). Raises NotFound (cluster), InvalidInput naming the missing or bad key
+    (nothing is written then), StoreBusy, CorruptRecord.
+    """
+    services = store.layout.services_dir(cluster)
+    services.mkdir(parents=True, exist_ok=True)
+    with _render_lock(services / RENDER_LOCK, settings.lock_timeout):
+        files = _render(store, settings, cluster, services)
+        written = [_write_atomic(path, text.encode("ascii")) for path, text in files.items()]
+    return written + _install_ipxe(tftp_root(settings), ipxe_dir)
+
+
+def tftp_root(settings: Settings) -> Path:
+    """Return the directory dnsmasq serves over TFTP: `HPS_RESOURCES_DIR/tftp`."""
+    return settings.resources_dir / "tftp"
+
+
+def reload_dnsmasq(settings: Settings) -> bool:
+    """Send SIGHUP to the dnsmasq in HPS_DNSMASQ_PIDFILE; return False when there is none.
+
+    A pidfile naming a process that is not dnsmasq (stale file, recycled pid) is ignored:
+    SIGHUP would kill most other programs. The process is held by a pidfd while it is checked,
+    so the signal cannot reach a process that took the pid in between.
+    """
+    pidfile = settings.dnsmasq_pidfile
+    try:
+        text = pidfile.read_text(encoding="ascii", errors="replace")[:32].strip()
+    except OSError:
+        return False
+    if not text.isdigit() or int(text) <= 1:
+        log.warning("%s holds no pid: %r", pidfile, text[:16])
+        return False
+    try:
+        pidfd = os.pidfd_open(int(text))
+    except OSError:
+        return False
+    try:
+        if _comm(int(text)) != "dnsmasq":
+            log.warning("%s: pid %s is not dnsmasq; not signalled", pidfile, text)
+            return False
+        signal.pidfd_send_signal(pidfd, signal.SIGHUP)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        log.warning("not allowed to signal dnsmasq (pid %s from %s)", text, pidfile)
+        return False
+    finally:
+        os.close(pidfd)
+    return True
+
+
+def _render(store: FileStore, settings: Settings, cluster: str,
+            services: Path) -> dict[Path, str]:
+    """Return the service files' paths and texts, dhcp-hosts first, dnsmasq.conf last."""
+    cluster_items = store.items(RecordId.of_cluster(cluster))
+    net = provisioning_network(cluster_items, cluster)
+    hosts = []
+    for rid in store.list_records(Kind.HOST, cluster):
+        with contextlib.suppress(NotFound):  # deleted since it was listed
+            hosts.append((rid.name or "", store.items(rid)))
+    entries = reservations(hosts, net)
+    paths = ConfPaths(services / DHCP_HOSTS, services / DNS_HOSTS, tftp_root(settings),
+                      settings.dhcp_leases, settings.dnsmasq_pidfile)
+    return {paths.dhcp_hosts: render_dhcp_hosts(entries),
+            paths.dns_hosts: render_dns_hosts(entries, net),
+            services / RSYSLOG_CONF: render_rsyslog(settings, cluster_items),
+            services / DNSMASQ_CONF: render_conf(net, paths, cluster)}
+
+
+def _install_ipxe(root: Path, source: Path) -> list[Path]:
+    """Copy each iPXE binary present in `source` that is missing or different under `root`."""
+    root.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for name in IPXE_BINARIES:
+        src, dst = source / name, root / name
+        if not src.is_file():
+            continue
+        if dst.is_file() and filecmp.cmp(src, dst, shallow=False):
+            continue
+        copied.append(_write_atomic(dst, src.read_bytes()))
+    return copied
+
+
+def _write_atomic(path: Path, data: bytes) -> Path:
+    """Replace `path` with `data` atomically and durably (mode 0644); return `path`."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+            os.fchmod(out.fileno(), FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+@contextlib.contextmanager
+def _render_lock(path: Path, timeout: float) -> Iterator[None]:
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(path), timeout=timeout)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise StoreBusy(f"{path}: another render still running after {timeout:g} s") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return ""

@@ -1,0 +1,273 @@
+"""The pages in a real browser: Debian's headless Chromium, driven by selenium, against the real
+app served over real HTTP (werkzeug's server in a thread, on a loopback port chosen by the OS).
+
+Two servers share one app and one store: the admin one (the browser on the IPS itself, loopback
+is admin) and a LAN one whose tiny WSGI middleware rewrites REMOTE_ADDR to a provisioning-network
+address, so the same browser is a non-admin there.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from hps_api import create_app
+from hps_api.settings import Settings
+from hps_api.store import FileStore, RecordId
+from hps_api.store.bootstrap import initialise
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium")
+
+from selenium.webdriver.chrome.options import Options  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROME_ARGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               "--no-first-run", "--disable-quic", "--window-size=1280,1000")
+WAIT = 10
+LAN_ADDRESS = "10.99.0.77"
+IPXE = {"User-Agent": "iPXE/1.21.1+"}
+WAITING = "525400aabb02"
+SEEDED = {  # mac12 -> the state the dashboard must show
+    "525400aabb01": "INSTALLED", WAITING: "UNCONFIGURED", "525400aabb03": "FAILED",
+    "525400aabb04": "INSTALLING", "525400aabb05": "INSTALL_FAILED",
+}
+
+
+@dataclass
+class Site:
+    """The running app: its two base URLs and its store."""
+
+    admin_url: str
+    lan_url: str
+    store: FileStore
+    config_dir: Path
+
+
+class QuietHandler(WSGIRequestHandler):
+    """werkzeug's handler without a stderr line per request."""
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        """Log nothing."""
+
+
+def as_lan_client(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    """Return the app as seen from a provisioning-network address (never admin)."""
+
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        environ["REMOTE_ADDR"] = LAN_ADDRESS
+        return app(environ, start_response)
+
+    return wrapped
+
+
+def seed(store: FileStore) -> None:
+    """A bootable cluster with hosts in several states, one with a hardware change."""
+    store.update(RecordId.of_cluster("default"), {"DHCP_IP": "10.99.0.1",
+                                                  "NETWORK_CIDR": "10.99.0.0/24"}, "test:setup")
+    store.update(RecordId.of_os("x86_64:rocky:10"), {
+        "NAME": "rocky", "VERSION": "10", "ARCH": "x86_64", "STATUS": "prod", "HPS_TYPES": "SCH",
+        "REPO_PATH": "rocky/10", "KERNEL": "images/pxeboot/vmlinuz",
+        "INITRD": "images/pxeboot/initrd.img"}, "test:setup", create=True)
+    extra = {"525400aabb01": {"HOSTNAME": "sch-001", "TYPE": "SCH", "PROFILE": "DEFAULT",
+                              "IP": "10.99.0.11", "LAST_SEEN": "2025-01-05T09:00:00Z",
+                              "BOOT_SESSION": "a1b2c3", "SELFTEST_RESULT": "pass",
+                              "HW_PRODUCT": "R650", "HW_PREVIOUS_PRODUCT": "R640",
+                              "HW_MEMORY": "64 GiB", "HW_PREVIOUS_MEMORY": "64 GiB",
+                              "HW_CHANGED_AT": "2025-01-05T08:59:00Z"},
+             "525400aabb04": {"HOSTNAME": "sch-004", "TYPE": "SCH", "IP": "10.99.0.14"}}
+    for mac, state in SEEDED.items():
+        store.update(RecordId.of_host("default", mac), {"STATE": state, **extra.get(mac, {})},
+                     "test:setup", create=True)
+
+
+def serve(app: Callable[..., Iterable[bytes]]) -> tuple[BaseWSGIServer, threading.Thread]:
+    """Start a threaded werkzeug server for `app` on a free loopback port."""
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="hps-ui-server", daemon=True)
+    thread.start()
+    return server, thread
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    """The real app over a seeded store, served twice (admin and LAN view); stopped after."""
+    config_dir = tmp_path / "hps-config"
+    initialise(FileStore(config_dir), "default", "test:setup")
+    store = FileStore(config_dir, lock_timeout=2)
+    seed(store)
+    app = create_app(Settings(config_dir=config_dir, log_dir=tmp_path / "log",
+                              arp_table=tmp_path / "arp", dhcp_leases=tmp_path / "leases",
+                              resources_dir=tmp_path / "resources",
+                              dnsmasq_pidfile=tmp_path / "dnsmasq.pid", lock_timeout=2))
+    servers = [serve(app), serve(as_lan_client(app))]
+    try:
+        admin, lan = (f"http://127.0.0.1:{server.server_port}" for server, _ in servers)
+        yield Site(admin, lan, store, config_dir)
+    finally:
+        for server, thread in servers:
+            server.shutdown()
+            thread.join(WAIT)
+            server.server_close()
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    """Headless Chromium (Debian's binary and driver); quit after the module's tests."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        pytest.skip(f"apt-get install chromium chromium-driver (missing: {', '.join(missing)})")
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for argument in (*CHROME_ARGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(argument)
+    browser = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        browser.set_page_load_timeout(WAIT)
+        browser.set_script_timeout(WAIT)
+        yield browser
+    finally:
+        browser.quit()
+
+
+def open_page(driver: WebDriver, url: str, heading: str) -> None:
+    """Load `url` and wait until its <h1> contains `heading`."""
+    driver.get(url)
+    WebDriverWait(driver, WAIT).until(
+        ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), heading))
+
+
+def dashboard_states(driver: WebDriver) -> dict[str, str]:
+    """Return mac12 -> state cell text of the dashboard's hosts table."""
+    states = {}
+    for row in driver.find_elements(By.CSS_SELECTOR, "table.hosts tr")[1:]:
+        cells = row.find_elements(By.TAG_NAME, "td")
+        states[cells[0].text.replace(":", "")] = cells[4].text
+    return states
+
+
+def configure_in_browser(driver: WebDriver, site: Site, mac: str, choice: str) -> None:
+    """Pick `choice` in the host's form on /unconfigured, submit, wait for the host page."""
+    open_page(driver, f"{site.admin_url}/unconfigured", "Unconfigured hosts")
+    form = driver.find_element(By.ID, f"configure-{mac}")
+    Select(form.find_element(By.NAME, "choice")).select_by_value(choice)
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(driver, WAIT).until(ec.url_contains(f"/hosts/{mac}?done=configure"))
+
+
+def post_from_page(driver: WebDriver, action: str, fields: dict[str, str]) -> None:
+    """Build a form in the current page, post it, and wait for the answer to load."""
+    driver.execute_script("""
+        const [action, fields] = arguments;
+        const form = document.createElement('form');
+        form.method = 'post';
+        form.action = action;
+        for (const [name, value] of Object.entries(fields)) {
+            const input = document.createElement('input');
+            input.type = 'hidden'; input.name = name; input.value = value;
+            form.appendChild(input);
+        }
+        document.body.appendChild(form);
+        form.submit();
+    """, action, fields)
+    WebDriverWait(driver, WAIT).until(
+        ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "403"))
+
+
+def admin_token(site: Site, action: str) -> str:
+    """Return a valid CSRF token for `action`, copied from the admin's host page."""
+    page = requests.get(f"{site.admin_url}/unconfigured", timeout=WAIT).text
+    found = re.search(rf'action="{re.escape(action)}".*?name="csrf_token" value="([^"]+)"',
+                      page, re.S)
+    assert found, "no configure form on the admin page"
+    return found.group(1)
+
+
+def test_the_dashboard_lists_the_seeded_hosts_with_their_states(
+        driver: WebDriver, site: Site, tmp_path: Path) -> None:
+    open_page(driver, f"{site.admin_url}/", "Cluster default")
+    assert dashboard_states(driver) == SEEDED
+    assert driver.find_element(By.CSS_SELECTOR, "meta[http-equiv=refresh]")
+    assert driver.find_elements(By.TAG_NAME, "form") == []
+    driver.save_screenshot(str(tmp_path / "dashboard.png"))
+
+
+def test_an_admin_configures_a_host_from_the_form_and_init_then_serves_the_installer(
+        driver: WebDriver, site: Site, tmp_path: Path) -> None:
+    open_page(driver, f"{site.admin_url}/unconfigured", "Unconfigured hosts")
+    driver.save_screenshot(str(tmp_path / "unconfigured.png"))
+    configure_in_browser(driver, site, WAITING, "SCH/DEFAULT")
+    flash = driver.find_element(By.CSS_SELECTOR, "p.flash").text
+    assert flash.startswith("Configured")
+    record = site.store.items(RecordId.of_host("default", WAITING))
+    assert (record["STATE"], record["TYPE"], record["HOSTNAME"]) == ("CONFIGURED", "SCH",
+                                                                   "sch-002")
+    driver.save_screenshot(str(tmp_path / "host.png"))
+    answer = requests.get(f"{site.admin_url}/cgi-bin/boot_manager.sh",
+                          params={"cmd": "init", "mac": WAITING}, headers=IPXE, timeout=WAIT)
+    assert answer.status_code == 200
+    assert answer.text.startswith("#!ipxe")
+    assert "installing x86_64:rocky:10 on sch-002 as SCH/DEFAULT" in answer.text
+    assert "/distros/rocky/10/images/pxeboot/vmlinuz" in answer.text
+
+
+def test_a_non_admin_sees_no_form_and_a_forged_post_is_refused(
+        driver: WebDriver, site: Site) -> None:
+    action = f"/hosts/{WAITING}/configure"
+    before = site.store.items(RecordId.of_host("default", WAITING))
+    open_page(driver, f"{site.lan_url}/unconfigured", "Unconfigured hosts")
+    assert driver.find_elements(By.TAG_NAME, "form") == []
+    assert "Only admins can configure hosts" in driver.page_source
+    fields = {"csrf_token": admin_token(site, action), "choice": "SCH/DEFAULT"}
+    post_from_page(driver, action, fields)
+    assert "admin only" in driver.find_element(By.TAG_NAME, "main").text
+    copied = requests.post(f"{site.lan_url}{action}", data=fields, timeout=WAIT,
+                           allow_redirects=False)
+    assert copied.status_code == 403
+    assert site.store.items(RecordId.of_host("default", WAITING)) == before
+
+
+def test_a_cross_site_page_in_the_admins_browser_cannot_post(
+        driver: WebDriver, site: Site) -> None:
+    action = f"/hosts/{WAITING}/configure"
+    before = site.store.items(RecordId.of_host("default", WAITING))
+    fields = {"csrf_token": admin_token(site, action), "choice": "SCH/DEFAULT"}
+    driver.get("data:text/html,<h1>somewhere else</h1>")
+    post_from_page(driver, f"{site.admin_url}{action}", fields)
+    assert site.store.items(RecordId.of_host("default", WAITING)) == before
+
+
+def test_the_host_page_shows_the_history_entry_of_the_change(
+        driver: WebDriver, site: Site, tmp_path: Path) -> None:
+    configure_in_browser(driver, site, WAITING, "SCH/DEFAULT")
+    rows = [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+            for row in driver.find_elements(By.CSS_SELECTOR, "table.history tr")[1:]]
+    assert [row[1:] for row in rows if row[1] == "TYPE"] == [["TYPE", "(unset)", "SCH",
+                                                              "admin:127.0.0.1"]]
+    assert next(row[3] for row in rows if row[1] == "STATE") == "CONFIGURED"
+
+
+def test_the_host_page_shows_the_hardware_change_side_by_side(
+        driver: WebDriver, site: Site, tmp_path: Path) -> None:
+    open_page(driver, f"{site.admin_url}/hosts/52:54:00:AA:BB:01", "Host 52:54:00:aa:bb:01")
+    changed = driver.find_elements(By.CSS_SELECTOR, "table.diff tr.changed")
+    assert [row.text for row in changed] == ["PRODUCT R640 R650"]
+    driver.find_element(By.CSS_SELECTOR, "details.script summary").click()
+    assert driver.find_element(By.CSS_SELECTOR, "details.script pre").text.startswith("#!ipxe")
+    driver.save_screenshot(str(tmp_path / "host-hardware.png"))

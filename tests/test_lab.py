@@ -1,0 +1,420 @@
+"""The lab tier (boot.md, "The lab"): real dnsmasq with our config, real iPXE, real kernels.
+
+Everything runs inside network namespaces these tests create, on 10.99.0.0/24, which exists only
+there; the namespaces are deleted afterwards even when a test fails. Needs root and the Debian
+packages scripts/test installs (qemu-system-x86, ipxe, dnsmasq-base, iproute2, busybox).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+PXE_LAB = REPO / "scripts" / "pxe-lab"
+BUILD = REPO / "scripts" / "build-rescue-image"
+BIN = Path(sys.executable).parent
+IPXE = Path("/usr/lib/ipxe")
+OVMF = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+IPS = "10.99.0.1"
+PORT = 8080
+API = f"http://{IPS}:{PORT}"
+VM_TIMEOUT = 150  # seconds; TCG on a busy 2-core machine, KVM needs a fraction
+TOOLS = ("ip", "dnsmasq", "qemu-system-x86_64", "busybox", "cpio", "apt-get", "dpkg-deb")
+
+UDHCPC_SCRIPT = """#!/bin/sh
+# Prints what the DHCP server offered and configures the address (for the TFTP fetch).
+if [ "$1" = bound ]; then
+    printf 'HPS-DHCP ip=%s mask=%s siaddr=%s serverid=%s boot_file=%s\\n' \\
+        "$ip" "$mask" "$siaddr" "$serverid" "$boot_file"
+    ip addr add "$ip/$mask" dev "$interface"
+fi
+exit 0
+"""
+
+
+def lab_unavailable() -> str | None:
+    """Return why the lab cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "LAB TIER NOT RUN: needs root (network namespaces, tap devices)"
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    missing += [str(IPXE / f) for f in ("undionly.kpxe", "ipxe.efi") if not (IPXE / f).exists()]
+    if missing:
+        return (f"LAB TIER NOT RUN: missing {', '.join(missing)} (apt-get install "
+                "qemu-system-x86 ipxe dnsmasq-base iproute2 busybox cpio; scripts/test does)")
+    return None
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A running lab: its namespace, state directory and the environment pxe-lab needs."""
+
+    ns: str
+    dir: Path
+    env: dict[str, str]
+
+    @property
+    def config_dir(self) -> Path:
+        return self.dir / "hps-config"
+
+    @property
+    def access_log(self) -> Path:
+        return self.dir / "log" / "access.log"
+
+    @property
+    def event_log(self) -> Path:
+        return self.dir / "log" / "hps-api.log"
+
+    def pxe_lab(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run scripts/pxe-lab with this lab's environment."""
+        return subprocess.run([str(PXE_LAB), *args], env=self.env, capture_output=True,
+                              text=True, timeout=timeout, check=False)
+
+    def cli(self, prog: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run an hps-api console script against the lab's store and paths."""
+        env = {**self.env, "HPS_CONFIG_DIR": str(self.config_dir),
+               "HPS_RESOURCES_DIR": self.env["HPS_LAB_RESOURCES_DIR"],
+               "HPS_DHCP_LEASES": str(self.dir / "dnsmasq.leases"),
+               "HPS_DNSMASQ_PIDFILE": str(self.dir / "dnsmasq.pid")}
+        return subprocess.run([str(BIN / prog), *args], env=env, capture_output=True, text=True,
+                              timeout=60, check=False, cwd=self.dir)
+
+
+def lab_env(ns: str, directory: Path, resources: Path, accel: str = "auto") -> dict[str, str]:
+    """Return the environment of a lab living in `directory` (no HPS_* from outside)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPS_")}
+    env.update({"HPS_LAB_NS": ns, "HPS_LAB_DIR": str(directory),
+                "HPS_LAB_RESOURCES_DIR": str(resources), "HPS_LAB_PORT": str(PORT),
+                "HPS_LAB_ACCEL": accel})
+    return env
+
+
+def delete_namespace(ns: str) -> None:
+    """Kill whatever still runs in `ns` and delete it (the last line of every cleanup)."""
+    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True,
+                          check=False).stdout.split()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
+    subprocess.run(["ip", "netns", "delete", ns], capture_output=True, check=False)
+
+
+def namespaces() -> list[str]:
+    """Return the names of the network namespaces that exist."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+    return [line.split()[0] for line in listed.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def rescue_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The rescue image, built once per session (the directory test_rescue_image.py uses)."""
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    outdir = tmp_path_factory.getbasetemp() / "rescue-image"
+    built = subprocess.run([str(BUILD), str(outdir)], capture_output=True, text=True,
+                           timeout=600, check=False)
+    assert built.returncode == 0, built.stderr
+    return outdir
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, rescue_image: Path) -> Iterator[Lab]:
+    """`scripts/pxe-lab up` in a namespace of our own; always `down` and deleted afterwards."""
+    directory = tmp_path_factory.mktemp("lab")
+    resources = directory / "resources"
+    (resources / "distros").mkdir(parents=True)
+    # A copy, not a symlink: /distros never follows a link out of the resources tree.
+    shutil.copytree(rescue_image, resources / "distros" / "rescue")
+    ns = f"hpst{secrets.token_hex(3)}"
+    running = Lab(ns, directory, lab_env(ns, directory, resources))
+    try:
+        up = running.pxe_lab("up", timeout=180)
+        assert up.returncode == 0, f"pxe-lab up failed:\n{up.stdout}\n{up.stderr}"
+        yield running
+    finally:
+        running.pxe_lab("down", timeout=60)
+        delete_namespace(running.ns)
+
+
+@pytest.fixture
+def client(lab: Lab) -> Iterator[Callable[..., str]]:
+    """Make client namespaces on the lab bridge (a veth pair each); return a factory.
+
+    `client(mac=None)` returns the new namespace's name; its interface is `vc0`.
+    """
+    made: list[str] = []
+
+    def make(mac: str | None = None) -> str:
+        name = f"{lab.ns}c{len(made)}"
+        peer = f"vp{secrets.token_hex(3)}"
+        made.append(name)
+        steps = [["ip", "netns", "add", name],
+                 ["ip", "-n", lab.ns, "link", "add", peer, "type", "veth", "peer", "name",
+                  "vc0", "netns", name],
+                 ["ip", "-n", lab.ns, "link", "set", peer, "master", "hpsbr0", "up"],
+                 ["ip", "-n", name, "link", "set", "lo", "up"],
+                 *([["ip", "-n", name, "link", "set", "vc0", "address", mac]] if mac else []),
+                 ["ip", "-n", name, "link", "set", "vc0", "up"]]
+        for step in steps:
+            subprocess.run(step, check=True, capture_output=True, timeout=30)
+        return name
+
+    try:
+        yield make
+    finally:
+        for name in made:
+            delete_namespace(name)
+
+
+def in_ns(ns: str, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a command inside a namespace."""
+    return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def dhcp(ns: str, script: Path, *options: str) -> dict[str, str]:
+    """Run busybox udhcpc once in `ns`; return what the server offered (HPS-DHCP line)."""
+    result = in_ns(ns, "busybox", "udhcpc", "-i", "vc0", "-s", str(script), "-f", "-q", "-n",
+                   "-t", "6", "-T", "2", *options, timeout=60)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("HPS-DHCP ")]
+    assert lines, f"no DHCP lease:\n{result.stdout}\n{result.stderr}"
+    return dict(field.split("=", 1) for field in lines[0].split()[1:])
+
+
+@pytest.fixture
+def udhcpc_script(tmp_path: Path) -> Path:
+    """The udhcpc event script that reports the offer."""
+    script = tmp_path / "udhcpc.sh"
+    script.write_text(UDHCPC_SCRIPT)
+    script.chmod(0o755)
+    return script
+
+
+def tftp_get(ns: str, name: str, into: Path) -> bytes:
+    """Fetch `name` from the lab's TFTP server with busybox tftp; return the bytes."""
+    got = in_ns(ns, "busybox", "tftp", "-g", "-r", name, "-l", str(into), IPS)
+    assert got.returncode == 0, got.stderr
+    return into.read_bytes()
+
+
+def wait_for(predicate: Callable[[], bool], seconds: float, what: str) -> None:
+    """Poll `predicate` until it holds; fail naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {seconds:g} s for {what}")
+        time.sleep(0.5)
+
+
+def read(path: Path) -> str:
+    """Return a log file's text ('' while it does not exist)."""
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+# -- DHCP and TFTP with the generated config ---------------------------------------------------
+
+
+def test_a_bios_pxe_client_gets_undionly_kpxe_and_tftp_serves_it_byte_identical(
+        lab: Lab, client: Callable[..., str], udhcpc_script: Path, tmp_path: Path) -> None:
+    ns = client()
+    offer = dhcp(ns, udhcpc_script)
+    assert offer["boot_file"] == "undionly.kpxe"
+    assert offer["siaddr"] == IPS and offer["serverid"] == IPS
+    assert 100 <= int(offer["ip"].rsplit(".", 1)[1]) <= 199  # the lab's dynamic range
+    got = tftp_get(ns, "undionly.kpxe", tmp_path / "undionly.kpxe")
+    assert got == (IPXE / "undionly.kpxe").read_bytes()
+
+
+@pytest.mark.parametrize("arch", ["0007", "0009"])
+def test_a_uefi_x64_client_gets_ipxe_efi(lab: Lab, client: Callable[..., str],
+                                         udhcpc_script: Path, tmp_path: Path,
+                                         arch: str) -> None:
+    ns = client()
+    offer = dhcp(ns, udhcpc_script, "-x", f"0x5d:{arch}")
+    assert offer["boot_file"] == "ipxe.efi"
+    assert tftp_get(ns, "ipxe.efi", tmp_path / "ipxe.efi") == (IPXE / "ipxe.efi").read_bytes()
+
+
+def test_an_ipxe_client_gets_the_boot_ipxe_url_and_it_answers(
+        lab: Lab, client: Callable[..., str], udhcpc_script: Path, tmp_path: Path) -> None:
+    ns = client()
+    offer = dhcp(ns, udhcpc_script, "-x", "0xaf:01", "-x", "0x5d:0007")
+    assert offer["boot_file"] == f"{API}/boot.ipxe"
+    fetched = in_ns(ns, "busybox", "wget", "-q", "-O", "-", offer["boot_file"])
+    assert fetched.returncode == 0, fetched.stderr
+    assert fetched.stdout.startswith("#!ipxe")
+
+
+def test_tftp_has_nothing_but_the_ipxe_binaries(lab: Lab, client: Callable[..., str],
+                                                udhcpc_script: Path, tmp_path: Path) -> None:
+    ns = client()
+    dhcp(ns, udhcpc_script)
+    for name in ("../hps-config/hps.conf", "/etc/passwd", "nope.kpxe"):
+        got = in_ns(ns, "busybox", "tftp", "-g", "-r", name, "-l", str(tmp_path / "x"), IPS)
+        assert got.returncode != 0, name
+
+
+def test_a_host_given_an_address_gets_it_after_render_services_reloads_dnsmasq(
+        lab: Lab, client: Callable[..., str], udhcpc_script: Path) -> None:
+    mac = "52:54:00:7a:00:01"
+    for key, value in (("IP", "10.99.0.20"), ("HOSTNAME", "tch-001")):
+        assert lab.cli("host_config", mac, "set", key, value).returncode == 0
+    rendered = lab.cli("hps-api", "render-services")
+    assert rendered.returncode == 0, rendered.stderr
+    assert "dnsmasq reloaded" in rendered.stdout
+    # ips, ips.cluster.local, tch-001, tch-001.cluster.local: the SIGHUP made dnsmasq re-read.
+    wait_for(lambda: "dns-hosts - 4 names" in read(lab.dir / "dnsmasq.log"), 10,
+             "dnsmasq to re-read dns-hosts")
+    ns = client(mac=mac)
+    offer = dhcp(ns, udhcpc_script)
+    assert offer["ip"] == "10.99.0.20"
+    looked_up = in_ns(ns, "busybox", "nslookup", "tch-001.cluster.local", IPS)
+    assert "10.99.0.20" in looked_up.stdout, looked_up.stdout + looked_up.stderr
+
+
+def test_gunicorn_serves_the_rescue_image_whole_and_resumed_with_a_range(
+        lab: Lab, client: Callable[..., str], udhcpc_script: Path, rescue_image: Path,
+        tmp_path: Path) -> None:
+    ns = client()
+    dhcp(ns, udhcpc_script)
+    kernel = (rescue_image / "vmlinuz").read_bytes()
+    whole = tmp_path / "vmlinuz"
+    got = in_ns(ns, "busybox", "wget", "-q", "-O", str(whole), f"{API}/distros/rescue/vmlinuz")
+    assert got.returncode == 0, got.stderr
+    assert whole.read_bytes() == kernel
+    partial = tmp_path / "resumed"
+    partial.write_bytes(kernel[:1_000_000])
+    # wget -c asks for the rest with `Range: bytes=1000000-` and appends the 206 body.
+    got = in_ns(ns, "busybox", "wget", "-q", "-c", "-O", str(partial),
+                f"{API}/distros/rescue/vmlinuz")
+    assert got.returncode == 0, got.stderr
+    assert partial.read_bytes() == kernel
+    assert re.search(r'"GET /distros/rescue/vmlinuz HTTP/1\.1" 206 ' + str(len(kernel) - 1_000_000),
+                     read(lab.access_log))
+
+
+# -- real firmware, real kernels ----------------------------------------------------------------
+
+
+def pxe_boot_until_init(lab: Lab, mac: str, serial: Path, *options: str) -> str:
+    """Boot a VM with `pxe-lab vm` until its iPXE chains `cmd=init`; return the access log."""
+    vm = subprocess.Popen([str(PXE_LAB), "vm", mac, *options, "--timeout", str(VM_TIMEOUT),
+                           "--log", str(serial), "--no-reboot"], env=lab.env,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, start_new_session=True)
+    hyphens = mac.replace(":", "-")
+    init = re.compile(rf'"GET /cgi-bin/boot_manager\.sh\?cmd=init&mac={hyphens}&\S* '
+                      r'HTTP/1\.1" 200 .*"iPXE/')
+    try:
+        wait_for(lambda: init.search(read(lab.access_log)) is not None, VM_TIMEOUT,
+                 f"iPXE in VM {mac} to chain cmd=init")
+    finally:
+        os.killpg(vm.pid, signal.SIGTERM)
+        vm.wait(timeout=30)
+    tap = "hpstap" + mac.replace(":", "")[6:]
+    wait_for(lambda: tap not in in_ns(lab.ns, "ip", "link").stdout, 10,
+             "pxe-lab to remove the VM's tap device")
+    return read(lab.access_log)
+
+
+def test_a_qemu_vm_pxe_boots_through_dnsmasq_into_boot_ipxe_and_init(lab: Lab,
+                                                                       tmp_path: Path) -> None:
+    mac = "52:54:00:7a:00:02"
+    serial = tmp_path / "serial.log"
+    log = pxe_boot_until_init(lab, mac, serial)
+    assert re.search(r'^10\.99\.0\.\d+ .*"GET /boot\.ipxe HTTP/1\.1" 200 .*"iPXE/', log, re.M)
+    assert f"Filename: {API}/boot.ipxe" in read(serial)
+    state = lab.cli("host_config", mac, "get", "STATE")
+    assert state.stdout == "UNCONFIGURED\n", state.stderr
+
+
+def test_uefi_firmware_pxe_fetches_ipxe_efi_over_tftp_then_chains_boot_ipxe(
+        lab: Lab, tmp_path: Path) -> None:
+    if not Path(OVMF).exists():
+        pytest.skip(f"UEFI LAB TEST NOT RUN: {OVMF} missing (apt-get install ovmf)")
+    mac = "52:54:00:7a:00:04"
+    serial = tmp_path / "serial.log"
+    # No iPXE ROM on the NIC: OVMF's own PXE client asks DHCP with client-arch 7.
+    pxe_boot_until_init(lab, mac, serial, "--uefi", "--no-rom")
+    console = read(serial)
+    assert "NBP filename is ipxe.efi" in console
+    assert f"Filename: {API}/boot.ipxe" in console
+    dnsmasq_log = read(lab.dir / "dnsmasq.log")
+    assert re.search(r"sent .*/tftp/ipxe\.efi to 10\.99\.0\.\d+", dnsmasq_log), dnsmasq_log[-2000:]
+
+
+def test_the_rescue_image_boots_on_the_lab_network_and_reports_in(
+        lab: Lab, rescue_image: Path, tmp_path: Path) -> None:
+    mac, session = "52:54:00:7a:00:03", "5e5510"
+    serial = tmp_path / "serial.log"
+    append = (f"console=ttyS0 hps_api={API} hps_mac={mac} hps_session={session} "
+              "hps_poweroff=1")
+    booted = lab.pxe_lab("vm", mac, "--kernel", str(rescue_image / "vmlinuz"), "--initrd",
+                         str(rescue_image / "initrd.img"), "--append", append, "--no-reboot",
+                         "--timeout", str(VM_TIMEOUT), "--log", str(serial),
+                         timeout=VM_TIMEOUT + 30)
+    console = read(serial)
+    assert booted.returncode == 0, f"VM did not power off (rc {booted.returncode}):\n{console}"
+    ready = re.search(r"^HPS-RESCUE-READY mac=5254007a0003 ip=10\.99\.0\.\d+ "
+                      r"reported=(library|log_message)\r?$", console, re.M)
+    assert ready, console[-3000:]
+    reports = [line for line in read(lab.event_log).splitlines()
+               if f" 5254007a0003 {session} " in line and "rescue" in line]
+    assert reports, read(lab.event_log)[-3000:]
+
+
+# -- the script itself --------------------------------------------------------------------------
+
+
+def test_vm_refuses_a_malformed_or_multicast_mac(lab: Lab) -> None:
+    for mac in ("52:54:00:zz:00:01", "01:00:5e:00:00:01", "525400aabb01"):
+        result = lab.pxe_lab("vm", mac, "--timeout", "1")
+        assert result.returncode == 2, (mac, result.stderr)
+
+
+def test_up_twice_fails_and_down_stops_everything_and_deletes_the_namespace(
+        tmp_path: Path, rescue_image: Path) -> None:
+    ns = f"hpst{secrets.token_hex(3)}"
+    small = Lab(ns, tmp_path / "lab", lab_env(ns, tmp_path / "lab", tmp_path / "res", "tcg"))
+    try:
+        assert small.pxe_lab("up").returncode == 0
+        pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True,
+                              check=True).stdout.split()
+        assert len(pids) >= 3  # dnsmasq, the gunicorn master and its workers
+        again = small.pxe_lab("up")
+        assert again.returncode == 1 and "exists already" in again.stderr
+        assert "up (QEMU accelerator: tcg)" in small.pxe_lab("status").stdout
+        down = small.pxe_lab("down", timeout=60)
+        assert down.returncode == 0, down.stderr
+        assert ns not in namespaces()
+        for pid in pids:
+            assert not Path(f"/proc/{pid}").exists() or Path(
+                f"/proc/{pid}/status").read_text().find("State:\tZ") >= 0
+        assert small.pxe_lab("down").returncode == 0  # idempotent
+        assert small.pxe_lab("status").stdout == f"lab {ns}: down\n"
+        small.env["HPS_LAB_PORT"] = "99999"
+        failed = small.pxe_lab("up")
+        assert failed.returncode == 1
+        assert "HPS_PORT='99999' is not a port number" in failed.stderr
+        assert "taking the lab down again" in failed.stderr
+        assert ns not in namespaces()
+    finally:
+        delete_namespace(ns)
