@@ -101,8 +101,28 @@ def serve(settings: Settings, bind: str | None = None, workers: int | None = Non
     from hps_api import create_app
 
     options = gunicorn_options(settings, bind, workers)
-    run_app(create_app(settings), options)
+    app = create_app(settings)
+    log_selftest(settings)
+    run_app(app, options)
     return 0
+
+
+def log_selftest(settings: Settings) -> None:
+    """Run the IPS self-test once at start and log every result (failures as warnings).
+
+    A failing check does not stop the server: a half-configured IPS still serves the pages that
+    show what is missing.
+    """
+    import logging
+
+    from hps_api import eventlog
+    from hps_api.selftest import run_selftest
+    from hps_api.store import FileStore
+
+    store = FileStore(settings.config_dir, settings.lock_timeout, settings.sensitive_keys)
+    for check in run_selftest(store, settings):
+        eventlog.event(logging.INFO if check.ok else logging.WARNING,
+                       f"selftest {check.line()}", host="ips")
 
 
 def run_app(app: WSGIApp, options: dict[str, Any]) -> None:

@@ -241,3 +241,9 @@ def test_auto_workers_is_two_per_core_plus_one_capped_at_8(cores: int, workers: 
 ])
 def test_the_access_log_keeps_selector_values_and_hides_the_rest(query: str, logged: str) -> None:
     assert redact_query(query) == logged
+
+
+def test_the_ips_selftest_runs_at_start_and_is_logged(server: Server) -> None:
+    log = read_when(server.log_dir / "hps-api.log", "selftest log_dir:")
+    assert "INFO ips - - selftest templates: pass" in log
+    assert "WARNING ips - - selftest active_cluster: fail" in log
