@@ -314,36 +314,67 @@ def test_gunicorn_serves_the_rescue_image_whole_and_resumed_with_a_range(
 # -- real firmware, real kernels ----------------------------------------------------------------
 
 
-def pxe_boot_until_init(lab: Lab, mac: str, serial: Path, *options: str) -> str:
-    """Boot a VM with `pxe-lab vm` until its iPXE chains `cmd=init`; return the access log."""
-    vm = subprocess.Popen([str(PXE_LAB), "vm", mac, *options, "--timeout", str(VM_TIMEOUT),
-                           "--log", str(serial), "--no-reboot"], env=lab.env,
-                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL, start_new_session=True)
-    hyphens = mac.replace(":", "-")
-    init = re.compile(rf'"GET /cgi-bin/boot_manager\.sh\?cmd=init&mac={hyphens}&\S* '
-                      r'HTTP/1\.1" 200 .*"iPXE/')
-    try:
-        wait_for(lambda: init.search(read(lab.access_log)) is not None, VM_TIMEOUT,
-                 f"iPXE in VM {mac} to chain cmd=init")
-    finally:
-        os.killpg(vm.pid, signal.SIGTERM)
-        vm.wait(timeout=30)
+def start_vm(lab: Lab, mac: str, serial: Path, *options: str) -> subprocess.Popen[bytes]:
+    """Start `pxe-lab vm` in its own process group (stop it with `stop_vm`)."""
+    return subprocess.Popen([str(PXE_LAB), "vm", mac, *options, "--timeout", str(VM_TIMEOUT),
+                             "--log", str(serial), "--no-reboot"], env=lab.env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop_vm(lab: Lab, vm: subprocess.Popen[bytes], mac: str) -> None:
+    """Stop a VM started by `start_vm` and wait until pxe-lab removed its tap device."""
+    os.killpg(vm.pid, signal.SIGTERM)
+    vm.wait(timeout=30)
     tap = "hpstap" + mac.replace(":", "")[6:]
     wait_for(lambda: tap not in in_ns(lab.ns, "ip", "link").stdout, 10,
              "pxe-lab to remove the VM's tap device")
-    return read(lab.access_log)
 
 
-def test_a_qemu_vm_pxe_boots_through_dnsmasq_into_boot_ipxe_and_init(lab: Lab,
-                                                                       tmp_path: Path) -> None:
-    mac = "52:54:00:7a:00:02"
+def wait_for_init(lab: Lab, mac: str) -> None:
+    """Wait until the VM's iPXE has chained `cmd=init` (via /boot.ipxe) and got a 200."""
+    init = re.compile(rf'"GET /cgi-bin/boot_manager\.sh\?cmd=init&mac={mac.replace(":", "-")}&'
+                      r'\S* HTTP/1\.1" 200 .*"iPXE/')
+    wait_for(lambda: init.search(read(lab.access_log)) is not None, VM_TIMEOUT,
+             f"iPXE in VM {mac} to chain cmd=init")
+
+
+def events(lab: Lab, mac12: str) -> list[list[str]]:
+    """Return hps-api.log lines about one host as [time, level, host, session, client, msg]."""
+    lines = read(lab.event_log).splitlines()
+    return [line.split(" ", 5) for line in lines if line.split(" ")[2:3] == [mac12]]
+
+
+def test_a_pxe_booted_vm_registers_then_boots_the_rescue_image_when_told(
+        lab: Lab, tmp_path: Path) -> None:
+    """The whole chain: iPXE ROM -> dnsmasq -> /boot.ipxe -> init (unknown MAC: registered,
+    menu) -> RESCUE=yes -> the menu's next poll -> rescue.ipxe -> kernel and initrd from
+    /distros/rescue -> /init -> node library -> "rescue up" in the same boot session."""
+    mac, mac12 = "52:54:00:7a:00:02", "5254007a0002"
     serial = tmp_path / "serial.log"
-    log = pxe_boot_until_init(lab, mac, serial)
-    assert re.search(r'^10\.99\.0\.\d+ .*"GET /boot\.ipxe HTTP/1\.1" 200 .*"iPXE/', log, re.M)
-    assert f"Filename: {API}/boot.ipxe" in read(serial)
-    state = lab.cli("host_config", mac, "get", "STATE")
-    assert state.stdout == "UNCONFIGURED\n", state.stderr
+    assert lab.cli("cluster_config", "set", "MENU_TIMEOUT", "5").returncode == 0
+    vm = start_vm(lab, mac, serial)
+    try:
+        wait_for_init(lab, mac)
+        log = read(lab.access_log)
+        assert re.search(r'^10\.99\.0\.\d+ .*"GET /boot\.ipxe HTTP/1\.1" 200 .*"iPXE/', log,
+                         re.M)
+        assert f"Filename: {API}/boot.ipxe" in read(serial)
+        state = lab.cli("host_config", mac, "get", "STATE")
+        assert state.stdout == "UNCONFIGURED\n", state.stderr
+        assert lab.cli("host_config", mac, "set", "RESCUE", "yes").returncode == 0
+        wait_for(lambda: "HPS-RESCUE-READY" in read(serial), VM_TIMEOUT,
+                 "the rescue image booted over PXE to report ready")
+    finally:
+        stop_vm(lab, vm, mac)
+    assert re.search(rf"^HPS-RESCUE-READY mac={mac12} .* reported=(library|log_message)",
+                     read(serial), re.M), read(serial)[-3000:]
+    log = read(lab.access_log)
+    assert re.search(r'"GET /distros/rescue/vmlinuz HTTP/1\.1" 200 .*"iPXE/', log)
+    assert re.search(r'"GET /distros/rescue/initrd\.img HTTP/1\.1" 200 .*"iPXE/', log)
+    rescue_boots = {e[3] for e in events(lab, mac12) if e[4] == "ipxe" and "rescue" in e[5]}
+    reports = {e[3] for e in events(lab, mac12) if e[4] != "ipxe" and "rescue" in e[5]}
+    assert rescue_boots & reports, events(lab, mac12)  # hps_session= reached the node
 
 
 def test_uefi_firmware_pxe_fetches_ipxe_efi_over_tftp_then_chains_boot_ipxe(
@@ -353,7 +384,11 @@ def test_uefi_firmware_pxe_fetches_ipxe_efi_over_tftp_then_chains_boot_ipxe(
     mac = "52:54:00:7a:00:04"
     serial = tmp_path / "serial.log"
     # No iPXE ROM on the NIC: OVMF's own PXE client asks DHCP with client-arch 7.
-    pxe_boot_until_init(lab, mac, serial, "--uefi", "--no-rom")
+    vm = start_vm(lab, mac, serial, "--uefi", "--no-rom")
+    try:
+        wait_for_init(lab, mac)
+    finally:
+        stop_vm(lab, vm, mac)
     console = read(serial)
     assert "NBP filename is ipxe.efi" in console
     assert f"Filename: {API}/boot.ipxe" in console

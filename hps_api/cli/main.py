@@ -165,15 +165,11 @@ def _cgi(args: argparse.Namespace) -> int:
 
 def _render_services(args: argparse.Namespace) -> int:
     from hps_api.services import IPXE_BINARIES, reload_dnsmasq, render_services, tftp_root
-    from hps_api.services.rsyslog import render_rsyslog, write_rsyslog
-    from hps_api.store import RecordId
 
     settings = settings_for(args.config_dir)
     store = open_store(settings)
     cluster = active_cluster(store, args.cluster)
-    render_rsyslog(settings, store.items(RecordId.of_cluster(cluster)))  # bad keys: write nothing
-    for path in [*render_services(store, settings, cluster),
-                 write_rsyslog(store, settings, cluster)]:
+    for path in render_services(store, settings, cluster):
         out(f"wrote {path}")
     for name in IPXE_BINARIES:
         if not (tftp_root(settings) / name).is_file():
