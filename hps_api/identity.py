@@ -1,8 +1,10 @@
 """Who is calling (api.md §4): MAC from the neighbour table or DHCP leases, admin rights.
 
-The kernel neighbour table (`/proc/net/arp`) is read directly on every lookup: it is a small
+The kernel neighbour table (`/proc/net/arp`) is read directly on every lookup: it is an
 in-memory file, and a subprocess (`ip neigh`, `ping`) per request would cost more than the whole
-answer. The dnsmasq lease file is re-read only when its mtime changes.
+answer. It cannot be cached by mtime (procfs has none that moves), so the lookup searches the
+text for the address rather than parsing every line. The dnsmasq lease file is re-read only when
+its mtime changes.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hmac
 import ipaddress
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from hps_api.errors import Forbidden, InvalidInput
@@ -49,14 +52,21 @@ class Neighbours:
 
     def _from_arp(self, ip: str) -> str | None:
         try:
-            text = self.arp_table.read_text(encoding="ascii", errors="replace")
+            table = self.arp_table.read_bytes()
         except OSError:
             return None
-        for line in text.splitlines()[1:]:
-            fields = line.split()
+        # Find the address's lines instead of decoding and splitting the whole table: with a
+        # rack booting it holds every host, and this runs for every request from the LAN.
+        needle = f"\n{ip} ".encode("ascii", "replace")
+        start = table.find(needle)
+        while start != -1:
+            end = table.find(b"\n", start + 1)
+            line = table[start + 1:end if end != -1 else len(table)]
+            fields = line.decode("ascii", "replace").split()
             # IP address, HW type, Flags, HW address, Mask, Device; flags 0x0 = incomplete
             if len(fields) >= 4 and fields[0] == ip and fields[2] != "0x0":
                 return _mac_or_none(fields[3])
+            start = table.find(needle, start + 1)
         return None
 
     def _from_leases(self) -> dict[str, str]:
@@ -105,6 +115,7 @@ def client_address(remote_addr: str, forwarded_for: str, trusted_proxies: tuple[
     return remote_addr
 
 
+@lru_cache(maxsize=4096)
 def is_loopback(ip: str) -> bool:
     """Return True for 127.0.0.0/8 and ::1 (and IPv4-mapped loopback)."""
     try:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import fnmatch
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 from hps_api.errors import InvalidInput
 
@@ -73,6 +74,12 @@ def validate_value(value: str) -> str:
     """
     if not isinstance(value, str):
         raise InvalidInput("value must be text")
+    if value.isascii() and value.isprintable():
+        # The common case, without a per-character lookup: in ASCII, isprintable() is False
+        # exactly for the control characters (Cc); the other refused categories are not ASCII.
+        if len(value) > MAX_VALUE_BYTES:
+            raise InvalidInput(f"value larger than {MAX_VALUE_BYTES} bytes")
+        return value
     bad = next((ch for ch in value if unicodedata.category(ch) in _FORBIDDEN_CATEGORIES), None)
     if bad is not None:
         raise InvalidInput(f"value contains a control character (U+{ord(bad):04X})")
@@ -111,8 +118,15 @@ def os_stem_to_id(stem: str) -> str:
 
 def is_sensitive(key: str, patterns: Iterable[str] = DEFAULT_SENSITIVE_PATTERNS) -> bool:
     """Return True when the key matches one of the sensitive-name glob patterns."""
-    upper = key.upper()
-    return any(fnmatch.fnmatchcase(upper, pattern.upper()) for pattern in patterns)
+    return _sensitive_matcher(tuple(patterns))(key.upper()) is not None
+
+
+@lru_cache(maxsize=16)
+def _sensitive_matcher(patterns: tuple[str, ...]) -> Callable[[str], re.Match[str] | None]:
+    """Return one compiled regex for a set of glob patterns (fnmatch would test each in turn)."""
+    if not patterns:
+        return lambda _key: None
+    return re.compile("|".join(fnmatch.translate(p.upper()) for p in patterns)).match
 
 
 def _shown(text: object) -> str:

@@ -3,16 +3,21 @@
 The defaults are chosen for a small IPS box (a few cores; tens to a few hundred nodes that boot
 in waves and then mostly stay quiet):
 
-- Workers: `--workers`, else `HPS_WORKERS`, else (0) auto = 2 x cores + 1, capped at 8. A
-  request is short but spends much of its time off the CPU (file locks, fsync of the record
-  and its directory), so more processes than cores keep the cores busy; past 8 they only cost
-  memory (about 30 MB RSS each, 11 MB of it unshared thanks to preloading) on a box that
-  rarely sees more than a burst of PXE clients.
-- Worker class `gthread` with 4 threads per worker rather than `sync`: threads release the GIL
+- Workers: `--workers`, else `HPS_WORKERS`, else (0) auto = cores + 1, capped at 8. Python runs
+  one request at a time per process (the GIL), so one process per core keeps the cores busy and
+  the extra one covers a process paused in the kernel; more processes only cost memory (about
+  33 MB RSS each). The boot-storm benchmark measured 2, 3 and 5 workers on 2 cores, with 4, 8
+  and 16 threads: requests per second and CPU per request did not differ beyond the machine's
+  noise (docs/performance.md, Boot storm), so the smaller count wins on memory. (Until the
+  boot-storm work the default was 2 x cores + 1 with 4 threads.)
+- Worker class `gthread` with 16 threads per worker rather than `sync`: threads release the GIL
   while they wait on a lock or an fsync, gthread keeps HTTP keep-alive connections, and a long
   response (a kernel or ISO under /distros, api.md §7) does not pin a whole process, nor get it
-  killed by the timeout below, as it would with a sync worker. The store is thread-safe: each
-  write opens its own lock file descriptor.
+  killed by the timeout below, as it would with a sync worker. A download holds its thread for
+  as long as the client takes (seconds to minutes for an initrd over a shared 1 GbE link while
+  a rack boots), but costs no CPU meanwhile (sendfile), so threads are plentiful: 3 x 16 = 48
+  downloads at once on 2 cores before requests queue behind them, where 5 x 4 allowed 20. The
+  store is thread-safe: each write opens its own lock file descriptor.
 - timeout 30 s: a worker whose main loop is silent that long is killed and replaced.
   graceful_timeout 10 s: on SIGTERM in-flight requests get 10 s to finish; nodes retry anyway.
 - Preloaded: the app is built once, in the master, after the settings are read, so a bad
@@ -43,7 +48,7 @@ if TYPE_CHECKING:
 
 MAX_AUTO_WORKERS = 8
 MAX_WORKERS = 256  # as for HPS_WORKERS
-THREADS = 4
+THREADS = 16
 TIMEOUT = 30
 GRACEFUL_TIMEOUT = 10
 ACCESS_LOG = "access.log"
@@ -55,11 +60,11 @@ LOGGED_PARAMS = frozenset({
 
 
 def auto_workers(cores: int | None = None) -> int:
-    """Return the default worker count: 2 x cores + 1, capped at MAX_AUTO_WORKERS."""
+    """Return the default worker count: cores + 1, capped at MAX_AUTO_WORKERS."""
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
             os.cpu_count() or 1)
-    return min(2 * cores + 1, MAX_AUTO_WORKERS)
+    return min(cores + 1, MAX_AUTO_WORKERS)
 
 
 def gunicorn_options(settings: Settings, bind: str | None = None,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -296,3 +298,61 @@ def test_concurrent_config_host_of_many_hosts_gives_distinct_names_and_ips(
     assert len({h["HOSTNAME"] for h in hosts}) == 36
     assert len({h["IP"] for h in hosts}) == 36
     assert all(not 100 <= int(h["IP"].rsplit(".", 1)[1]) <= 199 for h in hosts)
+
+
+# -- which writes of init are durable (storage.md: boot-session stamps) ------------------------
+
+
+@pytest.fixture
+def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record what is fsynced, in order: `file` or `dir` (and still do it)."""
+    calls: list[str] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        calls.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    return calls
+
+
+def test_registering_a_new_host_is_a_durable_write(web, store, fsyncs) -> None:
+    init(web)
+    assert host_of(store)["STATE"] == "UNCONFIGURED"
+    assert fsyncs == ["file", "dir"]
+
+
+def test_the_boot_stamp_of_an_installed_host_skips_only_the_directory_fsync(
+    web, store, fsyncs, config_dir
+) -> None:
+    store.update(RecordId.of_host("default", NEW), {"STATE": "INSTALLED"}, "t", create=True)
+    fsyncs.clear()
+    assert "\nexit\n" in init(web).text
+    host = host_of(store)
+    assert fsyncs == ["file"]
+    assert host["STATE"] == "INSTALLED" and len(host["BOOT_SESSION"]) == 6
+    journal = (config_dir / "clusters" / "default" / "journal.log").read_text()
+    assert f'"new": "{host["BOOT_SESSION"]}"' in journal  # the session still shows in events
+
+
+def test_a_boot_that_changes_the_state_is_a_durable_write(web, store, fsyncs) -> None:
+    store.update(RecordId.of_host("default", NEW), {"STATE": "CONFIGURED", "TYPE": "SCH"}, "t",
+                 create=True)
+    fsyncs.clear()
+    init(web)
+    assert host_of(store)["STATE"] == "INSTALLING"
+    assert fsyncs == ["file", "dir"]
+
+
+def test_registering_a_new_host_lists_no_directory(web, store, monkeypatch) -> None:
+    """With 10,000 hosts a registration must cost what it costs with ten: no directory scan."""
+
+    def no_scan(*args: object, **kwargs: object) -> None:
+        raise AssertionError("init scanned a directory")
+
+    monkeypatch.setattr(os, "scandir", no_scan)
+    monkeypatch.setattr(os, "listdir", no_scan)
+    monkeypatch.setattr(FileStore, "list_records", no_scan)
+    assert "menu hps-api:" in init(web).text
+    assert host_of(store)["STATE"] == "UNCONFIGURED"

@@ -6,12 +6,17 @@ OS record. Nothing is mocked except where a test counts `os.replace` calls.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import multiprocessing
 import os
 import re
+import stat
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -648,3 +653,204 @@ def test_listing_ignores_stray_files(store, root):
     assert store.list_records(Kind.HOST, CLUSTER) == [HOST]
     assert store.list_records(Kind.CLUSTER) == [CLUSTER_RID]
     assert store.list_records(Kind.OS) == [OS_RID]
+
+
+# -- durable=False: bookkeeping written atomically, without the directory fsync ---------------
+
+
+@pytest.fixture
+def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record what the store fsyncs, in order: `file` or `dir` (and still do it)."""
+    calls: list[str] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        calls.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    return calls
+
+
+def test_a_durable_update_fsyncs_the_record_and_then_its_directory(store, fsyncs):
+    store.update(HOST, {"IP": "10.0.0.5"}, ACTOR)
+    assert fsyncs == ["file", "dir"]
+
+
+def test_a_non_durable_update_is_one_fsynced_replace_without_the_directory_fsync(
+    store, root, fsyncs, replace_calls
+):
+    store.update(HOST, {"LAST_SEEN": "2026-01-01T00:00:00Z"}, ACTOR, durable=False)
+    assert fsyncs == ["file"]
+    assert [dst for _, dst in replace_calls] == [str(host_path(root))]
+    assert store.get(HOST, "LAST_SEEN") == "2026-01-01T00:00:00Z"
+    assert journal_entries(journal_path(root, HOST))[-1]["key"] == "LAST_SEEN"
+    assert temp_files(root) == []
+
+
+def test_non_durable_updates_are_atomic_for_readers_old_or_new_never_torn(root):
+    """A writer process flips a record between two complete states of very different sizes
+    with durable=False while this process reads it as fast as it can."""
+    store = FileStore(root, lock_timeout=2.0)
+    store.update(CLUSTER_RID, {"NETWORK": "10.0.0.0/24"}, "cli:setup", create=True)
+    payloads = {"A": "A" * 20_000, "B": "B" * 300}
+    store.update(HOST, {"PAYLOAD": payloads["B"], "MARK": "B"}, "cli:setup", create=True)
+    writer = multiprocessing.get_context("fork").Process(
+        target=_flip_forever, args=(root, payloads), daemon=True)
+    writer.start()
+    try:
+        marks = set()
+        deadline = time.monotonic() + 10
+        while len(marks) < 2 or len(marks_seen_reads) < 2000:
+            record = store.items(HOST)
+            assert record["PAYLOAD"] == payloads[record["MARK"]]
+            marks.add(record["MARK"])
+            marks_seen_reads.append(record["MARK"])
+            assert time.monotonic() < deadline, f"saw only {marks} in 10 s"
+    finally:
+        writer.kill()
+        writer.join(timeout=10)
+        marks_seen_reads.clear()
+
+
+marks_seen_reads: list[str] = []
+
+
+def _flip_forever(root: Path, payloads: dict[str, str]) -> None:
+    store = FileStore(root, lock_timeout=2.0)
+    n = 0
+    while True:
+        n += 1
+        mark = "A" if n % 2 else "B"
+        store.update(HOST, {"PAYLOAD": payloads[mark], "MARK": mark}, "cli:flip", durable=False)
+
+
+# -- records kept in memory: hps.conf, clusters and OS records ---------------------------------
+
+
+@pytest.fixture
+def opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the files the store opens to read a cached kind (and still open them)."""
+    from hps_api.store import filestore
+
+    calls: list[str] = []
+
+    def counting_open(name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(str(name))
+        return open(name, *args, **kwargs)
+
+    monkeypatch.setattr(filestore, "open", counting_open, raising=False)
+    return calls
+
+
+@pytest.fixture
+def settle_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files count as settled 50 ms after their last change instead of a second."""
+    from hps_api.store import filestore
+
+    monkeypatch.setattr(filestore, "SETTLE_SECONDS", 0.05)
+    time.sleep(0.1)
+
+
+@pytest.mark.parametrize("kind", ["global", "cluster", "os"])
+def test_a_settled_record_is_parsed_once_and_then_served_from_memory(store, opens, settle_now,
+                                                                     kind):
+    rid = RIDS[kind]
+    first = store.items(rid)
+    assert store.items(rid) == first and store.record(rid).as_dict() == first
+    assert opens == [str(store.layout.path(rid))]
+
+
+def test_a_record_changed_by_another_process_is_read_again(store, root, settle_now):
+    assert store.get(CLUSTER_RID, "NETWORK") == "10.0.0.0/24"
+    other = FileStore(root)
+    other.update(CLUSTER_RID, {"NETWORK": "10.9.0.0/24"}, ACTOR)
+    assert store.get(CLUSTER_RID, "NETWORK") == "10.9.0.0/24"
+
+
+def test_an_in_place_edit_that_keeps_size_and_mtime_is_still_seen(store, root, settle_now):
+    path = record_path(root, CLUSTER_RID)
+    assert store.get(CLUSTER_RID, "NETWORK") == "10.0.0.0/24"
+    before = path.stat()
+    with path.open("r+b") as handle:  # an editor writing in place: same inode, same size
+        edited = handle.read().replace(b"10.0.0.0/24", b"10.7.0.0/24")
+        handle.seek(0)
+        handle.write(edited)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size and path.stat().st_ino == before.st_ino
+    assert store.get(CLUSTER_RID, "NETWORK") == "10.7.0.0/24"  # the ctime moved
+
+
+def test_a_file_changed_less_than_a_settling_time_ago_is_not_kept(store, root, opens):
+    store.update(CLUSTER_RID, {"DNS": "10.0.0.1"}, ACTOR)  # just now
+    store.items(CLUSTER_RID)
+    store.items(CLUSTER_RID)
+    assert len(opens) == 2
+
+
+def test_a_cached_record_that_is_deleted_is_not_found(store, root, settle_now):
+    store.items(OS_RID)
+    store.delete(OS_RID, ACTOR)
+    with pytest.raises(NotFound):
+        store.items(OS_RID)
+
+
+def test_host_records_are_read_from_disk_every_time(store, root, monkeypatch, settle_now):
+    from hps_api.store import filestore
+
+    reads: list[Path] = []
+    real = filestore._read_bytes
+    monkeypatch.setattr(filestore, "_read_bytes", lambda p: reads.append(p) or real(p))
+    store.items(HOST)
+    store.items(HOST)
+    assert reads == [host_path(root)] * 2
+
+
+# -- the record lock: flock(2), per open file description --------------------------------------
+
+
+def test_two_threads_of_one_process_exclude_each_other(store):
+    impatient = FileStore(store.layout.root, lock_timeout=0.2)
+    failures: list[BaseException] = []
+
+    def other_thread() -> None:
+        try:
+            impatient.update(HOST, {"IP": "10.0.0.9"}, ACTOR)
+        except StoreBusy as err:
+            failures.append(err)
+
+    with store.lock(CLUSTER), store._locked(host_path(store.layout.root)):
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join(timeout=10)
+    assert len(failures) == 1
+    assert "IP" not in store.items(HOST)
+
+
+def test_a_lock_file_replaced_while_a_writer_waits_is_locked_again_by_path(store, root):
+    """The writer got the flock of an unlinked lock file: it must take the one now at the path
+    (held here), not write while someone holding that one believes it is alone."""
+    lock_path = host_path(root).with_name(f"{MAC12}.conf.lock")
+    old = os.open(lock_path, os.O_RDONLY)
+    fcntl.flock(old, fcntl.LOCK_EX)
+    result: list[object] = []
+    waiting = FileStore(root, lock_timeout=1.0)
+    writer = threading.Thread(
+        target=lambda: result.append(_try(lambda: waiting.update(HOST, {"IP": "x"}, ACTOR))))
+    writer.start()
+    time.sleep(0.2)
+    os.unlink(lock_path)
+    new = os.open(lock_path, os.O_RDONLY | os.O_CREAT)
+    fcntl.flock(new, fcntl.LOCK_EX)
+    os.close(old)  # the writer now gets the old, unlinked file's lock
+    writer.join(timeout=10)
+    os.close(new)
+    assert len(result) == 1 and isinstance(result[0], StoreBusy)
+    assert "IP" not in store.items(HOST)
+
+
+def _try(call: Callable[[], object]) -> object:
+    try:
+        return call()
+    except StoreBusy as err:
+        return err

@@ -226,8 +226,8 @@ def test_sigterm_stops_the_server_within_the_graceful_timeout(tmp_path: Path) ->
         stop_server(running)
 
 
-@pytest.mark.parametrize(("cores", "workers"), [(1, 3), (2, 5), (3, 7), (4, 8), (64, 8)])
-def test_auto_workers_is_two_per_core_plus_one_capped_at_8(cores: int, workers: int) -> None:
+@pytest.mark.parametrize(("cores", "workers"), [(1, 2), (2, 3), (4, 5), (7, 8), (64, 8)])
+def test_auto_workers_is_one_per_core_plus_one_capped_at_8(cores: int, workers: int) -> None:
     assert auto_workers(cores) == workers
 
 

@@ -93,3 +93,17 @@ def test_lease_file_changes_are_picked_up(neighbours: Neighbours, tmp_path: Path
     assert neighbours.mac_of("10.99.0.110") is None
     (tmp_path / "leases").write_text(LEASES + "1900000000 52:54:00:aa:bb:10 10.99.0.110 n10 *\n")
     assert neighbours.mac_of("10.99.0.110") == "525400aabb10"
+
+
+def test_an_address_is_found_in_a_large_table_and_never_by_its_prefix(tmp_path: Path) -> None:
+    rows = [f"10.99.{i >> 8}.{i & 255}       0x1         0x2         "
+            f"52:54:00:00:{i >> 8:02x}:{i & 255:02x}     *        br0" for i in range(1, 2000)]
+    rows.insert(5, "10.99.0.100      0x1         0x0         00:00:00:00:00:00     *        br0")
+    table = tmp_path / "big-arp"
+    table.write_text(ARP.splitlines()[0] + "\n" + "\n".join(rows))  # no final newline
+    found = Neighbours(table, tmp_path / "leases")
+    assert found.mac_of("10.99.0.1") == "525400000001"  # not 10.99.0.10, .100, ...
+    assert found.mac_of("10.99.0.100") == "525400000064"  # the complete entry after the stub
+    assert found.mac_of("10.99.7.207") == "5254000007cf"  # the last line
+    assert found.mac_of("10.99.0.0") is None
+    assert found.mac_of("10.99.0") is None

@@ -6,7 +6,12 @@ can become part of a path or a record line.
 
 from __future__ import annotations
 
+import fnmatch
+import unicodedata
+
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from hps_api.errors import InvalidInput
 from hps_api.ids import (
@@ -369,3 +374,38 @@ def test_sensitive_keys_are_recognised_by_the_default_patterns(key, sensitive):
 )
 def test_sensitive_patterns_can_be_replaced(key, patterns, sensitive):
     assert is_sensitive(key, patterns) is sensitive
+
+
+# -- the shortcuts give the general rules' verdicts --------------------------------------------
+
+
+def _value_verdict_by_category(value: str) -> bool:
+    """The rule as storage.md states it: no Cc, Cs, Zl or Zp character, at most 64 KiB."""
+    if any(unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") for ch in value):
+        return False
+    return len(value.encode("utf-8", "surrogatepass")) <= 64 * 1024
+
+
+@given(value=st.one_of(st.text(), st.text(alphabet=st.characters(max_codepoint=0x7f))))
+@example(value="x" * 65536)
+@example(value="x" * 65537)
+@example(value="\x7f")
+@example(value="a\u2028b")
+def test_the_printable_ascii_shortcut_gives_the_per_character_verdict(value):
+    try:
+        validate_value(value)
+        accepted = True
+    except InvalidInput:
+        accepted = False
+    assert accepted == _value_verdict_by_category(value)
+
+
+@given(key=st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,30}", fullmatch=True),
+       patterns=st.lists(st.sampled_from(["*SECRET*", "*PASSWORD*", "*TOKEN*", "*KEY", "*_KEY_*",
+                                          "IPMI_*", "?OOT_PW", "[AB]*", "*"]), max_size=4))
+@example(key="ssh_host_key", patterns=["*KEY"])
+@example(key="KEYBOARD", patterns=["*KEY"])
+def test_sensitive_patterns_match_as_fnmatch_would(key, patterns):
+    expected = any(fnmatch.fnmatchcase(key.upper(), p.upper()) for p in patterns)
+    assert is_sensitive(key, patterns) == expected
+    assert is_sensitive(key, tuple(patterns)) == expected

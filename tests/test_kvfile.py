@@ -8,7 +8,16 @@ from hypothesis import strategies as st
 
 from hps_api.errors import CorruptRecord, HpsError, InvalidInput
 from hps_api.ids import validate_value
-from hps_api.store.kvfile import Line, Record, format_record, from_mapping, parse
+from hps_api.store.kvfile import (
+    Line,
+    Record,
+    _parse_line,
+    _parse_line_checked,
+    format_record,
+    from_mapping,
+    parse,
+    parse_items,
+)
 
 # -- reading ---------------------------------------------------------------------------------
 
@@ -241,3 +250,46 @@ def test_updating_a_record_changes_only_the_keys_named(record, data):
     assert after == expected
     untouched = [k for k in before if k not in changes]
     assert [k for k in after if k in untouched] == untouched
+
+
+# -- the fast paths give the general rules' verdicts -------------------------------------------
+
+_line_pieces = st.sampled_from(
+    ["A", "KEY", "_X1", "a", "=", "==", " ", "\t", "#", "\r", "\x00", "\x7f", "\x85", "é",
+     "\u2028", "\ud800", "v", "1", "x" * 130, "K" * 129])
+
+
+@given(raw=st.one_of(st.text(), st.lists(_line_pieces, max_size=12).map("".join)))
+@example(raw="K" * 128 + "=v")
+@example(raw="K" * 129 + "=v")
+@example(raw="A=" + "x" * 65536)
+@example(raw="A=" + "x" * 65537)
+def test_the_plain_line_shortcut_gives_the_general_rules_verdict(raw):
+    assert _outcome(lambda: _parse_line(raw, "f", 1)) == \
+        _outcome(lambda: _parse_line_checked(raw, "f", 1))
+
+
+def _with_slow_path(data: bytes) -> bytes:
+    """The same file plus a trailing comment, which no whole-file shortcut accepts."""
+    return data + b"# forces the general path\n"
+
+
+@given(data=st.one_of(st.binary(), st.lists(_grammar_pieces, max_size=40).map(b"".join),
+                      _records().map(format_record)))
+@example(data=b"A=1\nB=2\n")
+@example(data=b"A=1\nA=2\n")
+@example(data=b"A=1")
+def test_parse_items_is_parse_as_dict_and_the_plain_file_shortcut_changes_nothing(data):
+    expected = _outcome(lambda: parse(data, "f").as_dict())
+    assert _outcome(lambda: parse_items(data, "f")) == expected
+    if data.endswith(b"\n") or not data:
+        general = _outcome(lambda: parse(_with_slow_path(data), "f").lines[:-1])
+        assert _outcome(lambda: parse(data, "f").lines) == general
+
+
+def _outcome(call):  # type: ignore[no-untyped-def]
+    """Return what a call returns, or its CorruptRecord as (path, line, message)."""
+    try:
+        return call()
+    except CorruptRecord as err:
+        return ("corrupt", err.path, err.line, str(err))

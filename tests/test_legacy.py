@@ -348,3 +348,17 @@ def test_a_cross_site_page_in_the_operators_browser_is_not_admin(web) -> None:
     web.get(f"{URL}?cmd=cluster_variable&name=NTP&value=x",
             extra_environ={"REMOTE_ADDR": "127.0.0.1"},
             headers={"Origin": "http://evil.example"}, status=403)
+
+
+@pytest.mark.parametrize(("query", "line"), [
+    ("cmd=log_message&message=disk+ok&function=n_check", "[n_check] disk ok"),
+    ("cmd=set_status&status=INSTALLED", "state INSTALLING -> INSTALLED"),
+    ("cmd=determine_state", "cmd=determine_state ok"),
+    ("cmd=host_variable&name=hostname", "cmd=host_variable ok"),
+])
+def test_each_request_writes_one_event_line_its_commands_own_or_a_generic_one(
+    web, settings, query: str, line: str
+) -> None:
+    web.get(f"{URL}?{query}", headers=SCRIPT)
+    lines = (settings.log_dir / "hps-api.log").read_text().splitlines()
+    assert len(lines) == 1 and lines[0].endswith(line)

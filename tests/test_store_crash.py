@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 _fork = multiprocessing.get_context("fork")
 
 
-def _writer(root: Path, ready_fd: int) -> None:
+def _writer(root: Path, ready_fd: int, durable: bool = True) -> None:
     """Flip the record between the two states forever; say so after the first full update."""
     store = FileStore(root, lock_timeout=5.0)
     seq = int(store.get(HOST, "SEQ"))
@@ -44,14 +44,16 @@ def _writer(root: Path, ready_fd: int) -> None:
         seq += 1
         mark = "A" if seq % 2 else "B"
         store.update(HOST, {"PAYLOAD": PAYLOADS[mark], "MARK": mark, "SEQ": str(seq)},
-                     "cli:crash-writer")
+                     "cli:crash-writer", durable=durable)
         if ready:
             os.write(ready_fd, b"1")
             os.close(ready_fd)
             ready = False
 
 
-def test_a_writer_killed_at_any_instant_leaves_the_old_or_the_new_complete_record(tmp_path):
+@pytest.mark.parametrize("durable", [True, False], ids=["durable", "not-durable"])
+def test_a_writer_killed_at_any_instant_leaves_the_old_or_the_new_complete_record(tmp_path,
+                                                                                  durable):
     root = tmp_path / "hps-config"
     store = FileStore(root, lock_timeout=5.0)
     store.update(RecordId.of_cluster(CLUSTER), {"NETWORK": "10.0.0.0/24"}, "cli:setup",
@@ -65,7 +67,7 @@ def test_a_writer_killed_at_any_instant_leaves_the_old_or_the_new_complete_recor
 
     for kill in range(KILLS):
         read_end, write_end = os.pipe()
-        writer = _fork.Process(target=_writer, args=(root, write_end))
+        writer = _fork.Process(target=_writer, args=(root, write_end, durable))
         writer.start()
         os.close(write_end)
         with os.fdopen(read_end, "rb") as ready:

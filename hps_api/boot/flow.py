@@ -87,11 +87,12 @@ def script_of(decision: Decision) -> str:
     return ipxe.render(decision.template, dict(decision.context))
 
 
-def explain(decision: Decision) -> dict[str, object]:
-    """Return a decision as data: action, template, reason, changes and the script."""
+def explain(decision: Decision, script: str | None = None) -> dict[str, object]:
+    """Return a decision as data: action, template, reason, changes and the script (rendered
+    here unless the caller already has it)."""
     return {"action": decision.action, "template": decision.template,
             "reason": decision.reason, "changes": dict(decision.changes),
-            "script": script_of(decision)}
+            "script": script_of(decision) if script is None else script}
 
 
 def _os_of(store: FileStore, cluster: Mapping[str, str], host: Mapping[str, str],

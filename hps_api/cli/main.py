@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", parents=[common], help="run the server under gunicorn")
     serve.add_argument("--bind", help="HOST:PORT (default: HPS_BIND, 127.0.0.1:8080)")
     serve.add_argument("--workers", type=int,
-                       help="worker processes (default: HPS_WORKERS; 0: 2 x cores + 1, max 8)")
+                       help="worker processes (default: HPS_WORKERS; 0: cores + 1, max 8)")
     sub.add_parser("cgi", parents=[common],
                    help="answer one CGI request (what scripts/cgi/boot_manager.sh runs)")
     sub.add_parser("selftest", parents=[common],

@@ -13,15 +13,23 @@ from hps_api.errors import Conflict
 
 
 def init(ctx: CommandContext) -> Reply:
-    """Register an unknown host, start a boot session, answer the boot decision's script."""
+    """Register an unknown host, start a boot session, answer the boot decision's script.
+
+    The boot-session stamp alone (a registered host whose decision changes nothing else, e.g.
+    an INSTALLED host booting from disk) is written with `durable=False`: atomically, without
+    the directory fsync. A crash can only bring back the previous stamp, and no decision reads
+    it (storage.md); a registration or a state change is written durably.
+    """
     host = host_or_none(ctx.store, ctx.host)
     session, stamps = boot_stamps(host, ctx.mac, ctx.params)
     decision = decision_for(ctx.store, ctx.cluster, ctx.mac, host, base_url=ctx.base_url,
                             session=session, arch=stamps.get("ARCH"))
-    ctx.store.update(ctx.host, {**stamps, **decision.changes}, ctx.actor, create=host is None)
+    ctx.store.update(ctx.host, {**stamps, **decision.changes}, ctx.actor, create=host is None,
+                     durable=host is None or bool(decision.changes))
     eventlog.event(logging.INFO, f"init: {decision.action} ({decision.reason})", host=ctx.mac,
                    session=session, client=ctx.negotiated.client.value)
-    return boot_reply(decision_reply_data(ctx, decision), script_of(decision))
+    script = script_of(decision)
+    return boot_reply(decision_reply_data(ctx, decision, script), script)
 
 
 def config_host(ctx: CommandContext) -> Reply:
@@ -44,12 +52,13 @@ def require_console(ctx: CommandContext, action: str) -> None:
         raise Conflict(f"{action} is not offered in state {state}")
 
 
-def decision_reply_data(ctx: CommandContext, decision: object) -> dict[str, object]:
-    """Return the JSON form of a boot answer."""
+def decision_reply_data(ctx: CommandContext, decision: object,
+                        script: str | None = None) -> dict[str, object]:
+    """Return the JSON form of a boot answer (`script`: its script, if already rendered)."""
     from hps_api.boot.decide import Decision
 
     assert isinstance(decision, Decision)
-    return {"mac": ctx.mac, **explain(decision)}
+    return {"mac": ctx.mac, **explain(decision, script)}
 
 
 def boot_reply(data: dict[str, object], script: str) -> Reply:

@@ -33,7 +33,8 @@ def process_menu_item(ctx: CommandContext) -> Reply:
     decision = action(ctx, inputs)
     eventlog.event(logging.INFO, f"menu {item}: {decision.action} ({decision.reason})",
                    host=ctx.mac, session=ctx.session, client=ctx.negotiated.client.value)
-    return Reply(script_of(decision), {"mac": ctx.mac, "item": item, **explain(decision)},
+    script = script_of(decision)
+    return Reply(script, {"mac": ctx.mac, "item": item, **explain(decision, script)},
                  raw=True, title="iPXE script")
 
 

@@ -18,6 +18,7 @@ def environment() -> Environment:
         loader=FileSystemLoader(str(TEMPLATE_DIR)),
         undefined=StrictUndefined,
         autoescape=select_autoescape(default=True, default_for_string=True),
+        auto_reload=False,  # shipped with the package: no stat of the file per render
     )
 
 

@@ -35,6 +35,8 @@ def ipxe_text(value: object) -> str:
 def environment(directory: Path = IPXE_DIR) -> Environment:
     """Return the template environment (compiled templates are cached per process)."""
     # iPXE scripts are not HTML: values are checked by the `ipxe` filter instead of escaped.
+    # auto_reload=False: the templates ship with the package, so a compiled template is never
+    # checked against its file again (that was a stat per render).
     env = Environment(
         loader=FileSystemLoader(str(directory)),
         undefined=StrictUndefined,
@@ -42,6 +44,7 @@ def environment(directory: Path = IPXE_DIR) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,  # noqa: S701
+        auto_reload=False,
     )
     env.filters["ipxe"] = ipxe_value
     env.filters["text"] = ipxe_text
@@ -51,3 +54,17 @@ def environment(directory: Path = IPXE_DIR) -> Environment:
 def render(template: str, context: dict[str, Any]) -> str:
     """Return the rendered iPXE script of a template under `ipxe/`."""
     return environment().get_template(template).render(**context)
+
+
+def compile_all() -> int:
+    """Compile every template under `ipxe/` now, in the environment `render` uses; return how
+    many.
+
+    create_app calls it, so gunicorn's preloaded master compiles them once and every worker
+    inherits them at fork instead of compiling each on its first request.
+    """
+    env = environment()
+    names = env.list_templates(extensions=["ipxe"])
+    for name in names:
+        env.get_template(name)
+    return len(names)

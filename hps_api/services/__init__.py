@@ -54,9 +54,9 @@ __all__ = ["IPXE_BINARIES", "reload_dnsmasq", "render_services", "tftp_root"]
 
 def render_services(store: FileStore, settings: Settings, cluster: str, *,
                     ipxe_dir: Path = IPXE_DIR) -> list[Path]:
-    """Write the cluster's dnsmasq files and the iPXE binaries; return every file written.
+    """Write the cluster's dnsmasq and rsyslog files and the iPXE binaries; return those written.
 
-    The three service files are always rewritten; an iPXE binary only when it is missing from
+    The four service files are always rewritten; an iPXE binary only when it is missing from
     the TFTP root or differs from `ipxe_dir`'s (one absent there is skipped: the caller can
     check `tftp_root`). Raises NotFound (cluster), InvalidInput naming the missing or bad key
     (nothing is written then), StoreBusy, CorruptRecord.

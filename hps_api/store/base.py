@@ -38,9 +38,11 @@ class Store(Protocol):
         *,
         create: bool = False,
         expect: Mapping[str, str | None] | None = None,
+        durable: bool = True,
     ) -> dict[str, str]:
         """Apply all changes at once (None unsets) and return the new record; with `expect`,
-        only if those keys still hold those values (Conflict otherwise)."""
+        only if those keys still hold those values (Conflict otherwise). `durable=False`: still
+        atomic, but a crash right after may lose the change (bookkeeping such as boot stamps)."""
         ...
 
     def unset(self, rid: RecordId, key: str, actor: str) -> dict[str, str]:

@@ -5,12 +5,24 @@ Write protocol (storage.md): take `<file>.lock` with a finite timeout, parse the
 directory, fsync it, parse it back and compare, `os.replace` it over the record, fsync the
 directory, then append the journal. Readers take no lock: `os.replace` is atomic, so a reader
 sees the old file or the new one, never a mix.
+
+A write with `durable=False` skips only the directory fsync: the record is still whole (the
+temporary file is fsynced before the rename), but a crash may bring back the previous version.
+`init` uses it for the boot-session stamp of a host whose state does not change (storage.md).
+
+`hps.conf`, cluster and OS records, read on nearly every request, are kept parsed in memory
+and served again while `stat` shows the same file (inode, size, mtime, ctime) and that file had
+settled (its ctime at least SETTLE_SECONDS old when it was read): a later replace or in-place
+edit always gets a newer ctime, so it can never look like the cached version. Host records
+are always read from disk: there can be many thousands, and a cache would grow with them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -36,7 +48,7 @@ from hps_api.ids import (
 )
 from hps_api.store import journal
 from hps_api.store.journal import REDACTED, Change
-from hps_api.store.kvfile import Record, format_record, parse
+from hps_api.store.kvfile import Record, format_record, parse, parse_items
 from hps_api.store.layout import HOST_FILE, Layout
 from hps_api.store.records import Kind, RecordId
 
@@ -45,6 +57,10 @@ NEW_FILE_MODE = 0o640
 TEMP_SUFFIX = ".tmp"
 #: files a host record may have beside it (`hosts/<mac12>.<suffix>`): the rendered kickstart
 ATTACHMENT_SUFFIXES = frozenset({"ks"})
+#: record kinds whose parsed files are kept in memory between reads (see the module docstring)
+CACHED_KINDS = frozenset({Kind.GLOBAL, Kind.CLUSTER, Kind.OS})
+SETTLE_SECONDS = 1.0
+LOCK_FILE_MODE = 0o644
 _POLL_SECONDS = 0.002
 
 
@@ -60,6 +76,7 @@ class FileStore:
         self.layout = Layout(root)
         self.lock_timeout = lock_timeout
         self.sensitive_patterns = sensitive_patterns
+        self._parsed: dict[str, tuple[tuple[int, ...], Record]] = {}
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -69,7 +86,13 @@ class FileStore:
 
     def items(self, rid: RecordId) -> dict[str, str]:
         """Return the record's keys and values; NotFound, CorruptRecord or StoreUnreadable."""
-        record = self._read(self.layout.path(rid))
+        path = self.layout.path(rid)
+        if rid.kind not in CACHED_KINDS:
+            data = _read_bytes(path)
+            if data is None:
+                raise NotFound(f"{rid.label} not found")
+            return parse_items(data, str(path))
+        record = self._read_settled(path)
         if record is None:
             raise NotFound(f"{rid.label} not found")
         return record.as_dict()
@@ -84,7 +107,7 @@ class FileStore:
 
     def record(self, rid: RecordId) -> Record:
         """Return the parsed record, comments included; NotFound when it does not exist."""
-        record = self._read(self.layout.path(rid))
+        record = self._read_for(rid)
         if record is None:
             raise NotFound(f"{rid.label} not found")
         return record
@@ -119,13 +142,16 @@ class FileStore:
         *,
         create: bool = False,
         expect: Mapping[str, str | None] | None = None,
+        durable: bool = True,
     ) -> dict[str, str]:
         """Apply every change in one replace (None unsets) and return the new record.
 
         `create` makes a missing record (a host's cluster must exist). `expect` is a condition
         checked under the lock: each named key must still hold that value (None: not set), else
         Conflict and nothing is written. Keys already holding the given value are not rewritten;
-        with nothing to change, nothing is written at all.
+        with nothing to change, nothing is written at all. `durable=False` skips the directory
+        fsync: still atomic (old or new record, never a mix), but after a crash the change may
+        be gone; for bookkeeping only (see the module docstring).
         Raises InvalidInput, NotFound, Conflict, CorruptRecord, StoreBusy.
         """
         wanted = {normalize_key(k): None if v is None else validate_value(v)
@@ -145,7 +171,7 @@ class FileStore:
             if rid.stamped:
                 effective["UPDATED"] = journal.utc_now()
             new = base.updated(effective)
-            self._replace(path, new)
+            self._replace(path, new, durable=durable)
             self._journal(rid, base, effective, actor)
         return new.as_dict()
 
@@ -250,20 +276,43 @@ class FileStore:
 
     @contextlib.contextmanager
     def _locked_file(self, lock_path: Path) -> Iterator[None]:
-        # Imported here: reads never lock, and `host_config get` should not pay for filelock.
-        from filelock import FileLock, Timeout
-
-        lock = FileLock(str(lock_path), timeout=self.lock_timeout)
-        try:
-            lock.acquire(poll_interval=_POLL_SECONDS)
-        except Timeout:
-            raise StoreBusy(
-                f"{lock_path.name}: still locked after {self.lock_timeout:g} s; try again"
-            ) from None
+        fd = _acquire(lock_path, self.lock_timeout)
         try:
             yield
         finally:
-            lock.release()
+            os.close(fd)  # closing the only descriptor releases the lock
+
+    def _read_for(self, rid: RecordId) -> Record | None:
+        """Return a record for reading: from memory for CACHED_KINDS while its file is
+        unchanged, else parsed from disk."""
+        path = self.layout.path(rid)
+        return self._read_settled(path) if rid.kind in CACHED_KINDS else self._read(path)
+
+    def _read_settled(self, path: Path) -> Record | None:
+        """Return the parsed file, from memory while `stat` shows the version parsed before."""
+        name = str(path)
+        try:
+            seen = _identity(os.stat(name))
+        except FileNotFoundError:
+            self._parsed.pop(name, None)
+            return None
+        except OSError as err:
+            raise StoreUnreadable(f"{path}: {err.strerror or err}") from None
+        cached = self._parsed.get(name)
+        if cached is not None and cached[0] == seen:
+            return cached[1]
+        try:
+            with open(name, "rb") as handle:
+                st = os.fstat(handle.fileno())
+                data = handle.read()
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise StoreUnreadable(f"{path}: {err.strerror or err}") from None
+        record = parse(data, name)
+        if time.time_ns() - st.st_ctime_ns >= SETTLE_SECONDS * 1e9:
+            self._parsed[name] = (_identity(st), record)
+        return record
 
     def _read(self, path: Path) -> Record | None:
         """Return the parsed file, None when it does not exist."""
@@ -275,20 +324,21 @@ class FileStore:
             raise StoreUnreadable(f"{path}: {err.strerror or err}") from None
         return parse(data, str(path))
 
-    def _replace(self, path: Path, record: Record) -> None:
-        """Write a record durably and atomically over `path` (see the module docstring)."""
+    def _replace(self, path: Path, record: Record, *, durable: bool = True) -> None:
+        """Write a record atomically (and, unless told otherwise, durably) over `path`."""
         data = format_record(record)
         if len(data) > MAX_RECORD_BYTES:
             raise InvalidInput(f"{path.name} would exceed {MAX_RECORD_BYTES} bytes")
-        _write_durably(path, data, lambda written, name: _verify(written, record, name))
+        _write_durably(path, data, lambda written, name: _verify(written, record, name),
+                       durable=durable)
 
     def _journal(
         self, rid: RecordId, old: Record, effective: Mapping[str, str | None], actor: str
     ) -> None:
         now = journal.utc_now()
+        label = rid.label
         changes = [
-            Change(now, rid.label, key, self._shown(key, old.get(key)), self._shown(key, new),
-                   actor)
+            Change(now, label, key, self._shown(key, old.get(key)), self._shown(key, new), actor)
             for key, new in effective.items()
             if key != "UPDATED"
         ]
@@ -309,18 +359,22 @@ def _check_expected(record: Record, expect: Mapping[str, str | None]) -> None:
 
 
 def _verify(written: bytes, intended: Record, name: str) -> None:
-    """Raise unless the written bytes parse back to exactly the intended record."""
+    """Raise unless the written bytes are the intended record's, and parse back to its keys and
+    values (the bytes carry its comments and order)."""
     try:
-        if parse(written, name) == intended:
+        if written == format_record(intended) and \
+                parse_items(written, name) == intended.as_dict():
             return
     except CorruptRecord:
         pass
     raise HpsError(f"{name}: written bytes do not read back as the intended record")
 
 
-def _write_durably(path: Path, data: bytes, check: Callable[[bytes, str], None]) -> None:
+def _write_durably(path: Path, data: bytes, check: Callable[[bytes, str], None], *,
+                   durable: bool = True) -> None:
     """Put `data` at `path`: temp file in the same directory, fsync, `check` the bytes read back,
-    `os.replace`, directory fsync. The mode (and, as root, the owner) of the old file is kept."""
+    `os.replace`, directory fsync (skipped when not `durable`: the rename may then be lost in a
+    crash, never half done). The mode (and, as root, the owner) of the old file is kept."""
     import tempfile
 
     mode, owner = _mode_and_owner(path)
@@ -341,7 +395,42 @@ def _write_durably(path: Path, data: bytes, check: Callable[[bytes, str], None])
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
+
+
+def _acquire(lock_path: Path, timeout: float) -> int:
+    """Return a descriptor of `lock_path` holding an exclusive flock(2); StoreBusy after
+    `timeout` seconds.
+
+    flock, as filelock's UnixFileLock takes it, so processes using either exclude each other; a
+    lock belongs to one open file description, so two threads exclude each other too. Opened
+    read-only: flock needs no write access, and a lock file created by root stays usable.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT, LOCK_FILE_MODE)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise StoreBusy(f"{lock_path.name}: still locked after {timeout:g} s; "
+                                        "try again") from None
+                    time.sleep(_POLL_SECONDS)
+            if os.fstat(fd).st_nlink:
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # the file was unlinked while we waited: lock the one now at that path
+
+
+def _identity(st: os.stat_result) -> tuple[int, ...]:
+    """Return what tells two versions of a file apart (see the module docstring)."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _attachment_path(layout: Layout, rid: RecordId, suffix: str) -> Path:

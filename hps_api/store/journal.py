@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,14 +33,25 @@ class Change:
 
 def utc_now() -> str:
     """Return the current UTC time as ISO-8601 with seconds and a `Z`."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    global _last_stamp
+    second = int(time.time())
+    last = _last_stamp  # one tuple, read once: safe without a lock between threads
+    if last[0] != second:
+        last = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        _last_stamp = last
+    return last[1]
+
+
+# A write stamps UPDATED, LAST_SEEN and each journal line: formatting once per second is enough.
+_last_stamp: tuple[int, str] = (-1, "")
 
 
 def append(path: Path, changes: list[Change]) -> None:
     """Append changes to a journal file (created on first use)."""
     if not changes:
         return
-    data = "".join(json.dumps(asdict(c), ensure_ascii=False) + "\n" for c in changes)
+    # vars(), not asdict(): the fields are plain strings, and asdict deep-copies each one.
+    data = "".join(json.dumps(vars(c), ensure_ascii=False) + "\n" for c in changes)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
     try:
         os.write(fd, data.encode("utf-8"))

@@ -16,10 +16,12 @@ class Layout:
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
+        self._clusters = str(self.clusters_dir)
+        self._hps_conf = self.root / "hps.conf"
 
     @property
     def hps_conf(self) -> Path:
-        return self.root / "hps.conf"
+        return self._hps_conf
 
     @property
     def os_dir(self) -> Path:
@@ -56,13 +58,17 @@ class Layout:
         if rid.kind is Kind.OS:
             return self.os_dir / f"{os_id_to_stem(rid.name or '')}.conf"
         assert rid.cluster is not None
+        # One Path built from a string: joining four Path parts costs more than the read.
+        cluster = f"{self._clusters}/{validate_cluster(rid.cluster)}"
         if rid.kind is Kind.CLUSTER:
-            return self.cluster_dir(rid.cluster) / "cluster.conf"
-        return self.hosts_dir(rid.cluster) / f"{rid.name}.conf"
+            return Path(f"{cluster}/cluster.conf")
+        return Path(f"{cluster}/hosts/{rid.name}.conf")
 
     def journal_for(self, rid: RecordId) -> Path:
         """Return the journal a change to this record is written to."""
-        return self.journal(rid.cluster) if rid.cluster else self.global_journal
+        if rid.cluster:
+            return Path(f"{self._clusters}/{validate_cluster(rid.cluster)}/journal.log")
+        return self.global_journal
 
     def parent_record(self, rid: RecordId) -> RecordId | None:
         """Return the record that must exist before this one can be created (hosts need their

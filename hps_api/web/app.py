@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from hps_api import eventlog
 from hps_api.errors import HpsError, http_status
 from hps_api.identity import Neighbours
+from hps_api.render import ipxe
 from hps_api.render.negotiate import Negotiated, negotiate
 from hps_api.settings import Settings, load_settings
 from hps_api.store import FileStore
@@ -29,6 +30,7 @@ def build_app(settings: Settings | None = None) -> Flask:
     app.extensions["hps"] = Runtime(settings, store,
                                     Neighbours(settings.arp_table, settings.dhcp_leases))
     eventlog.setup(settings.log_dir)
+    ipxe.compile_all()  # in gunicorn's preloaded master: every worker inherits them compiled
     app.register_blueprint(legacy.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(ui.bp)

@@ -53,9 +53,11 @@ def command() -> Response:
     g.caller = caller
     ctx = CommandContext(name, params, caller, rt.store, rt.settings, rt.active_cluster(),
                          g.negotiated, base_url())
+    logged = eventlog.written()
     reply = handler(ctx)
-    eventlog.event(logging.INFO, f"cmd={name} ok", host=caller.label,
-                   session=ctx.session, client=g.negotiated.client.value)
+    if eventlog.written() == logged:  # one line per request: the command's own, else this one
+        eventlog.event(logging.INFO, f"cmd={name} ok", host=caller.label,
+                       session=ctx.session, client=g.negotiated.client.value)
     return reply_response(reply, g.negotiated, mac=caller.mac)
 
 

@@ -9,8 +9,8 @@ with H hosts (STATE=INSTALLED), HPS_LOG_DIR, and the wrk script. Traffic goes to
 Two gunicorn masters run side by side on free loopback ports, and both are stopped at the end,
 on Ctrl-C and on SIGTERM:
 
-- the ceiling: a trivial Flask app defined in this file (`GET /ok` answers `ok`), run by
-  `--serve-ceiling` with exactly the options `hps-api serve` uses (hps_api.server's
+- the ceiling: the trivial Flask app of http_bench.py (`GET /ok` answers `ok`), run with
+  exactly the options `hps-api serve` uses (hps_api.server's
   gunicorn_options: the same worker count, class, threads, timeouts and access log);
 - `hps-api serve` itself, on the same settings.
 
@@ -37,29 +37,33 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import json
-import multiprocessing as mp
 import os
 import platform
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from http_bench import (
+    Result,
+    ceiling_command,
+    free_port,
+    interleaved,
+    pick_client,
+    python_load,
+    running,
+    server_env,
+    wrk_load,
+)
 
 BIN = Path(sys.executable).parent
 CLUSTER = "default"
 AGENT = "curl/8.5.0"
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 15.0
 CGI_RUNS = 20
 
 
@@ -72,58 +76,7 @@ class Mix:
     paths: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Result:
-    """What a load run measured."""
-
-    requests: int
-    seconds: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-
-    @property
-    def rate(self) -> float:
-        """Return requests per second."""
-        return self.requests / self.seconds if self.seconds else 0.0
-
-    @classmethod
-    def combine(cls, slices: Sequence[Result]) -> Result:
-        """Return the slices as one result; percentiles are request-weighted means."""
-        count = sum(r.requests for r in slices)
-
-        def weighted(pick: Callable[[Result], float]) -> float:
-            return sum(pick(r) * r.requests for r in slices) / count if count else 0.0
-
-        return cls(count, sum(r.seconds for r in slices), weighted(lambda r: r.p50_ms),
-                   weighted(lambda r: r.p99_ms), sum(r.errors for r in slices))
-
-
-# ---------------------------------------------------------------------------- the ceiling app
-
-
-def ceiling_app() -> object:
-    """Return the trivial Flask app: `GET /ok` answers `ok`, nothing else happens."""
-    from flask import Flask, Response
-
-    app = Flask("bench_ceiling")
-
-    @app.get("/ok")
-    def ok() -> Response:
-        return Response("ok\n", content_type="text/plain; charset=utf-8")
-
-    return app
-
-
-def serve_ceiling(bind: str, workers: int) -> None:
-    """Run the ceiling app under gunicorn with `hps-api serve`'s options (does not return)."""
-    from hps_api.server import gunicorn_options, run_app
-    from hps_api.settings import load_settings
-
-    run_app(ceiling_app(), gunicorn_options(load_settings(), bind, workers))  # type: ignore[arg-type]
-
-
-# ---------------------------------------------------------------------------- store and servers
+# ---------------------------------------------------------------------------- store
 
 
 def host_mac(index: int) -> str:
@@ -146,203 +99,21 @@ def seed_store(root: Path, hosts: int) -> list[str]:
     return macs
 
 
-def free_port() -> int:
-    """Return a loopback TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def server_env(work: Path) -> dict[str, str]:
-    """Return the servers' environment: no inherited HPS_*, state and logs under `work`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HPS_")}
-    env.update(HPS_CONFIG_DIR=str(work / "hps-config"), HPS_LOG_DIR=str(work / "log"))
-    return env
-
-
-@contextlib.contextmanager
-def running(command: Sequence[str], env: dict[str, str], work: Path,
-            probe: str) -> Iterator[None]:
-    """Run a gunicorn master until the block ends; wait for `probe` to answer 200 first."""
-    log = (work / "gunicorn.stderr").open("ab")
-    process = subprocess.Popen(command, env=env, cwd=work, stdout=log, stderr=log,
-                               start_new_session=True)
-    try:
-        wait_until_up(process, probe, work)
-        yield
-    finally:
-        stop(process)
-        log.close()
-
-
-def wait_until_up(process: subprocess.Popen[bytes], url: str, work: Path) -> None:
-    """Return once `url` answers 200; raise RuntimeError if the server dies or never answers."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("server exited at start:\n"
-                               + (work / "gunicorn.stderr").read_text()[-2000:])
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as answer:
-            if answer.status == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"no answer from {url} within {START_TIMEOUT:g} s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop a gunicorn master gracefully (SIGTERM), then kill its whole group if it lingers."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=STOP_TIMEOUT)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)  # workers of a master that died first
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=5)
-
-
-# ---------------------------------------------------------------------------- load: wrk
-
-WRK_SCRIPT = """
-local paths = {%(paths)s}
-local i = 0
-wrk.headers["User-Agent"] = "%(agent)s"
-request = function()
-  i = i + 1
-  return wrk.format("GET", paths[(i %% #paths) + 1])
-end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("BENCH %%d %%d %%.1f %%.1f %%d\\n", summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(99),
-    e.connect + e.read + e.write + e.timeout + e.status))
-end
-"""
-
-
-def wrk_load(base: str, paths: Sequence[str], connections: int, seconds: float,
-             work: Path) -> Result:
-    """Return what wrk measured cycling through `paths` for `seconds`."""
-    script = work / "mix.lua"
-    lua_paths = ", ".join(json.dumps(p) for p in paths)
-    script.write_text(WRK_SCRIPT % {"paths": lua_paths, "agent": AGENT})
-    threads = max(1, min(os.cpu_count() or 1, connections))
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-               "--timeout", "10s", "-s", str(script), base + "/"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60,
-                          check=True)
-    line = next(ln for ln in done.stdout.splitlines() if ln.startswith("BENCH "))
-    _, count, micros, p50, p99, errors = line.split()
-    return Result(int(count), int(micros) / 1e6, float(p50) / 1000, float(p99) / 1000,
-                  int(errors))
-
-
-# ---------------------------------------------------------------------------- load: Python
-
-
-def _client_thread(port: int, paths: Sequence[str], offset: int, until: float,
-                   latencies: list[float], errors: list[int]) -> None:
-    import http.client
-
-    conn: http.client.HTTPConnection | None = None
-    i = offset
-    while time.monotonic() < until:
-        path = paths[i % len(paths)]
-        i += 1
-        started = time.perf_counter()
-        try:
-            if conn is None:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            conn.request("GET", path, headers={"User-Agent": AGENT})
-            answer = conn.getresponse()
-            answer.read()
-            latencies.append(time.perf_counter() - started)
-            if answer.status >= 400:
-                errors[0] += 1
-            if answer.will_close:
-                conn.close()
-                conn = None
-        except (OSError, http.client.HTTPException):
-            errors[0] += 1
-            if conn is not None:
-                conn.close()
-            conn = None
-    if conn is not None:
-        conn.close()
-
-
-def _client_process(port: int, paths: Sequence[str], threads: int, first: int, start: float,
-                    seconds: float) -> tuple[list[float], int]:
-    latencies: list[list[float]] = [[] for _ in range(threads)]
-    errors = [[0] for _ in range(threads)]
-    time.sleep(max(0.0, start - time.time()))
-    until = time.monotonic() + seconds
-    workers = [threading.Thread(target=_client_thread,
-                                args=(port, paths, (first + n) * 7919, until, latencies[n],
-                                      errors[n]))
-               for n in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return [x for part in latencies for x in part], sum(e[0] for e in errors)
-
-
-def python_load(base: str, paths: Sequence[str], connections: int, seconds: float) -> Result:
-    """Return what the Python client measured: processes x threads, one connection each."""
-    port = int(base.rsplit(":", 1)[1])
-    procs = max(1, min(os.cpu_count() or 1, 4))
-    per_proc = [connections // procs + (1 if n < connections % procs else 0)
-                for n in range(procs)]
-    start = time.time() + 0.5
-    with mp.get_context("spawn").Pool(procs) as pool:
-        jobs = [pool.apply_async(_client_process,
-                                 (port, list(paths), count, sum(per_proc[:n]), start, seconds))
-                for n, count in enumerate(per_proc) if count]
-        parts = [job.get(timeout=seconds + 60) for job in jobs]
-    latencies = sorted(x for lat, _ in parts for x in lat)
-    errors = sum(err for _, err in parts)
-    if not latencies:
-        return Result(0, seconds, 0.0, 0.0, errors)
-    return Result(len(latencies), seconds, percentile(latencies, 50) * 1000,
-                  percentile(latencies, 99) * 1000, errors)
-
-
-def percentile(ordered: Sequence[float], pct: float) -> float:
-    """Return the nearest-rank percentile of sorted values."""
-    rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
-
-
 # ---------------------------------------------------------------------------- runs and report
 
 
 def load(client: str, mix: Mix, connections: int, seconds: float, work: Path) -> Result:
     """Return one load run of `mix` for `seconds` with the chosen load generator."""
     if client == "wrk":
-        return wrk_load(mix.base, mix.paths, connections, seconds, work)
-    return python_load(mix.base, mix.paths, connections, seconds)
+        return wrk_load(mix.base, mix.paths, connections, seconds, work, AGENT)
+    return python_load(mix.base, mix.paths, connections, seconds, AGENT)
 
 
 def measure(client: str, mixes: Sequence[Mix], args: argparse.Namespace, work: Path,
             say: Callable[[str], None]) -> list[Result]:
-    """Return one result per mix: a warm-up each, then `rounds` interleaved slices each.
-
-    Interleaving (ceiling, mix 1, mix 2, ..., ceiling, mix 1, ...) spreads drift on a shared
-    machine over every mix alike, as the store benchmark does.
-    """
-    part = args.seconds / args.rounds
-    say(f"warm-up: 1 s per mix; then {args.rounds} rounds of {part:g} s per mix")
-    for mix in mixes:
-        load(client, mix, args.connections, 1.0, work)
-    slices: list[list[Result]] = [[] for _ in mixes]
-    for round_no in range(args.rounds):
-        for n, mix in enumerate(mixes):
-            say(f"  round {round_no + 1}: {mix.name}")
-            slices[n].append(load(client, mix, args.connections, part, work))
-    return [Result.combine(parts) for parts in slices]
+    """Return one result per mix: a warm-up each, then `rounds` interleaved slices each."""
+    runs = [lambda s, mix=mix: load(client, mix, args.connections, s, work) for mix in mixes]
+    return interleaved(runs, args.seconds, args.rounds, say, [m.name for m in mixes])
 
 
 def cgi_times(env: dict[str, str], mac: str, work: Path, runs: int) -> list[float]:
@@ -392,15 +163,6 @@ def machine_info(client: str, workers: int, args: argparse.Namespace) -> list[st
     ]
 
 
-def pick_client(wanted: str) -> str:
-    """Return `wrk` or `python`: wrk when asked or, for auto, when it is installed."""
-    if wanted == "auto":
-        return "wrk" if shutil.which("wrk") else "python"
-    if wanted == "wrk" and not shutil.which("wrk"):
-        raise SystemExit("bench: wrk is not installed (apt-get install wrk), try --client python")
-    return wanted
-
-
 def run(args: argparse.Namespace, say: Callable[[str], None]) -> str:
     """Run every mix and return the report (machine lines, table, CGI line)."""
     from hps_api.server import auto_workers
@@ -415,9 +177,8 @@ def run(args: argparse.Namespace, say: Callable[[str], None]) -> str:
         env = server_env(work)
         ceiling_bind, hps_bind = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
         say(f"ceiling app on {ceiling_bind}, hps-api serve on {hps_bind}, {workers} workers each")
-        servers.enter_context(running(
-            [sys.executable, str(Path(__file__).resolve()), "--serve-ceiling", ceiling_bind,
-             "--workers", str(workers)], env, work, f"http://{ceiling_bind}/ok"))
+        servers.enter_context(running(ceiling_command(ceiling_bind, workers), env, work,
+                                      f"http://{ceiling_bind}/ok"))
         servers.enter_context(running(
             [str(BIN / "hps-api"), "serve", "--bind", hps_bind, "--workers", str(workers)],
             env, work, f"http://{hps_bind}/api/v1/health"))
@@ -463,7 +224,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="load generator (default: wrk if installed)")
     parser.add_argument("--cgi-runs", type=int, default=CGI_RUNS,
                         help=f"sequential hps-api cgi runs (default {CGI_RUNS}; 0 skips)")
-    parser.add_argument("--serve-ceiling", metavar="BIND", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if min(args.seconds, args.connections, args.hosts, args.rounds) <= 0 or args.workers < 0:
         parser.error("--seconds, --rounds, --connections and --hosts must be positive, "
@@ -474,9 +234,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the report; 130 on Ctrl-C (servers are stopped either way)."""
     args = parse_args(argv)
-    if args.serve_ceiling:
-        serve_ceiling(args.serve_ceiling, args.workers)
-        return 0
     # SIGTERM unwinds like Ctrl-C, so the `running` blocks stop their gunicorn.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:

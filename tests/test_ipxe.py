@@ -1,0 +1,45 @@
+"""iPXE templates: compiled once per process, never checked against their files again."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from hps_api.render import ipxe
+
+
+def test_compile_all_compiles_every_template_under_ipxe() -> None:
+    names = sorted(p.name for p in ipxe.IPXE_DIR.glob("*.ipxe"))
+    assert ipxe.compile_all() == len(names) > 0
+    env = ipxe.environment()
+    assert len(env.cache) >= len(names)
+    assert all(env.get_template(name) is env.get_template(name) for name in names)
+
+
+def test_a_compiled_template_renders_without_looking_at_its_file(monkeypatch) -> None:
+    ipxe.compile_all()
+
+    def no_file_access(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a template file was looked at after compilation")
+
+    monkeypatch.setattr(os.path, "getmtime", no_file_access)
+    monkeypatch.setattr(os, "stat", no_file_access)
+    script = ipxe.render("reply.ipxe", {"text": "INSTALLED"})
+    assert "set hps_reply INSTALLED" in script
+
+
+def test_creating_the_app_compiles_the_templates(settings) -> None:
+    from hps_api import create_app
+
+    ipxe.environment.cache_clear()
+    create_app(settings)
+    assert len(ipxe.environment().cache) >= len(list(ipxe.IPXE_DIR.glob("*.ipxe")))
+
+
+@pytest.mark.parametrize("value", ["a\nb", "${net0/mac}", "\x7f"])
+def test_values_that_could_become_script_are_refused(value: str) -> None:
+    from hps_api.errors import InvalidInput
+
+    with pytest.raises(InvalidInput):
+        ipxe.ipxe_value(value)
