@@ -129,6 +129,16 @@ def test_values_that_ipxe_would_expand_never_reach_a_script() -> None:
     assert "\nreboot\n" not in menu
 
 
+def test_every_chain_replaces_the_running_script() -> None:
+    """Without --replace every menu poll nests one script deeper (memory grows for as long as a
+    host waits), and `exit` in the local-boot script would return into /boot.ipxe's NIC loop
+    instead of handing the machine back to its firmware."""
+    for template in (Path(__file__).parents[1] / "ipxe").glob("*.ipxe"):
+        for line in template.read_text().splitlines():
+            if line.lstrip().startswith("chain "):
+                assert line.lstrip().startswith("chain --replace --autofree "), line
+
+
 def test_every_fetch_in_every_template_has_a_failure_branch() -> None:
     for template in (Path(__file__).parents[1] / "ipxe").glob("*.ipxe"):
         for line in template.read_text().splitlines():
