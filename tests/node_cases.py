@@ -8,7 +8,9 @@ keys and IPS log lines the steps must have left behind.
 
 Placeholders, replaced per client run: `{client}` (the client's name), `{root}` (a fresh
 directory that is the run's HPS_NODE_ROOT: kernel command line, spool, caches), `{down}` (the URL
-of a loopback port where nothing listens) and `{down_port}` (that port's number).
+of a loopback port where nothing listens), `{down_port}` (that port's number) and `{script}` (the
+name of the script that calls the library: `$0` of the sh clients, which is the library file
+they source, and `hps_node.py` for the Python client).
 """
 
 from __future__ import annotations
@@ -222,6 +224,9 @@ CASES: list[Case] = [
         expect_log=("[conformance] hello from {client}",)),
     one("remote-log sends stdin lines", "remote-log", stdin="line one {client}\n\nline two\n",
         expect_log=("[conformance] line one {client}", "[conformance] line two")),
+    one("without HPS_LOG_TAG a line is tagged with the calling script's name", "remote-log",
+        "untagged {client}", env={"HPS_LOG_TAG": ""},
+        expect_log=("[{script}] untagged {client}",)),
     Case("log lines spooled while the IPS is down arrive in order after it is back", (
         Step(("remote-log", "spooled one {client}"), code=2, env={"HPS_API": "{down}"}),
         Step(("remote-log", "spooled two {client}"), code=2, env={"HPS_API": "{down}"}),
@@ -249,6 +254,10 @@ class NodeClient:
         # -u: the library must not trip a caller that treats unset variables as errors
         script = f'set -u; . "$0" || exit 9; {SH_FUNCTIONS[verb]} "$@"; rc=$?; {shows}exit "$rc"'
         return [*self.shell, "-c", script, str(library), *args]
+
+    def script(self, library: Path) -> str:
+        """Return the name of the script that calls the library (`$0` of the sh clients)."""
+        return library.name if self.shell else NODE_PY.name
 
     def env(self) -> dict[str, str]:
         """Return the client's own settings."""

@@ -8,6 +8,7 @@ packages scripts/test installs (qemu-system-x86, ipxe, dnsmasq-base, iproute2, b
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -88,6 +89,8 @@ class Lab:
         """Run an hps-api console script against the lab's store and paths."""
         env = {**self.env, "HPS_CONFIG_DIR": str(self.config_dir),
                "HPS_RESOURCES_DIR": self.env["HPS_LAB_RESOURCES_DIR"],
+               # as pxe-lab runs hps-api: render-services writes it into rsyslog.conf
+               "HPS_LOG_DIR": str(self.dir / "log"),
                "HPS_DHCP_LEASES": str(self.dir / "dnsmasq.leases"),
                "HPS_DNSMASQ_PIDFILE": str(self.dir / "dnsmasq.pid")}
         return subprocess.run([str(BIN / prog), *args], env=env, capture_output=True, text=True,
@@ -141,7 +144,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory, rescue_image: Path) -> Iterato
     # A copy, not a symlink: /distros never follows a link out of the resources tree.
     shutil.copytree(rescue_image, resources / "distros" / "rescue")
     ns = f"hpst{secrets.token_hex(3)}"
-    running = Lab(ns, directory, lab_env(ns, directory, resources))
+    env = lab_env(ns, directory, resources)
+    # hps-api inherits it from pxe-lab: admin calls of the JSON API from inside the namespace
+    env["HPS_ADMIN_TOKEN"] = secrets.token_hex(16)
+    running = Lab(ns, directory, env)
     try:
         up = running.pxe_lab("up", timeout=180)
         assert up.returncode == 0, f"pxe-lab up failed:\n{up.stdout}\n{up.stderr}"
@@ -314,11 +320,13 @@ def test_gunicorn_serves_the_rescue_image_whole_and_resumed_with_a_range(
 # -- real firmware, real kernels ----------------------------------------------------------------
 
 
-def start_vm(lab: Lab, mac: str, serial: Path, *options: str) -> subprocess.Popen[bytes]:
-    """Start `pxe-lab vm` in its own process group (stop it with `stop_vm`)."""
-    return subprocess.Popen([str(PXE_LAB), "vm", mac, *options, "--timeout", str(VM_TIMEOUT),
-                             "--log", str(serial), "--no-reboot"], env=lab.env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+def start_vm(lab: Lab, mac: str, serial: Path, *options: str, reboot: bool = False,
+             timeout: int = VM_TIMEOUT) -> subprocess.Popen[bytes]:
+    """Start `pxe-lab vm` in its own process group (stop it with `stop_vm`); with `reboot`, a
+    reboot of the guest restarts it (a real machine's reset) instead of ending QEMU."""
+    return subprocess.Popen([str(PXE_LAB), "vm", mac, *options, "--timeout", str(timeout),
+                             "--log", str(serial), *([] if reboot else ["--no-reboot"])],
+                            env=lab.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 
 
@@ -414,6 +422,214 @@ def test_the_rescue_image_boots_on_the_lab_network_and_reports_in(
     reports = [line for line in read(lab.event_log).splitlines()
                if f" 5254007a0003 {session} " in line and "rescue" in line]
     assert reports, read(lab.event_log)[-3000:]
+
+
+# -- the node library on a real node, and the whole life of a host ------------------------------
+
+LAB_OS = "x86_64:labos:1"
+SELFTESTS = ("API", "DNS", "SYSLOG", "TIME", "DISK", "STORAGE")
+
+
+@pytest.fixture(scope="module")
+def lab_syslog(lab: Lab) -> Iterator[Path | None]:
+    """rsyslogd in the lab namespace with the config hps-api generated (services/rsyslog.conf:
+    UDP and TCP on SYSLOG_PORT, every line to HPS_LOG_DIR/nodes.log), as on an IPS; yields
+    nodes.log, or None without Debian's rsyslog (the nodes' syslog self-test then fails)."""
+    rsyslogd = shutil.which("rsyslogd")
+    if rsyslogd is None:
+        yield None
+        return
+    configs = sorted(lab.config_dir.glob("clusters/*/services/rsyslog.conf"))
+    assert len(configs) == 1, configs
+    nodes_log = lab.dir / "log" / "nodes.log"
+    assert f'file="{nodes_log}"' in configs[0].read_text()  # never a file outside the lab
+    output = lab.dir / "rsyslogd.out"
+    with output.open("wb") as out:
+        daemon = subprocess.Popen(["ip", "netns", "exec", lab.ns, rsyslogd, "-n", "-f",
+                                   str(configs[0]), "-i", str(lab.dir / "rsyslogd.pid")],
+                                  stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: daemon.poll() is not None or re.search(
+            r":514\s", in_ns(lab.ns, "ss", "-lnu").stdout) is not None, 15,
+            "rsyslogd to listen on port 514")
+        assert daemon.poll() is None, read(output)
+        yield nodes_log
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=15)
+
+
+def host_record(lab: Lab, mac: str) -> dict[str, str]:
+    """Return a host's keys as the lab's store has them (`host_config --json MAC list`)."""
+    listed = lab.cli("host_config", "--json", mac, "list")
+    assert listed.returncode == 0, listed.stderr
+    record: dict[str, str] = json.loads(listed.stdout)
+    return record
+
+
+def state_changes(lab: Lab, mac: str) -> list[tuple[str, str]]:
+    """Return a host's STATE changes, oldest first, as (new state, actor)."""
+    history = lab.cli("host_config", "--json", mac, "history")
+    assert history.returncode == 0, history.stderr
+    return [(c["new"], c["actor"]) for c in json.loads(history.stdout) if c["key"] == "STATE"]
+
+
+def admin_post(lab: Lab, path: str, body: dict[str, str]) -> dict[str, object]:
+    """POST a JSON body to hps-api's JSON API from inside the lab namespace, as an admin
+    (`Authorization: Bearer HPS_ADMIN_TOKEN`); return the answer's `data`."""
+    code = ("import json, os, sys, urllib.request\n"
+            "request = urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), headers={\n"
+            "    'Authorization': 'Bearer ' + os.environ['HPS_ADMIN_TOKEN'],\n"
+            "    'Content-Type': 'application/json', 'Accept': 'application/json'})\n"
+            "print(urllib.request.urlopen(request, timeout=30).read().decode())\n")
+    answer = subprocess.run(["ip", "netns", "exec", lab.ns, sys.executable, "-c", code,
+                             f"{API}{path}", json.dumps(body)], capture_output=True, text=True,
+                            timeout=60, check=False,
+                            env={**os.environ, "HPS_ADMIN_TOKEN": lab.env["HPS_ADMIN_TOKEN"]})
+    assert answer.returncode == 0, answer.stderr
+    reply = json.loads(answer.stdout)
+    assert reply["ok"] is True, reply
+    data: dict[str, object] = reply["data"]
+    return data
+
+
+def assert_selftest_reported(record: dict[str, str]) -> None:
+    """Assert a node's selftest_report is in its record, each check pass or fail:<reason>."""
+    outcomes = {name: record.get(f"SELFTEST_{name}", "<missing>") for name in SELFTESTS}
+    for name, outcome in outcomes.items():
+        assert re.fullmatch(r"pass|fail:\S.*", outcome), (name, outcome)
+    verdict = "pass" if set(outcomes.values()) == {"pass"} else "fail"
+    assert record.get("SELFTEST_RESULT") == verdict, outcomes
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record.get("SELFTEST_AT", ""))
+    # busybox wget prints the answer's headers (-S) on stderr: the IPS's Date is read from there
+    assert outcomes["API"] == "pass" or outcomes["API"].startswith("fail:clock off"), outcomes
+
+
+def test_the_rescue_image_runs_the_node_library_under_busybox_and_the_ips_has_its_report(
+        lab: Lab, lab_syslog: Path | None, tmp_path: Path) -> None:
+    """A host set RESCUE=yes with host_config PXE-boots the rescue image from /distros; its
+    /init runs the node library the API serves under busybox sh and busybox wget. Everything is
+    checked on the server side: the IPS's event log, the host's record, rsyslog's nodes.log."""
+    mac, mac12 = "52:54:00:7a:00:06", "5254007a0006"
+    serial = tmp_path / "serial.log"
+    assert lab.cli("host_config", mac, "set", "RESCUE", "yes").returncode == 0
+    vm = start_vm(lab, mac, serial)
+    try:
+        wait_for(lambda: "HPS-RESCUE-READY" in read(serial), VM_TIMEOUT,
+                 "the rescue image to report in")
+    finally:
+        stop_vm(lab, vm, mac)
+    console = read(serial)
+    ready = re.search(rf"^HPS-RESCUE-READY mac={mac12} ip=(10\.99\.0\.\d+) reported=library\r?$",
+                      console, re.M)
+    assert ready, console[-3000:]
+    record = host_record(lab, mac)
+    session = record["BOOT_SESSION"]
+    assert f", session {session}" in console  # hps_session= of rescue.ipxe reached /init
+    said = [(e[3], e[4], e[5]) for e in events(lab, mac12)]
+    assert [e for e in said if e[0] == session and e[1] == "ipxe" and
+            e[2].startswith("init: rescue ")], said
+    # n_remote_log, tagged with HPS_LOG_TAG=rescue (not the script name, "init"), this session
+    assert [e for e in said if e[0] == session and e[1] != "ipxe" and
+            e[2] == "[rescue] rescue up"], said
+    assert not [e for e in said if e[2].startswith("[init]")], said
+    assert record["RESCUE_SESSION"] == session  # n_remote_host_variable
+    assert_selftest_reported(record)
+    if lab_syslog is not None:  # n_syslog_configure: busybox syslogd -R to the IPS's rsyslogd
+        assert record["SELFTEST_SYSLOG"] == "pass", record
+        assert re.search(rf"^\S+ {re.escape(ready[1])} .*syslog-check hps-{mac12}-",
+                         read(lab_syslog), re.M), read(lab_syslog)[-2000:]
+
+
+def test_a_disk_host_lives_its_whole_life_menu_configure_install_then_local_boot(
+        lab: Lab, lab_syslog: Path | None, tmp_path: Path) -> None:
+    """PXE -> UNCONFIGURED (menu, polling) -> configured through the JSON API -> installer.ipxe
+    -> cmd=kickstart (INSTALLING, hosts/<mac12>.ks) -> set_status INSTALLED -> reboot -> local
+    boot. The lab cannot run Anaconda: the OS record points at the rescue image, whose /init,
+    given inst.ks=, plays the installer's part (fetch the kickstart, report INSTALLED). Nothing
+    on the server side is faked."""
+    mac, mac12 = "52:54:00:7a:00:07", "5254007a0007"
+    serial = tmp_path / "serial.log"
+    added = lab.cli("hps-api", "os", "add", LAB_OS, "--repo-path", "rescue", "--kernel",
+                    "vmlinuz", "--initrd", "initrd.img", "--status", "prod", "--types", "SCH")
+    assert added.returncode == 0, added.stderr
+    assert lab.cli("cluster_config", "set", "MENU_TIMEOUT", "5").returncode == 0
+    vm = start_vm(lab, mac, serial, reboot=True, timeout=VM_TIMEOUT * 2)
+    try:
+        wait_for_init(lab, mac)
+        assert host_record(lab, mac)["STATE"] == "UNCONFIGURED"
+        configured = admin_post(lab, f"/api/v1/hosts/{mac}/configure", {"type": "SCH"})
+        record = configured["record"]
+        assert isinstance(record, dict)
+        assert (record["STATE"], record["OS_ID"]) == ("CONFIGURED", LAB_OS), record
+        wait_for(lambda: "HPS-INSTALL-DONE" in read(serial), VM_TIMEOUT,
+                 "the installer stand-in to report INSTALLED")
+        wait_for(lambda: any(e[4] == "ipxe" and e[5].startswith("init: localboot ")
+                             for e in events(lab, mac12)), VM_TIMEOUT,
+                 "the rebooted VM to be answered the local boot")
+    finally:
+        stop_vm(lab, vm, mac)
+    console = read(serial)
+    record = host_record(lab, mac)
+    assert (record["STATE"], record["TYPE"], record["OS_ID"]) == ("INSTALLED", "SCH", LAB_OS)
+    said = [(e[3], e[4], e[5]) for e in events(lab, mac12)]
+    install = [e[0] for e in said if e[1] == "ipxe" and e[2].startswith("init: install ")]
+    assert install, said
+    session = install[-1]
+    # the server's side of the install boot, in order, all in the install's boot session
+    story = [e[2] for e in said if e[0] == session]
+    kickstart = [m for m in story if m.startswith("kickstart served: SCH " + LAB_OS)]
+    fetched = [m for m in story if re.fullmatch(
+        r"\[rescue\] installer stand-in: kickstart fetched, \d+ bytes", m)]
+    assert kickstart and fetched, story
+    assert story.index(kickstart[0]) < story.index(fetched[0]) < story.index(
+        "state INSTALLING -> INSTALLED"), story
+    size = int(fetched[0].split(", ")[1].split()[0])
+    stored = sorted(lab.config_dir.rglob(f"{mac12}.ks"))
+    assert len(stored) == 1, stored
+    text = stored[0].read_bytes()
+    assert text.startswith(f"# Kickstart for {record['HOSTNAME']}.".encode()), text[:200]
+    assert size == len(text) == int(record["LAB_KICKSTART_BYTES"])
+    assert re.search(r'"GET /cgi-bin/boot_manager\.sh\?cmd=kickstart&\S* HTTP/1\.1" 200 '
+                     rf'{size} .*"hps-rescue/installer-stand-in"', read(lab.access_log))
+    states = state_changes(lab, mac)
+    assert [new for new, _ in states] == ["UNCONFIGURED", "CONFIGURED", "INSTALLING",
+                                          "INSTALLED"], states
+    assert states[1][1].startswith("admin:") and not states[3][1].startswith("admin:"), states
+    assert_selftest_reported(record)
+    assert record["SELFTEST_DISK"] == "fail:no disk for TYPE SCH"  # checked for its TYPE
+    # after the reboot: a new boot session, answered the local boot (iPXE `exit`)
+    local = [e[0] for e in said if e[1] == "ipxe" and e[2].startswith("init: localboot ")]
+    assert local and local[0] != session, said
+    assert re.search(rf"^HPS-INSTALL-DONE mac={mac12} session={session} "
+                     rf"kickstart_bytes={size}\r?$", console, re.M), console[-3000:]
+    assert f"{record['HOSTNAME']} is INSTALLED: booting from the local disk" in console
+
+
+def test_the_installer_stand_in_reports_install_failed_with_its_reason(
+        lab: Lab, rescue_image: Path, tmp_path: Path) -> None:
+    """A kickstart the IPS refuses (the host has no TYPE: 409) is an install that failed: the
+    stand-in logs why and reports INSTALL_FAILED, which stops the install loop."""
+    mac, mac12, session = "52:54:00:7a:00:08", "5254007a0008", "fa11ed"
+    serial = tmp_path / "serial.log"
+    assert lab.cli("host_config", mac, "set", "STATE", "INSTALLING").returncode == 0
+    kickstart = f"{API}/cgi-bin/boot_manager.sh?cmd=kickstart&mac={mac12}&session={session}"
+    append = (f"console=ttyS0 inst.ks={kickstart} hps_api={API} hps_mac={mac} "
+              f"hps_session={session} hps_poweroff=1")
+    booted = lab.pxe_lab("vm", mac, "--kernel", str(rescue_image / "vmlinuz"), "--initrd",
+                         str(rescue_image / "initrd.img"), "--append", append, "--no-reboot",
+                         "--timeout", str(VM_TIMEOUT), "--log", str(serial),
+                         timeout=VM_TIMEOUT + 30)
+    console = read(serial)
+    assert booted.returncode == 0, f"VM did not power off (rc {booted.returncode}):\n{console}"
+    reason = "kickstart URL answered HTTP 409 (wget exit 1)"
+    assert re.search(rf"^HPS-INSTALL-FAILED mac={mac12} session={session} "
+                     rf"reason={re.escape(reason)}\r?$", console, re.M), console[-3000:]
+    assert "HPS-INSTALL-DONE" not in console
+    assert host_record(lab, mac)["STATE"] == "INSTALL_FAILED"
+    said = [(e[3], e[5]) for e in events(lab, mac12)]
+    assert (session, f"[rescue] installer stand-in failed: {reason}") in said, said
+    assert (session, "state INSTALLING -> INSTALL_FAILED") in said, said
 
 
 # -- the script itself --------------------------------------------------------------------------

@@ -144,7 +144,7 @@ def test_the_table(ips: Ips, case: Case, client: NodeClient, tmp_path: Path) -> 
     root = tmp_path / "node"
     (root / "tmp").mkdir(parents=True)
     values = {"client": client.name, "root": str(root), "down_port": str(ips.down_port),
-              "down": f"http://127.0.0.1:{ips.down_port}"}
+              "down": f"http://127.0.0.1:{ips.down_port}", "script": client.script(ips.library)}
     seed(ips, case, values)
     for name, text in case.files.items():
         (root / name.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)

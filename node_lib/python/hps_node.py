@@ -122,7 +122,8 @@ class Settings:
             retry_delay=number("HPS_RETRY_DELAY", 1),
             spool=Path(env.get("HPS_SPOOL") or f"{root}/var/spool/hps/log"),
             spool_max=number("HPS_SPOOL_MAX", 262144),
-            log_tag=env.get("HPS_LOG_TAG") or Path(sys.argv[0]).name or "hps-node",
+            # the calling script's name when HPS_LOG_TAG is not set (the sh library's $0)
+            log_tag=env.get("HPS_LOG_TAG") or Path(sys.argv[0]).name.lstrip("-") or "hps-node",
             syslog_host=env.get("HPS_SYSLOG_HOST", ""),
             syslog_port=number("HPS_SYSLOG_PORT", 514),
             syslog_proto=env.get("HPS_SYSLOG_PROTO", "udp"),
@@ -639,7 +640,12 @@ def _restart_busybox_syslogd(settings: Settings, target: str) -> None:
         with contextlib.suppress(OSError):
             os.kill(int(pid), 15)
             time.sleep(1)
-    subprocess.run(["syslogd", "-R", target, "-L"], check=False)
+    if subprocess.run(["syslogd", "-R", target, "-L"], check=False).returncode != 0:
+        return
+    # syslogd makes /dev/log after it forked: a line logged before that would be lost
+    deadline = time.monotonic() + 2
+    while not Path("/dev/log").is_socket() and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def _check_time() -> str:

@@ -58,9 +58,10 @@ n_ips_command() {
 }
 
 # Usage: n_remote_log MESSAGE... | n_remote_log <LINES -> nothing; exit 0, or 2 (spooled)
+# Lines are tagged HPS_LOG_TAG when set, else with the calling script's name ($0).
 n_remote_log() {
     _n_init || return
-    _n_log_tag=${HPS_LOG_TAG:-${0##*/}}
+    _n_log_tag=$(_n_log_tag)
     _n_offline=''
     if [ $# -gt 0 ]; then
         _n_log_line "$*"
@@ -327,7 +328,14 @@ _n_call() {
         _n_c_rc=2
     fi
     rm -rf "$_n_c_tmp"
-    [ "$_n_c_rc" -eq 2 ] || _n_spool_flush
+    if [ "$_n_c_rc" -ne 2 ]; then
+        # the flush makes requests of its own: keep this call's answer (the api check reads
+        # its Date header)
+        _n_c_answer="$_n_status $_n_date"
+        _n_c_why=$_n_why
+        _n_spool_flush
+        _n_status=${_n_c_answer%% *} _n_date=${_n_c_answer#* } _n_why=$_n_c_why
+    fi
     return "$_n_c_rc"
 }
 
@@ -706,7 +714,13 @@ _n_restart_busybox_syslogd() {
         '' | *[!0-9]*) ;;
         *) kill "$_n_pid" 2>/dev/null && sleep 1 ;;
     esac
-    syslogd -R "$1" -L
+    syslogd -R "$1" -L || return
+    # syslogd makes /dev/log after it forked: a line logged before that would be lost
+    _n_sl_tries=0
+    while [ ! -S /dev/log ] && [ "$_n_sl_tries" -lt 20 ]; do
+        sleep 0.1 2>/dev/null || sleep 1
+        _n_sl_tries=$((_n_sl_tries + 1))
+    done
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -848,6 +862,14 @@ _n_is_setting() {
             SYSLOG_HOST | SYSLOG_PORT | SYSLOG_PROTO | SYSLOG_WAIT | TIMEOUT) return 0 ;;
     esac
     return 1
+}
+
+# Usage: _n_log_tag -> prints HPS_LOG_TAG, else the calling script's name (a login shell's
+# `-sh` as `sh`), else hps-node
+_n_log_tag() {
+    _n_lt=${HPS_LOG_TAG:-${0##*/}}
+    _n_lt=${_n_lt#-}
+    printf '%s\n' "${_n_lt:-hps-node}"
 }
 
 # Usage: _n_number TEXT DEFAULT -> prints TEXT when it is a whole number, else DEFAULT
