@@ -112,14 +112,6 @@ def test_the_default_dynamic_range_is_the_upper_half_of_the_network_without_broa
     assert default_range(IPv4Network(cidr)) == (IPv4Address(start), IPv4Address(end))
 
 
-@pytest.mark.parametrize("prefix", range(8, 30))
-def test_the_dhcp_range_default_is_the_one_the_address_allocator_keeps_clear(prefix: int) -> None:
-    from hps_api.boot.network import default_range as allocator_range
-
-    network = IPv4Network(f"10.0.0.0/{prefix}")
-    assert default_range(network) == allocator_range(network)
-
-
 @pytest.mark.parametrize(("port", "url"), [
     ("", "http://10.99.0.1/boot.ipxe"), ("80", "http://10.99.0.1/boot.ipxe"),
     ("8080", "http://10.99.0.1:8080/boot.ipxe"),

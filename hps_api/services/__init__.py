@@ -21,7 +21,6 @@ import filecmp
 import logging
 import os
 import signal
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from hps_api.services.dnsmasq import (
     render_dns_hosts,
     reservations,
 )
+from hps_api.services.files import write_atomic
 from hps_api.services.rsyslog import RSYSLOG_CONF, render_rsyslog
 from hps_api.settings import Settings
 from hps_api.store import FileStore, Kind, RecordId
@@ -45,7 +45,6 @@ RENDER_LOCK = ".render.lock"
 IPXE_DIR = Path("/usr/lib/ipxe")
 # BIOS PXE, UEFI with iPXE's own drivers, UEFI through the firmware's network driver (SNP).
 IPXE_BINARIES = ("undionly.kpxe", "ipxe.efi", "snponly.efi")
-FILE_MODE = 0o644
 
 log = logging.getLogger("hps_api.services")
 
@@ -65,7 +64,7 @@ def render_services(store: FileStore, settings: Settings, cluster: str, *,
     services.mkdir(parents=True, exist_ok=True)
     with _render_lock(services / RENDER_LOCK, settings.lock_timeout):
         files = _render(store, settings, cluster, services)
-        written = [_write_atomic(path, text.encode("ascii")) for path, text in files.items()]
+        written = [write_atomic(path, text.encode("ascii")) for path, text in files.items()]
     return written + _install_ipxe(tftp_root(settings), ipxe_dir)
 
 
@@ -136,30 +135,8 @@ def _install_ipxe(root: Path, source: Path) -> list[Path]:
             continue
         if dst.is_file() and filecmp.cmp(src, dst, shallow=False):
             continue
-        copied.append(_write_atomic(dst, src.read_bytes()))
+        copied.append(write_atomic(dst, src.read_bytes()))
     return copied
-
-
-def _write_atomic(path: Path, data: bytes) -> Path:
-    """Replace `path` with `data` atomically and durably (mode 0644); return `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-            os.fchmod(out.fileno(), FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return path
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
+from hps_api.boot.network import default_range
 from hps_api.errors import InvalidInput
 from hps_api.ids import colon_mac, normalize_mac
 
@@ -107,15 +108,6 @@ def provisioning_network(cluster: Mapping[str, str], name: str = "") -> Provisio
                            " (set DHCP_RANGE_START/DHCP_RANGE_END)")
     return ProvisioningNetwork(dhcp_ip, network, start, end, _iface(cluster, where),
                                _domain(cluster, where), _port(cluster, where))
-
-
-def default_range(network: IPv4Network) -> tuple[IPv4Address, IPv4Address]:
-    """Return the default dynamic range: the upper half of the network, broadcast excluded.
-
-    10.99.0.0/24 gives 10.99.0.128-10.99.0.254; the lower half is the static pool.
-    """
-    start = network.network_address + network.num_addresses // 2
-    return start, network.broadcast_address - 1
 
 
 def reservations(hosts: Iterable[tuple[str, Mapping[str, str]]],

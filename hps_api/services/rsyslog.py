@@ -14,21 +14,18 @@ must be restarted (HUP only reopens the output file, which is what logrotate nee
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from hps_api.errors import InvalidInput
+from hps_api.services.files import write_atomic
 from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId
 
 RSYSLOG_CONF = "rsyslog.conf"
 NODES_LOG = "nodes.log"
 DEFAULT_SYSLOG_PORT = 514
-FILE_MODE = 0o644
 # rsyslog config strings are double-quoted: no quote, backslash or control character may appear.
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9._/+@%~=:,-]*")
 
@@ -94,7 +91,7 @@ def write_rsyslog(store: FileStore, settings: Settings, cluster: str) -> Path:
     text = render_rsyslog(settings, store.items(RecordId.of_cluster(cluster)))
     services = store.layout.services_dir(cluster)
     services.mkdir(parents=True, exist_ok=True)
-    return _write_atomic(services / RSYSLOG_CONF, text.encode("ascii"))
+    return write_atomic(services / RSYSLOG_CONF, text.encode("ascii"))
 
 
 def _quotable(path: Path, what: str) -> str:
@@ -103,25 +100,3 @@ def _quotable(path: Path, what: str) -> str:
         raise InvalidInput(f"{what} {text[:80]!r} cannot be written into the rsyslog config "
                            "(absolute path of letters, digits and ._/+@%~=:,- only)")
     return text
-
-
-def _write_atomic(path: Path, data: bytes) -> Path:
-    """Replace `path` with `data` (temporary file, fsync, rename, directory fsync)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-            os.fchmod(out.fileno(), FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return path
