@@ -63,7 +63,7 @@ def server_env(root: Path, **extra: str) -> dict[str, str]:
     """Return the environment of a server whose state lives under `root`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HPS_")}
     env.update({"HPS_CONFIG_DIR": str(root / "hps-config"), "HPS_LOG_DIR": str(root / "log"),
-                "HPS_LOCK_TIMEOUT": "2", **extra})
+                "HPS_RESOURCES_DIR": str(root / "resources"), "HPS_LOCK_TIMEOUT": "2", **extra})
     return env
 
 
@@ -198,6 +198,22 @@ def test_requests_reach_the_access_log_and_the_event_log(server: Server) -> None
     assert f"cmd=host_variable&name=ROOT_PASSWORD&value=*&mac={MAC}" in access
     assert "s3cret" not in access
     assert "cmd=determine_state ok" in (server.log_dir / "hps-api.log").read_text()
+
+
+def test_a_file_sent_with_sendfile_is_logged_with_its_true_size(server: Server) -> None:
+    distros = server.config_dir.parent / "resources" / "distros"
+    distros.mkdir(parents=True, exist_ok=True)
+    body = os.urandom(300_001)
+    (distros / "kernel").write_bytes(body)
+    with urllib.request.urlopen(server.url + "/distros/kernel", timeout=10) as response:
+        assert response.read() == body
+    ranged = urllib.request.Request(server.url + "/distros/kernel",
+                                    headers={"Range": "bytes=1-", "User-Agent": "range-test"})
+    with urllib.request.urlopen(ranged, timeout=10) as response:
+        assert (response.status, response.read()) == (206, body[1:])
+    access = read_when(server.log_dir / "access.log", '" 206 300000 ')
+    assert '"GET /distros/kernel HTTP/1.1" 200 300001 ' in access, access
+    assert '"GET /distros/kernel HTTP/1.1" 206 300000 ' in access, access
 
 
 def test_a_bad_setting_stops_serve_at_once_with_one_line(tmp_path: Path) -> None:
