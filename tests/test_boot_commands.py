@@ -323,14 +323,17 @@ def test_registering_a_new_host_is_a_durable_write(web, store, fsyncs) -> None:
     assert fsyncs == ["file", "dir"]
 
 
-def test_the_boot_stamp_of_an_installed_host_skips_only_the_directory_fsync(
+def test_the_boot_stamp_of_an_installed_host_goes_to_its_stamp_file_without_fsync(
     web, store, fsyncs, config_dir
 ) -> None:
     store.update(RecordId.of_host("default", NEW), {"STATE": "INSTALLED"}, "t", create=True)
+    record = store.layout.path(RecordId.of_host("default", NEW))
+    before = record.read_bytes()
     fsyncs.clear()
     assert "\nexit\n" in init(web).text
     host = host_of(store)
-    assert fsyncs == ["file"]
+    assert fsyncs == [] and record.read_bytes() == before
+    assert record.with_suffix(".stamp").is_file()
     assert host["STATE"] == "INSTALLED" and len(host["BOOT_SESSION"]) == 6
     journal = (config_dir / "clusters" / "default" / "journal.log").read_text()
     assert f'"new": "{host["BOOT_SESSION"]}"' in journal  # the session still shows in events

@@ -6,6 +6,8 @@ import os
 import time
 from pathlib import Path
 
+from hps_api.store import FileStore, RecordId
+
 
 def test_init_creates_the_tree_and_an_active_first_cluster(cli, tmp_path: Path) -> None:
     root = tmp_path / "fresh"
@@ -64,6 +66,23 @@ def test_fsck_lists_corrupt_records_stray_files_and_temp_files(cli, config_dir: 
     assert any(line.startswith("stray: ") and "notamac.conf" in line for line in lines)
     assert any(line.startswith("temp: ") and ".tmp" in line for line in lines)
     assert lines[-1] == f"4 problem(s) in {config_dir}"
+
+
+def test_fsck_checks_host_stamps(cli, config_dir: Path) -> None:
+    hosts = config_dir / "clusters/default/hosts"
+    cli("host_config", "52:54:00:aa:bb:01", "set", "STATE", "INSTALLED")
+    cli("host_config", "52:54:00:aa:bb:02", "set", "STATE", "INSTALLED")
+    FileStore(config_dir).stamp(RecordId.of_host("default", "525400aabb01"),
+                                {"LAST_SEEN": "2026-01-01T00:00:00Z"}, "t")
+    assert cli("hps-api", "fsck").returncode == 0  # a good stamp is no problem
+    (hosts / "525400aabb02.stamp").write_bytes(b"# hps-stamp 00000000 5\nA=1\n")
+    (hosts / "525400aabb09.stamp").write_bytes(b"")
+    result = cli("hps-api", "fsck")
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert any(line.startswith(f"torn: {hosts}/525400aabb02.stamp: ") for line in lines), lines
+    assert any(line.startswith(f"stray: {hosts}/525400aabb09.stamp: ") for line in lines), lines
+    assert lines[-1] == f"2 problem(s) in {config_dir}"
 
 
 def test_fsck_remove_temp_deletes_only_stale_temp_files(cli, config_dir: Path) -> None:

@@ -17,13 +17,14 @@ import sys
 import textwrap
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from hps_api.errors import CorruptRecord, InvalidInput, KeyNotSet, NotFound, StoreBusy
+from hps_api.errors import Conflict, CorruptRecord, InvalidInput, KeyNotSet, NotFound, StoreBusy
 from hps_api.store import FileStore, Kind, RecordId
 from hps_api.store.journal import REDACTED
 
@@ -655,7 +656,7 @@ def test_listing_ignores_stray_files(store, root):
     assert store.list_records(Kind.OS) == [OS_RID]
 
 
-# -- durable=False: bookkeeping written atomically, without the directory fsync ---------------
+# -- stamps: a host's bookkeeping beside its record, no rewrite, no fsync ------------------------
 
 
 @pytest.fixture
@@ -672,48 +673,141 @@ def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-def test_a_durable_update_fsyncs_the_record_and_then_its_directory(store, fsyncs):
+def stamp_path(root: Path) -> Path:
+    return host_path(root).with_suffix(".stamp")
+
+
+SEEN = {"LAST_SEEN": "2026-01-01T00:00:00Z", "BOOT_SESSION": "a1b2c3"}
+
+
+def test_an_update_fsyncs_the_record_and_then_its_directory(store, fsyncs):
     store.update(HOST, {"IP": "10.0.0.5"}, ACTOR)
     assert fsyncs == ["file", "dir"]
 
 
-def test_a_non_durable_update_is_one_fsynced_replace_without_the_directory_fsync(
+def test_a_stamp_rewrites_no_record_fsyncs_nothing_and_every_read_sees_it(
     store, root, fsyncs, replace_calls
 ):
-    store.update(HOST, {"LAST_SEEN": "2026-01-01T00:00:00Z"}, ACTOR, durable=False)
-    assert fsyncs == ["file"]
-    assert [dst for _, dst in replace_calls] == [str(host_path(root))]
-    assert store.get(HOST, "LAST_SEEN") == "2026-01-01T00:00:00Z"
-    assert journal_entries(journal_path(root, HOST))[-1]["key"] == "LAST_SEEN"
+    before = host_path(root).read_bytes()
+    returned = store.stamp(HOST, SEEN, ACTOR)
+    assert fsyncs == [] and replace_calls == []
+    assert host_path(root).read_bytes() == before
+    assert stamp_path(root).stat().st_mode & 0o777 == host_path(root).stat().st_mode & 0o777
+    view = store.items(HOST)
+    assert view == returned and {k: view[k] for k in SEEN} == SEEN
+    assert STAMP.match(view["UPDATED"])
+    assert store.get(HOST, "boot_session") == "a1b2c3"
+    assert store.record(HOST).as_dict() == view
+    assert FileStore(root).items(HOST) == view  # another process sees it too
+    changed = [(e["key"], e["new"]) for e in journal_entries(journal_path(root, HOST))[-2:]]
+    assert changed == [("LAST_SEEN", SEEN["LAST_SEEN"]), ("BOOT_SESSION", "a1b2c3")]
     assert temp_files(root) == []
 
 
-def test_non_durable_updates_are_atomic_for_readers_old_or_new_never_torn(root):
-    """A writer process flips a record between two complete states of very different sizes
-    with durable=False while this process reads it as fast as it can."""
+def test_a_stamp_of_the_values_already_seen_writes_nothing(store, root):
+    store.stamp(HOST, SEEN, ACTOR)
+    lines = journal_entries(journal_path(root, HOST))
+    stamp_bytes = stamp_path(root).read_bytes()
+    store.stamp(HOST, SEEN, ACTOR)
+    assert journal_entries(journal_path(root, HOST)) == lines
+    assert stamp_path(root).read_bytes() == stamp_bytes
+
+
+def test_an_update_folds_the_stamp_into_the_record_durably_and_removes_it(store, root, fsyncs):
+    store.stamp(HOST, SEEN, ACTOR)
+    store.stamp(HOST, {"BOOT_SESSION": "d4e5f6"}, ACTOR)  # a second stamp keeps the first's keys
+    store.update(HOST, {"STATE": "INSTALLING"}, ACTOR)
+    assert not stamp_path(root).exists()
+    assert fsyncs == ["file", "dir"]
+    on_disk = FileStore(root).items(HOST)
+    assert (on_disk["LAST_SEEN"], on_disk["BOOT_SESSION"], on_disk["STATE"]) == (
+        SEEN["LAST_SEEN"], "d4e5f6", "INSTALLING")
+    assert b"BOOT_SESSION=d4e5f6\n" in host_path(root).read_bytes()
+
+
+def test_unset_folds_the_stamp_too_and_sees_stamped_keys(store, root):
+    store.stamp(HOST, SEEN, ACTOR)
+    store.unset(HOST, "BOOT_SESSION", ACTOR)
+    assert not stamp_path(root).exists()
+    view = store.items(HOST)
+    assert "BOOT_SESSION" not in view and view["LAST_SEEN"] == SEEN["LAST_SEEN"]
+
+
+def test_an_expectation_is_checked_against_the_stamped_value(store):
+    store.stamp(HOST, SEEN, ACTOR)
+    with pytest.raises(Conflict):
+        store.update(HOST, {"STATE": "X"}, ACTOR, expect={"BOOT_SESSION": None})
+    store.update(HOST, {"STATE": "X"}, ACTOR, expect={"BOOT_SESSION": "a1b2c3"})
+
+
+@pytest.mark.parametrize("damage", [
+    b"",
+    b"BOOT_SESSION=ffffff\n",  # no header
+    b"# hps-stamp 00000000 20\nBOOT_SESSION=ffffff\n",  # wrong CRC
+    b"# hps-stamp %08x 40\nBOOT_SESSION=ffffff\n" % zlib.crc32(b"BOOT_SESSION=ffffff\n"),
+    b"# hps-stamp %08x 20\nBOOT_SESSION=ffff" % zlib.crc32(b"BOOT_SESSION=ffffff\n"),  # cut
+    b"# hps-stamp %08x 9\nboot=x1\n\n" % zlib.crc32(b"boot=x1\n\n"),  # verifies, not a record
+], ids=["empty", "no-header", "bad-crc", "too-short", "cut", "junk"])
+def test_a_torn_or_foreign_stamp_leaves_the_records_own_values_until_the_next(store, root,
+                                                                              damage):
+    store.update(HOST, {"BOOT_SESSION": "000000"}, ACTOR)
+    record = store.items(HOST)
+    stamp_path(root).write_bytes(damage)
+    assert store.items(HOST) == record
+    store.stamp(HOST, {"BOOT_SESSION": "abcdef"}, ACTOR)
+    assert store.get(HOST, "BOOT_SESSION") == "abcdef"
+
+
+def test_a_shorter_stamp_over_a_longer_one_reads_back_exactly(store, root):
+    store.stamp(HOST, {"NOTE": "x" * 3000}, ACTOR)
+    store.stamp(HOST, {"NOTE": "short"}, ACTOR)
+    assert store.get(HOST, "NOTE") == "short"
+    assert stamp_path(root).stat().st_size < 200
+
+
+@pytest.mark.parametrize("rid, values, error", [
+    (CLUSTER_RID, {"LAST_SEEN": "x"}, InvalidInput),
+    (RecordId.of_host(CLUSTER, "52:54:00:00:00:99"), {"LAST_SEEN": "x"}, NotFound),
+    (HOST, {"LAST_SEEN": "a\nSTATE=INSTALLED"}, InvalidInput),
+    (HOST, {"bad key": "x"}, InvalidInput),
+    (HOST, {"NOTE": "x" * 5000}, InvalidInput),
+], ids=["not-a-host", "unknown-host", "control-char", "bad-key", "too-large"])
+def test_a_refused_stamp_changes_nothing(store, root, rid, values, error):
+    before = tree(root)
+    with pytest.raises(error):
+        store.stamp(rid, values, ACTOR)
+    assert tree(root) == before
+
+
+def test_deleting_a_host_removes_its_stamp(store, root):
+    store.stamp(HOST, SEEN, ACTOR)
+    store.delete(HOST, ACTOR)
+    assert not stamp_path(root).exists() and not host_path(root).exists()
+
+
+def test_stamps_are_seen_whole_by_readers_old_or_new_never_torn(root):
+    """A writer process flips a host's stamp between two states of very different sizes while
+    this process reads the host as fast as it can."""
     store = FileStore(root, lock_timeout=2.0)
     store.update(CLUSTER_RID, {"NETWORK": "10.0.0.0/24"}, "cli:setup", create=True)
-    payloads = {"A": "A" * 20_000, "B": "B" * 300}
+    payloads = {"A": "A" * 3_000, "B": "B" * 30}
     store.update(HOST, {"PAYLOAD": payloads["B"], "MARK": "B"}, "cli:setup", create=True)
     writer = multiprocessing.get_context("fork").Process(
         target=_flip_forever, args=(root, payloads), daemon=True)
     writer.start()
     try:
         marks = set()
+        reads = 0
         deadline = time.monotonic() + 10
-        while len(marks) < 2 or len(marks_seen_reads) < 2000:
+        while len(marks) < 2 or reads < 2000:
             record = store.items(HOST)
             assert record["PAYLOAD"] == payloads[record["MARK"]]
             marks.add(record["MARK"])
-            marks_seen_reads.append(record["MARK"])
+            reads += 1
             assert time.monotonic() < deadline, f"saw only {marks} in 10 s"
     finally:
         writer.kill()
         writer.join(timeout=10)
-        marks_seen_reads.clear()
-
-
-marks_seen_reads: list[str] = []
 
 
 def _flip_forever(root: Path, payloads: dict[str, str]) -> None:
@@ -722,7 +816,7 @@ def _flip_forever(root: Path, payloads: dict[str, str]) -> None:
     while True:
         n += 1
         mark = "A" if n % 2 else "B"
-        store.update(HOST, {"PAYLOAD": payloads[mark], "MARK": mark}, "cli:flip", durable=False)
+        store.stamp(HOST, {"PAYLOAD": payloads[mark], "MARK": mark}, "cli:flip")
 
 
 # -- records kept in memory: hps.conf, clusters and OS records ---------------------------------

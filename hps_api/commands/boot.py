@@ -16,16 +16,19 @@ def init(ctx: CommandContext) -> Reply:
     """Register an unknown host, start a boot session, answer the boot decision's script.
 
     The boot-session stamp alone (a registered host whose decision changes nothing else, e.g.
-    an INSTALLED host booting from disk) is written with `durable=False`: atomically, without
-    the directory fsync. A crash can only bring back the previous stamp, and no decision reads
-    it (storage.md); a registration or a state change is written durably.
+    an INSTALLED host booting from disk) goes to the host's stamp file (`Store.stamp`): no
+    record rewrite, no fsync. A crash can only bring back the previous stamp, and no decision
+    reads it (docs/storage.md); a registration or a state change is one durable update.
     """
     host = host_or_none(ctx.store, ctx.host)
     session, stamps = boot_stamps(host, ctx.mac, ctx.params)
     decision = decision_for(ctx.store, ctx.cluster, ctx.mac, host, base_url=ctx.base_url,
                             session=session, arch=stamps.get("ARCH"))
-    ctx.store.update(ctx.host, {**stamps, **decision.changes}, ctx.actor, create=host is None,
-                     durable=host is None or bool(decision.changes))
+    if host is not None and not decision.changes:
+        ctx.store.stamp(ctx.host, stamps, ctx.actor)
+    else:
+        ctx.store.update(ctx.host, {**stamps, **decision.changes}, ctx.actor,
+                         create=host is None)
     eventlog.event(logging.INFO, f"init: {decision.action} ({decision.reason})", host=ctx.mac,
                    session=session, client=ctx.negotiated.client.value)
     script = script_of(decision)

@@ -38,11 +38,14 @@ class Store(Protocol):
         *,
         create: bool = False,
         expect: Mapping[str, str | None] | None = None,
-        durable: bool = True,
     ) -> dict[str, str]:
         """Apply all changes at once (None unsets) and return the new record; with `expect`,
-        only if those keys still hold those values (Conflict otherwise). `durable=False`: still
-        atomic, but a crash right after may lose the change (bookkeeping such as boot stamps)."""
+        only if those keys still hold those values (Conflict otherwise). Atomic and durable."""
+        ...
+
+    def stamp(self, rid: RecordId, values: Mapping[str, str], actor: str) -> dict[str, str]:
+        """Record a host's bookkeeping keys (the boot-session stamp) cheaply: seen by every
+        read, journaled, but a crash may bring back the previous values. Returns the host."""
         ...
 
     def unset(self, rid: RecordId, key: str, actor: str) -> dict[str, str]:

@@ -6,9 +6,12 @@ directory, fsync it, parse it back and compare, `os.replace` it over the record,
 directory, then append the journal. Readers take no lock: `os.replace` is atomic, so a reader
 sees the old file or the new one, never a mix.
 
-A write with `durable=False` skips only the directory fsync: the record is still whole (the
-temporary file is fsynced before the rename), but a crash may bring back the previous version.
-`init` uses it for the boot-session stamp of a host whose state does not change (storage.md).
+`stamp` keeps a host's bookkeeping keys (the boot-session stamp `init` writes at every boot of
+a host whose state does not change) in `hosts/<mac12>.stamp` beside the record: one small file
+rewritten in place under the record's lock, headed by its length and CRC-32, not fsynced. Host
+reads lay it over the record (record first, then stamp: see `_host_view`); a torn or missing
+stamp leaves the record's own, older values. Every `update` or `unset` of the host folds the
+stamp into the record it writes and removes it, before the directory fsync.
 
 `hps.conf`, cluster and OS records, read on nearly every request, are kept parsed in memory
 and served again while `stat` shows the same file (inode, size, mtime, ctime) and that file had
@@ -22,7 +25,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -48,7 +53,7 @@ from hps_api.ids import (
 )
 from hps_api.store import journal
 from hps_api.store.journal import REDACTED, Change
-from hps_api.store.kvfile import Record, format_record, parse, parse_items
+from hps_api.store.kvfile import Record, format_record, from_mapping, parse, parse_items
 from hps_api.store.layout import HOST_FILE, Layout
 from hps_api.store.records import Kind, RecordId
 
@@ -60,6 +65,9 @@ ATTACHMENT_SUFFIXES = frozenset({"ks"})
 #: record kinds whose parsed files are kept in memory between reads (see the module docstring)
 CACHED_KINDS = frozenset({Kind.GLOBAL, Kind.CLUSTER, Kind.OS})
 SETTLE_SECONDS = 1.0
+STAMP_SUFFIX = ".stamp"
+MAX_STAMP_BYTES = 4096
+_STAMP_HEAD = re.compile(rb"# hps-stamp ([0-9a-f]{8}) ([0-9]{1,4})\n")
 LOCK_FILE_MODE = 0o644
 _POLL_SECONDS = 0.002
 
@@ -91,7 +99,10 @@ class FileStore:
             data = _read_bytes(path)
             if data is None:
                 raise NotFound(f"{rid.label} not found")
-            return parse_items(data, str(path))
+            items = parse_items(data, str(path))
+            if rid.kind is Kind.HOST:
+                items.update(read_stamp(_stamp_path(path)) or {})
+            return items
         record = self._read_settled(path)
         if record is None:
             raise NotFound(f"{rid.label} not found")
@@ -142,16 +153,13 @@ class FileStore:
         *,
         create: bool = False,
         expect: Mapping[str, str | None] | None = None,
-        durable: bool = True,
     ) -> dict[str, str]:
         """Apply every change in one replace (None unsets) and return the new record.
 
         `create` makes a missing record (a host's cluster must exist). `expect` is a condition
         checked under the lock: each named key must still hold that value (None: not set), else
         Conflict and nothing is written. Keys already holding the given value are not rewritten;
-        with nothing to change, nothing is written at all. `durable=False` skips the directory
-        fsync: still atomic (old or new record, never a mix), but after a crash the change may
-        be gone; for bookkeeping only (see the module docstring).
+        with nothing to change, nothing is written at all.
         Raises InvalidInput, NotFound, Conflict, CorruptRecord, StoreBusy.
         """
         wanted = {normalize_key(k): None if v is None else validate_value(v)
@@ -163,7 +171,7 @@ class FileStore:
             old = self._read(path)
             if old is None:
                 self._check_creatable(rid, create)
-            base = old or Record()
+            base = self._host_view(rid, old) or Record()
             _check_expected(base, expect or {})
             effective = {k: v for k, v in wanted.items() if base.get(k) != v}
             if old is not None and not effective:
@@ -171,9 +179,41 @@ class FileStore:
             if rid.stamped:
                 effective["UPDATED"] = journal.utc_now()
             new = base.updated(effective)
-            self._replace(path, new, durable=durable)
+            self._replace(path, new, rid=rid)
             self._journal(rid, base, effective, actor)
         return new.as_dict()
+
+    def stamp(self, rid: RecordId, values: Mapping[str, str], actor: str) -> dict[str, str]:
+        """Record a host's bookkeeping keys (BOOT_SESSION, LAST_SEEN...) without rewriting its
+        record, and return the host's keys and values as reads now see them.
+
+        The keys go to `hosts/<mac12>.stamp` (see the module docstring), under the record's
+        lock, with a journal line per changed key like any change. Neither atomic on disk nor
+        durable: a reader or a crash that meets a half-written stamp gets the values the stamp
+        had before, or the record's own, never a mix. For keys no decision depends on; anything
+        else goes through `update`. Raises InvalidInput (not a host, bad key or value, too
+        large), NotFound, CorruptRecord, StoreBusy.
+        """
+        if rid.kind is not Kind.HOST:
+            raise InvalidInput(f"{rid.label}: only host records take stamps")
+        wanted = {normalize_key(k): validate_value(v) for k, v in values.items()}
+        path = self.layout.path(rid)
+        if not path.is_file():
+            raise NotFound(f"{rid.label} not found")
+        with self._locked(path):
+            old = self._read(path)
+            if old is None:
+                raise NotFound(f"{rid.label} not found")
+            stamp_path = _stamp_path(path)
+            current = read_stamp(stamp_path) or {}
+            view = old.updated(current)
+            effective = {k: v for k, v in wanted.items() if view.get(k) != v}
+            if not effective:
+                return view.as_dict()
+            effective["UPDATED"] = journal.utc_now()
+            _write_stamp(stamp_path, {**current, **effective}, path)
+            self._journal(rid, view, effective, actor)
+        return view.updated(effective).as_dict()
 
     def unset(self, rid: RecordId, key: str, actor: str) -> dict[str, str]:
         """Remove one key and return the new record; KeyNotSet when it was not set."""
@@ -182,7 +222,7 @@ class FileStore:
         if not path.is_file():
             raise NotFound(f"{rid.label} not found")
         with self._locked(path):
-            old = self._read(path)
+            old = self._host_view(rid, self._read(path))
             if old is None:
                 raise NotFound(f"{rid.label} not found")
             if old.get(name) is None:
@@ -191,7 +231,7 @@ class FileStore:
             if rid.stamped:
                 effective["UPDATED"] = journal.utc_now()
             new = old.updated(effective)
-            self._replace(path, new)
+            self._replace(path, new, rid=rid)
             self._journal(rid, old, effective, actor)
         return new.as_dict()
 
@@ -207,7 +247,7 @@ class FileStore:
                 raise NotFound(f"{rid.label} not found")
             path.unlink()
             if rid.kind is Kind.HOST:
-                for suffix in ATTACHMENT_SUFFIXES:
+                for suffix in (*ATTACHMENT_SUFFIXES, STAMP_SUFFIX[1:]):
                     path.with_suffix(f".{suffix}").unlink(missing_ok=True)
             _fsync_dir(path.parent)
             self._journal(rid, old, dict.fromkeys(old.keys()), actor)
@@ -286,7 +326,22 @@ class FileStore:
         """Return a record for reading: from memory for CACHED_KINDS while its file is
         unchanged, else parsed from disk."""
         path = self.layout.path(rid)
-        return self._read_settled(path) if rid.kind in CACHED_KINDS else self._read(path)
+        if rid.kind in CACHED_KINDS:
+            return self._read_settled(path)
+        return self._host_view(rid, self._read(path))
+
+    def _host_view(self, rid: RecordId, record: Record | None) -> Record | None:
+        """Return a record read from disk with its stamp laid over it (hosts only).
+
+        Always the record first, then its stamp: an `update` folds the stamp into the record
+        before removing it, so a reader that finds no stamp any more read the record before
+        that update (an older, whole view), and a stamp found after the record is never older
+        than the record it is laid over.
+        """
+        if record is None or rid.kind is not Kind.HOST:
+            return record
+        stamp = read_stamp(_stamp_path(self.layout.path(rid)))
+        return record.updated(stamp) if stamp else record
 
     def _read_settled(self, path: Path) -> Record | None:
         """Return the parsed file, from memory while `stat` shows the version parsed before."""
@@ -324,13 +379,18 @@ class FileStore:
             raise StoreUnreadable(f"{path}: {err.strerror or err}") from None
         return parse(data, str(path))
 
-    def _replace(self, path: Path, record: Record, *, durable: bool = True) -> None:
-        """Write a record atomically (and, unless told otherwise, durably) over `path`."""
+    def _replace(self, path: Path, record: Record, *, rid: RecordId | None = None) -> None:
+        """Write a record atomically and durably over `path`; for a host (`rid`), remove its
+        stamp, which `record` has folded in, before the directory fsync, so both reach the disk
+        together."""
         data = format_record(record)
         if len(data) > MAX_RECORD_BYTES:
             raise InvalidInput(f"{path.name} would exceed {MAX_RECORD_BYTES} bytes")
         _write_durably(path, data, lambda written, name: _verify(written, record, name),
-                       durable=durable)
+                       sync_dir=False)
+        if rid is not None and rid.kind is Kind.HOST:
+            _stamp_path(path).unlink(missing_ok=True)
+        _fsync_dir(path.parent)
 
     def _journal(
         self, rid: RecordId, old: Record, effective: Mapping[str, str | None], actor: str
@@ -371,10 +431,10 @@ def _verify(written: bytes, intended: Record, name: str) -> None:
 
 
 def _write_durably(path: Path, data: bytes, check: Callable[[bytes, str], None], *,
-                   durable: bool = True) -> None:
+                   sync_dir: bool = True) -> None:
     """Put `data` at `path`: temp file in the same directory, fsync, `check` the bytes read back,
-    `os.replace`, directory fsync (skipped when not `durable`: the rename may then be lost in a
-    crash, never half done). The mode (and, as root, the owner) of the old file is kept."""
+    `os.replace`, directory fsync (left to the caller when not `sync_dir`). The mode (and, as
+    root, the owner) of the old file is kept."""
     import tempfile
 
     mode, owner = _mode_and_owner(path)
@@ -395,8 +455,59 @@ def _write_durably(path: Path, data: bytes, check: Callable[[bytes, str], None],
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         raise
-    if durable:
+    if sync_dir:
         _fsync_dir(path.parent)
+
+
+def _stamp_path(record_path: Path) -> Path:
+    return record_path.with_suffix(STAMP_SUFFIX)
+
+
+def read_stamp(path: Path) -> dict[str, str] | None:
+    """Return the keys of a stamp file; None when there is none or it does not verify.
+
+    A stamp that fails its length or CRC-32 is being rewritten right now (read again once) or
+    was torn by a crash (the record's values apply until the next stamp or update).
+    """
+    for _attempt in range(2):
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_STAMP_BYTES + 64)
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise StoreUnreadable(f"{path}: {err.strerror or err}") from None
+        head = _STAMP_HEAD.match(data)
+        if head:
+            body = data[head.end():head.end() + int(head[2])]
+            if len(body) == int(head[2]) and zlib.crc32(body) == int(head[1], 16):
+                try:
+                    return parse_items(body, str(path))
+                except CorruptRecord:
+                    return None
+    return None
+
+
+def _write_stamp(path: Path, values: Mapping[str, str], record_path: Path) -> None:
+    """Rewrite a stamp file in place with one `pwrite` (created with the record's mode and, as
+    root, its owner); InvalidInput when it would exceed MAX_STAMP_BYTES."""
+    body = format_record(from_mapping(values))
+    data = b"# hps-stamp %08x %d\n" % (zlib.crc32(body), len(body)) + body
+    if len(body) > MAX_STAMP_BYTES:
+        raise InvalidInput(f"{path.name} would exceed {MAX_STAMP_BYTES} bytes")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, NEW_FILE_MODE)
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            mode, owner = _mode_and_owner(record_path)
+            os.fchmod(fd, mode)
+            if owner is not None:
+                os.fchown(fd, *owner)
+        os.pwrite(fd, data, 0)
+        if size > len(data):
+            os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
 
 
 def _acquire(lock_path: Path, timeout: float) -> int:

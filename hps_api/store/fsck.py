@@ -1,4 +1,5 @@
-"""Checking the whole tree: corrupt or unreadable records, stray temp files, strange names."""
+"""Checking the whole tree: corrupt or unreadable records, stray temp files, strange names,
+host stamps that do not verify or have no record."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hps_api.errors import CorruptRecord, InvalidInput
+from hps_api.errors import CorruptRecord, HpsError, InvalidInput
 from hps_api.ids import validate_cluster
-from hps_api.store.filestore import TEMP_SUFFIX
+from hps_api.store.filestore import STAMP_SUFFIX, TEMP_SUFFIX, read_stamp
 from hps_api.store.kvfile import parse
 from hps_api.store.layout import HOST_FILE, Layout
 
@@ -104,8 +105,26 @@ def _strays(directory: Path) -> Iterator[Problem]:
             yield Problem(path, "temp", "left by an interrupted write")
         elif directory.name == "hosts" and name.endswith(".conf") and not HOST_FILE.fullmatch(name):
             yield Problem(path, "stray", "not named <mac12>.conf, so never read as a host")
+        elif directory.name == "hosts" and name.endswith(STAMP_SUFFIX):
+            yield from _check_stamp(path)
         elif directory.name == "clusters" and path.is_dir() and not _valid_name(name):
             yield Problem(path, "stray", "not a valid cluster name, so never read as a cluster")
+
+
+def _check_stamp(path: Path) -> Iterator[Problem]:
+    """A host's stamp (boot-session keys beside its record) must have its record and verify;
+    a torn one is harmless (reads fall back to the record's values until the next boot)."""
+    if not path.with_suffix(".conf").is_file():
+        yield Problem(path, "stray", "a stamp without its host record, never read")
+        return
+    try:
+        ok = path.stat().st_size and read_stamp(path) is not None
+    except (OSError, HpsError) as err:
+        yield Problem(path, "unreadable", str(err))
+        return
+    if not ok:
+        yield Problem(path, "torn", "does not verify (a crash while it was written); the "
+                      "host's record values apply until its next boot")
 
 
 def _valid_name(name: str) -> bool:
