@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -46,3 +50,52 @@ def test_written_counts_this_threads_events(log_dir):
     eventlog.event(logging.INFO, "one")
     eventlog.event(logging.DEBUG, "below the level, still an event asked for")
     assert eventlog.written() == before + 2
+
+
+def test_an_error_event_carries_its_traceback_on_the_same_line(log_dir):
+    try:
+        raise ValueError("boom")
+    except ValueError as err:
+        eventlog.event(logging.ERROR, "internal error on /x", host="10.0.0.9", error=err)
+    (line,) = (log_dir / "hps-api.log").read_text().splitlines()
+    assert line.split()[1:5] == ["ERROR", "10.0.0.9", "-", "-"]
+    assert "internal error on /x | Traceback" in line and "ValueError: boom" in line
+
+
+def test_lines_from_many_threads_are_never_interleaved(log_dir):
+    def writer(n: int) -> None:
+        for i in range(300):
+            eventlog.event(logging.INFO, f"t{n} i{i} {'x' * (i * 7 % 1900)}|end")
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    lines = (log_dir / "hps-api.log").read_text().splitlines()
+    assert len(lines) == 8 * 300
+    seen = set()
+    for line in lines:
+        whole = re.fullmatch(r"\S+ INFO - - - t(\d) i(\d+) (x*)\|end", line)
+        assert whole, line[:120]
+        assert len(whole[3]) == int(whole[2]) * 7 % 1900
+        seen.add((whole[1], whole[2]))
+    assert len(seen) == 8 * 300
+
+
+def test_events_go_to_the_local_syslog_socket_when_there_is_one(tmp_path, monkeypatch):
+    address = str(tmp_path / "log.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(address)
+    server.settimeout(5)
+    monkeypatch.setattr(eventlog, "_SYSLOG_SOCKET", address)
+    try:
+        eventlog.setup(tmp_path / "logs")
+        eventlog.event(logging.WARNING, "disk full", host="525400aabb01", client="ipxe")
+        got = server.recv(4096).decode()
+    finally:
+        server.close()
+        monkeypatch.undo()
+        eventlog.setup(tmp_path / "logs")  # no socket any more: later tests write to the file only
+    assert got.startswith(f"<12>hps-api[{os.getpid()}]: ")  # user.warning
+    assert got.endswith(" WARNING 525400aabb01 - ipxe disk full")

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from hps_api.errors import Conflict, CorruptRecord, InvalidInput, KeyNotSet, NotFound, StoreBusy
-from hps_api.store import FileStore, Kind, RecordId
+from hps_api.store import FileStore, Kind, RecordId, filestore
 from hps_api.store.journal import REDACTED
 
 CLUSTER = "alpha"
@@ -689,12 +689,12 @@ def test_a_stamp_rewrites_no_record_fsyncs_nothing_and_every_read_sees_it(
     store, root, fsyncs, replace_calls
 ):
     before = host_path(root).read_bytes()
-    returned = store.stamp(HOST, SEEN, ACTOR)
+    store.stamp(HOST, SEEN, ACTOR)
     assert fsyncs == [] and replace_calls == []
     assert host_path(root).read_bytes() == before
     assert stamp_path(root).stat().st_mode & 0o777 == host_path(root).stat().st_mode & 0o777
     view = store.items(HOST)
-    assert view == returned and {k: view[k] for k in SEEN} == SEEN
+    assert {k: view[k] for k in SEEN} == SEEN and view["STATE"] == "UNCONFIGURED"
     assert STAMP.match(view["UPDATED"])
     assert store.get(HOST, "boot_session") == "a1b2c3"
     assert store.record(HOST).as_dict() == view
@@ -702,6 +702,28 @@ def test_a_stamp_rewrites_no_record_fsyncs_nothing_and_every_read_sees_it(
     changed = [(e["key"], e["new"]) for e in journal_entries(journal_path(root, HOST))[-2:]]
     assert changed == [("LAST_SEEN", SEEN["LAST_SEEN"]), ("BOOT_SESSION", "a1b2c3")]
     assert temp_files(root) == []
+
+
+def test_a_stamp_journals_the_old_value_from_the_record_then_from_the_stamp(store, root):
+    store.update(HOST, {"BOOT_SESSION": "000000"}, ACTOR)
+    store.stamp(HOST, {"BOOT_SESSION": "111111"}, ACTOR)
+    store.stamp(HOST, {"BOOT_SESSION": "222222"}, ACTOR)
+    changes = [(e["old"], e["new"]) for e in journal_entries(journal_path(root, HOST))
+               if e["key"] == "BOOT_SESSION"]
+    assert changes == [(None, "000000"), ("000000", "111111"), ("111111", "222222")]
+
+
+def test_a_stamp_for_a_host_deleted_meanwhile_is_not_found(store, root, monkeypatch):
+    store.stamp(HOST, SEEN, ACTOR)
+    real_acquire = filestore._acquire
+
+    def delete_first(lock_path: Path, timeout: float) -> int:
+        host_path(root).unlink()  # another process deleted the host just before we locked
+        return real_acquire(lock_path, timeout)
+
+    monkeypatch.setattr(filestore, "_acquire", delete_first)
+    with pytest.raises(NotFound):
+        store.stamp(HOST, {"BOOT_SESSION": "ffffff"}, ACTOR)
 
 
 def test_a_stamp_of_the_values_already_seen_writes_nothing(store, root):
@@ -897,7 +919,7 @@ def test_host_records_are_read_from_disk_every_time(store, root, monkeypatch, se
     monkeypatch.setattr(filestore, "_read_bytes", lambda p: reads.append(p) or real(p))
     store.items(HOST)
     store.items(HOST)
-    assert reads == [host_path(root)] * 2
+    assert reads == [host_path(root), str(stamp_path(root))] * 2  # the record, then its stamp
 
 
 # -- the record lock: flock(2), per open file description --------------------------------------

@@ -70,9 +70,8 @@ def _http_error(error: HTTPException) -> Response:
 
 
 def _bug(error: Exception) -> Response:
-    logging.getLogger(eventlog.LOGGER).exception(
-        "internal error on %s", request.path,
-        extra={"host": _mac() or request.remote_addr, "session": None, "client": None})
+    eventlog.event(logging.ERROR, f"internal error on {request.path}",
+                   host=_mac() or request.remote_addr, error=error)
     return error_response("internal error", 500, _negotiated(), mac=_mac())
 
 
