@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import subprocess
 import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -175,3 +176,21 @@ def test_the_table(ips: Ips, case: Case, client: NodeClient, tmp_path: Path) -> 
     spool = root / "var" / "spool" / "hps" / "log"
     if case.expect_log and spool.exists():
         assert spool.read_text() == "", "spooled lines were not all flushed"
+
+
+@pytest.mark.parametrize("client, tag", [(CLIENTS[2], "disk_check"), (CLIENTS[0], None)],
+                         ids=["bash: the calling function", "dash: the script name"])
+def test_a_line_logged_from_a_function_is_tagged_with_it_where_the_shell_tells(
+        ips: Ips, client: NodeClient, tag: str | None, tmp_path: Path) -> None:
+    require(*client.tools)
+    root = tmp_path / "node"
+    (root / "tmp").mkdir(parents=True)
+    script = ('. "$0" || exit 9; disk_check() { n_remote_log "checked from $1"; }; '
+              'disk_check "$1"')
+    env = {"PATH": os.environ["PATH"], "TMPDIR": str(root / "tmp"), "HPS_API": ips.url,
+           "HPS_NODE_ROOT": str(root), **BASE_ENV, **client.env(), "HPS_LOG_TAG": ""}
+    result = subprocess.run([*client.shell, "-c", script, str(ips.library), client.name],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    expected = f"[{tag or client.script(ips.library)}] checked from {client.name}"
+    assert expected in ips.log.read_text(), ips.log.read_text()[-2000:]

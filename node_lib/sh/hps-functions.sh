@@ -19,7 +19,8 @@
 # HPS_CONNECT_TIMEOUT (3), HPS_TIMEOUT (10), HPS_RETRIES (3 retries after the first attempt),
 # HPS_RETRY_DELAY (1 s, doubled after each retry), HPS_SPOOL (/var/spool/hps/log),
 # HPS_SPOOL_MAX (262144 bytes), HPS_LOG_TAG (the `function` of n_remote_log lines; default:
-# the script name), HPS_SYSLOG_HOST / HPS_SYSLOG_PORT (514) / HPS_SYSLOG_PROTO (udp | tcp),
+# the calling function under bash, else the script name), HPS_SYSLOG_HOST / HPS_SYSLOG_PORT
+# (514) / HPS_SYSLOG_PROTO (udp | tcp),
 # HPS_SYSLOG_WAIT (3 s), HPS_IPS_NAME (the name the dns self-test resolves), and HPS_NODE_ROOT,
 # a directory prefixed to every system path this file reads or writes (tests).
 
@@ -58,10 +59,18 @@ n_ips_command() {
 }
 
 # Usage: n_remote_log MESSAGE... | n_remote_log <LINES -> nothing; exit 0, or 2 (spooled)
-# Lines are tagged HPS_LOG_TAG when set, else with the calling script's name ($0).
+# Lines are tagged HPS_LOG_TAG when set, else (under bash) with the name of the function that
+# called n_remote_log, else with the calling script's name ($0): POSIX sh, dash and busybox ash
+# do not tell a function who called it.
 n_remote_log() {
     _n_init || return
-    _n_log_tag=$(_n_log_tag)
+    _n_log_tag=''
+    if [ -z "${HPS_LOG_TAG:-}" ] && [ -n "${BASH_VERSION:-}" ]; then
+        # bash only; inside eval so that other shells never parse the array syntax
+        eval '_n_log_tag=${FUNCNAME[1]:-}'
+        case $_n_log_tag in main | source | _n_*) _n_log_tag="" ;; esac
+    fi
+    [ -n "$_n_log_tag" ] || _n_log_tag=$(_n_log_tag)
     _n_offline=''
     if [ $# -gt 0 ]; then
         _n_log_line "$*"
