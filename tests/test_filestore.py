@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from hps_api.errors import Conflict, CorruptRecord, InvalidInput, KeyNotSet, NotFound, StoreBusy
-from hps_api.store import FileStore, Kind, RecordId, filestore
+from hps_api.store import FileStore, Kind, RecordId, files
 from hps_api.store.journal import REDACTED
 
 CLUSTER = "alpha"
@@ -715,13 +715,13 @@ def test_a_stamp_journals_the_old_value_from_the_record_then_from_the_stamp(stor
 
 def test_a_stamp_for_a_host_deleted_meanwhile_is_not_found(store, root, monkeypatch):
     store.stamp(HOST, SEEN, ACTOR)
-    real_acquire = filestore._acquire
+    real_acquire = files.acquire
 
     def delete_first(lock_path: Path, timeout: float) -> int:
         host_path(root).unlink()  # another process deleted the host just before we locked
         return real_acquire(lock_path, timeout)
 
-    monkeypatch.setattr(filestore, "_acquire", delete_first)
+    monkeypatch.setattr(files, "acquire", delete_first)
     with pytest.raises(NotFound):
         store.stamp(HOST, {"BOOT_SESSION": "ffffff"}, ACTOR)
 
@@ -912,11 +912,9 @@ def test_a_cached_record_that_is_deleted_is_not_found(store, root, settle_now):
 
 
 def test_host_records_are_read_from_disk_every_time(store, root, monkeypatch, settle_now):
-    from hps_api.store import filestore
-
     reads: list[Path] = []
-    real = filestore._read_bytes
-    monkeypatch.setattr(filestore, "_read_bytes", lambda p: reads.append(p) or real(p))
+    real = files.read_bytes
+    monkeypatch.setattr(files, "read_bytes", lambda p: reads.append(p) or real(p))
     store.items(HOST)
     store.items(HOST)
     assert reads == [host_path(root), str(stamp_path(root))] * 2  # the record, then its stamp

@@ -19,7 +19,7 @@ from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId
 from hps_api.store.bootstrap import initialise
 from hps_api.store.journal import Change
-from hps_api.web import csrf, ui
+from hps_api.web import csrf, ui, views
 
 OUTSIDER = "10.99.0.7"
 LOOPBACK = "127.0.0.1"
@@ -160,14 +160,14 @@ def test_dashboard_without_an_active_cluster_is_a_404_page(web, store: FileStore
     pytest.param({"a": {}, "b": {}, "c": {}}, ["a", "b", "c"], id="ties-keep-mac-order"),
 ])
 def test_host_rows_are_ordered_by_last_seen_then_updated_descending(records, expected) -> None:
-    rows = ui.host_rows(records, (), admin=False)
+    rows = views.host_rows(records, (), admin=False)
     assert [row.mac for row in rows] == expected
 
 
 def test_state_counts_list_known_states_in_table_order_and_unknown_ones_last() -> None:
     records = [{"STATE": "INSTALLED"}, {"STATE": "WEIRD"}, {}, {"STATE": "UNCONFIGURED"},
                {"STATE": "INSTALLED"}]
-    assert ui.state_counts(records) == [("UNCONFIGURED", 1), ("INSTALLED", 2), ("(none)", 1),
+    assert views.state_counts(records) == [("UNCONFIGURED", 1), ("INSTALLED", 2), ("(none)", 1),
                                         ("WEIRD", 1)]
 
 
@@ -427,7 +427,7 @@ def test_the_dashboard_heads_with_the_cluster_summary(web) -> None:
     ({"STATE": "UNMANAGED"}, ["unconfigure"]),
 ])
 def test_host_actions_follow_the_state_and_type(record, actions) -> None:
-    assert ui.host_actions(record) == actions
+    assert views.host_actions(record) == actions
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -664,19 +664,19 @@ HW_CHANGED = {"HW_PRODUCT": "R650", "HW_MEMORY": "64 GiB", "HW_NIC_0": "52:54:00
 
 
 def test_hardware_facts_pair_previous_and_current_values_and_mark_changes() -> None:
-    facts = ui.hardware_facts({**HW_CHANGED, "STATE": "INSTALLED"}, (), admin=False)
+    facts = views.hardware_facts({**HW_CHANGED, "STATE": "INSTALLED"}, (), admin=False)
     assert [(f.name, f.previous.value, f.current.value, f.changed) for f in facts] == [
         ("MEMORY", "64 GiB", "64 GiB", False),
         ("NIC_0", None, "52:54:00:aa:bb:01", True),
         ("NIC_1", "52:54:00:aa:bb:77", None, True),
         ("PRODUCT", "R640", "R650", True),
     ]
-    assert ui.hardware_changed(HW_CHANGED)
-    assert not ui.hardware_changed({"HW_PRODUCT": "R650", "HW_HASH": "h"})
+    assert views.hardware_changed(HW_CHANGED)
+    assert not views.hardware_changed({"HW_PRODUCT": "R650", "HW_HASH": "h"})
 
 
 def test_without_a_change_no_fact_is_marked_changed() -> None:
-    facts = ui.hardware_facts({"HW_PRODUCT": "R650", "HW_HASH": "h"}, (), admin=False)
+    facts = views.hardware_facts({"HW_PRODUCT": "R650", "HW_HASH": "h"}, (), admin=False)
     assert [(f.name, f.changed) for f in facts] == [("PRODUCT", False)]
 
 
@@ -744,7 +744,7 @@ def test_boot_sessions_come_from_the_journal_newest_first() -> None:
                Change("2025-01-01T00:00:01Z", "h", "STATE", None, "X", "api:x"),
                Change("2025-01-02T00:00:00Z", "h", "BOOT_SESSION", "aaaaaa", "bbbbbb", "api:x"),
                Change("2025-01-03T00:00:00Z", "h", "BOOT_SESSION", "bbbbbb", None, "api:x")]
-    assert ui.boot_sessions(changes) == [("2025-01-02T00:00:00Z", "bbbbbb"),
+    assert views.boot_sessions(changes) == [("2025-01-02T00:00:00Z", "bbbbbb"),
                                          ("2025-01-01T00:00:00Z", "aaaaaa")]
 
 
@@ -791,13 +791,13 @@ def test_host_page_shows_the_log_lines_about_the_host_by_mac_or_hostname(
 ])
 def test_log_lines_are_matched_by_mac_and_hostname_never_by_the_empty_marker(
         record, names) -> None:
-    assert ui.log_names("525400aabb01", record) == names
+    assert views.log_names("525400aabb01", record) == names
 
 
 def test_log_tail_keeps_the_last_lines_about_the_host(tmp_path: Path) -> None:
     path = tmp_path / "hps-api.log"
     path.write_text("".join(log_line("h1" if n % 2 else "h2", f"line {n}") for n in range(200)))
-    lines = ui.log_tail(path, {"h1"}, limit=50)
+    lines = views.log_tail(path, {"h1"}, limit=50)
     assert len(lines) == 50
     assert lines[-1].endswith("line 199") and lines[0].endswith("line 101")
 
@@ -810,7 +810,7 @@ def test_log_tail_reads_only_the_end_of_a_huge_file(tmp_path: Path) -> None:
         handle.seek(0, os.SEEK_END)
         handle.write(b"\n" + log_line("h1", "at the end").encode())
     started = time.monotonic()
-    assert [line.split()[-1] for line in ui.log_tail(path, {"h1"})] == ["end"]
+    assert [line.split()[-1] for line in views.log_tail(path, {"h1"})] == ["end"]
     assert time.monotonic() - started < 1
 
 
@@ -822,11 +822,11 @@ def test_log_tail_reads_only_the_end_of_a_huge_file(tmp_path: Path) -> None:
 def test_log_tail_drops_only_a_line_the_window_cuts(tmp_path: Path, window, expected) -> None:
     path = tmp_path / "hps-api.log"
     path.write_text(log_line("h1", "zero") + log_line("h1", "one") + log_line("h1", "two"))
-    assert [line.split()[-1] for line in ui.log_tail(path, {"h1"}, window=window)] == expected
+    assert [line.split()[-1] for line in views.log_tail(path, {"h1"}, window=window)] == expected
 
 
 def test_log_tail_of_a_missing_file_is_empty(tmp_path: Path) -> None:
-    assert ui.log_tail(tmp_path / "nope.log", {"h1"}) == []
+    assert views.log_tail(tmp_path / "nope.log", {"h1"}) == []
 
 
 # -- escaping, headers, stylesheet --------------------------------------------------------------

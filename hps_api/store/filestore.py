@@ -23,11 +23,8 @@ are always read from disk: there can be many thousands, and a cache would grow w
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import re
 import time
-import zlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -38,7 +35,6 @@ from hps_api.errors import (
     InvalidInput,
     KeyNotSet,
     NotFound,
-    StoreBusy,
     StoreUnreadable,
 )
 from hps_api.ids import (
@@ -51,26 +47,18 @@ from hps_api.ids import (
     validate_cluster,
     validate_value,
 )
-from hps_api.store import journal
+from hps_api.store import files, journal, stamps
 from hps_api.store.journal import REDACTED, Change
-from hps_api.store.kvfile import Record, format_record, from_mapping, parse, parse_items
+from hps_api.store.kvfile import Record, format_record, parse, parse_items
 from hps_api.store.layout import HOST_FILE, Layout
 from hps_api.store.records import Kind, RecordId
 
 MAX_RECORD_BYTES = 1024 * 1024
-NEW_FILE_MODE = 0o640
-TEMP_SUFFIX = ".tmp"
 #: files a host record may have beside it (`hosts/<mac12>.<suffix>`): the rendered kickstart
 ATTACHMENT_SUFFIXES = frozenset({"ks"})
 #: record kinds whose parsed files are kept in memory between reads (see the module docstring)
 CACHED_KINDS = frozenset({Kind.GLOBAL, Kind.CLUSTER, Kind.OS})
 SETTLE_SECONDS = 1.0
-STAMP_SUFFIX = ".stamp"
-MAX_STAMP_BYTES = 4096
-_STAMP_HEAD = re.compile(rb"# hps-stamp ([0-9a-f]{8}) ([0-9]{1,4})\n")
-LOCK_FILE_MODE = 0o644
-_POLL_SECONDS = 0.002
-_READ_CHUNK = 1 << 16
 
 
 class FileStore:
@@ -97,12 +85,12 @@ class FileStore:
         """Return the record's keys and values; NotFound, CorruptRecord or StoreUnreadable."""
         path = self.layout.path(rid)
         if rid.kind not in CACHED_KINDS:
-            data = _read_bytes(path)
+            data = files.read_bytes(path)
             if data is None:
                 raise NotFound(f"{rid.label} not found")
             items = parse_items(data, str(path))
             if rid.kind is Kind.HOST:
-                items.update(read_stamp(_stamp_path(path)) or {})
+                items.update(stamps.read_stamp(stamps.stamp_path(path)) or {})
             return items
         record = self._read_settled(path)
         if record is None:
@@ -129,14 +117,14 @@ class FileStore:
         if kind is Kind.GLOBAL:
             return [RecordId.global_()] if self.layout.hps_conf.is_file() else []
         if kind is Kind.CLUSTER:
-            names = _names(self.layout.clusters_dir, lambda e: e.is_dir())
+            names = files.names(self.layout.clusters_dir, lambda e: e.is_dir())
             return [RecordId.of_cluster(n) for n in names if _is_cluster(self.layout, n)]
         if kind is Kind.OS:
-            stems = [n[:-5] for n in _names(self.layout.os_dir) if n.endswith(".conf")]
+            stems = [n[:-5] for n in files.names(self.layout.os_dir) if n.endswith(".conf")]
             return [RecordId.of_os(os_stem_to_id(s)) for s in stems if _is_os_stem(s)]
         if cluster is None or not self.exists(RecordId.of_cluster(cluster)):
             raise NotFound(f"cluster {cluster!r} not found")
-        names = _names(self.layout.hosts_dir(cluster))
+        names = files.names(self.layout.hosts_dir(cluster))
         macs = [m.group(1) for m in map(HOST_FILE.fullmatch, names) if m]
         return [RecordId(Kind.HOST, cluster, mac) for mac in macs if _is_host_mac(mac)]
 
@@ -204,8 +192,8 @@ class FileStore:
         if not path.is_file():
             raise NotFound(f"{rid.label} not found")
         with self._locked(path):
-            stamp_path = _stamp_path(path)
-            current = read_stamp(stamp_path) or {}
+            stamp_path = stamps.stamp_path(path)
+            current = stamps.read_stamp(stamp_path) or {}
             if wanted.keys() <= current.keys() and path.is_file():
                 before: Mapping[str, str] = current
             else:
@@ -217,7 +205,7 @@ class FileStore:
             if not effective:
                 return
             effective["UPDATED"] = journal.utc_now()
-            _write_stamp(stamp_path, {**current, **effective}, path)
+            stamps.write_stamp(stamp_path, {**current, **effective}, path)
             self._journal(rid, before, effective, actor)
 
     def unset(self, rid: RecordId, key: str, actor: str) -> dict[str, str]:
@@ -252,9 +240,9 @@ class FileStore:
                 raise NotFound(f"{rid.label} not found")
             path.unlink()
             if rid.kind is Kind.HOST:
-                for suffix in (*ATTACHMENT_SUFFIXES, STAMP_SUFFIX[1:]):
+                for suffix in (*ATTACHMENT_SUFFIXES, stamps.STAMP_SUFFIX[1:]):
                     path.with_suffix(f".{suffix}").unlink(missing_ok=True)
-            _fsync_dir(path.parent)
+            files.fsync_dir(path.parent)
             self._journal(rid, old, dict.fromkeys(old.keys()), actor)
 
     # -- attachments: files kept beside a host record -----------------------------------------
@@ -278,9 +266,9 @@ class FileStore:
         with self._locked(record_path):
             if self._read(record_path) is None:
                 raise NotFound(f"{rid.label} not found")
-            old = _read_bytes(path)
+            old = files.read_bytes(path)
             if old != encoded:
-                _write_durably(path, encoded, _expect_bytes(encoded))
+                files.write_durably(path, encoded, _expect_bytes(encoded))
                 change = Change(journal.utc_now(), rid.label, f".{suffix}", _digest(old),
                                 _digest(encoded), actor)
                 journal.append(self.layout.journal_for(rid), [change])
@@ -292,7 +280,7 @@ class FileStore:
         Raises InvalidInput (not a host, suffix not allowed) and StoreUnreadable too.
         """
         path = _attachment_path(self.layout, rid, suffix)
-        data = _read_bytes(path)
+        data = files.read_bytes(path)
         if data is None:
             raise NotFound(f"{rid.label} has no .{suffix} file")
         return data.decode("utf-8", errors="replace")
@@ -321,7 +309,7 @@ class FileStore:
 
     @contextlib.contextmanager
     def _locked_file(self, lock_path: Path) -> Iterator[None]:
-        fd = _acquire(lock_path, self.lock_timeout)
+        fd = files.acquire(lock_path, self.lock_timeout)
         try:
             yield
         finally:
@@ -345,14 +333,14 @@ class FileStore:
         """
         if record is None or rid.kind is not Kind.HOST:
             return record
-        stamp = read_stamp(_stamp_path(self.layout.path(rid)))
+        stamp = stamps.read_stamp(stamps.stamp_path(self.layout.path(rid)))
         return record.updated(stamp) if stamp else record
 
     def _read_settled(self, path: Path) -> Record | None:
         """Return the parsed file, from memory while `stat` shows the version parsed before."""
         name = str(path)
         try:
-            seen = _identity(os.stat(name))
+            seen = files.identity(os.stat(name))
         except FileNotFoundError:
             self._parsed.pop(name, None)
             return None
@@ -371,12 +359,12 @@ class FileStore:
             raise StoreUnreadable(f"{path}: {err.strerror or err}") from None
         record = parse(data, name)
         if time.time_ns() - st.st_ctime_ns >= SETTLE_SECONDS * 1e9:
-            self._parsed[name] = (_identity(st), record)
+            self._parsed[name] = (files.identity(st), record)
         return record
 
     def _read(self, path: Path) -> Record | None:
         """Return the parsed file, None when it does not exist."""
-        data = _read_bytes(path)
+        data = files.read_bytes(path)
         return None if data is None else parse(data, str(path))
 
     def _replace(self, path: Path, record: Record, *, rid: RecordId | None = None) -> None:
@@ -386,12 +374,12 @@ class FileStore:
         data = format_record(record)
         if len(data) > MAX_RECORD_BYTES:
             raise InvalidInput(f"{path.name} would exceed {MAX_RECORD_BYTES} bytes")
-        _write_durably(path, data, lambda written, name: _verify(written, record, name),
+        files.write_durably(path, data, lambda written, name: _verify(written, record, name),
                        sync_dir=False)
         if rid is not None and rid.kind is Kind.HOST:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(_stamp_path(path))
-        _fsync_dir(path.parent)
+                os.unlink(stamps.stamp_path(path))
+        files.fsync_dir(path.parent)
 
     def _journal(self, rid: RecordId, old: Record | Mapping[str, str],
                  effective: Mapping[str, str | None], actor: str) -> None:
@@ -430,117 +418,6 @@ def _verify(written: bytes, intended: Record, name: str) -> None:
     raise HpsError(f"{name}: written bytes do not read back as the intended record")
 
 
-def _write_durably(path: Path, data: bytes, check: Callable[[bytes, str], None], *,
-                   sync_dir: bool = True) -> None:
-    """Put `data` at `path`: temp file in the same directory, fsync, `check` the bytes read back,
-    `os.replace`, directory fsync (left to the caller when not `sync_dir`). The mode (and, as
-    root, the owner) of the old file is kept."""
-    import tempfile
-
-    mode, owner = _mode_and_owner(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX,
-                                    dir=path.parent)
-    try:
-        with os.fdopen(fd, "w+b") as tmp:
-            tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-            os.fchmod(tmp.fileno(), mode)
-            if owner is not None:
-                os.fchown(tmp.fileno(), *owner)
-            tmp.seek(0)
-            check(tmp.read(), tmp_name)
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    if sync_dir:
-        _fsync_dir(path.parent)
-
-
-def _stamp_path(record_path: Path) -> str:
-    """Return `hosts/<mac12>.stamp` for `hosts/<mac12>.conf` (as a string: read per request)."""
-    return str(record_path)[:-len(".conf")] + STAMP_SUFFIX
-
-
-def read_stamp(path: Path | str) -> dict[str, str] | None:
-    """Return the keys of a stamp file; None when there is none or it does not verify.
-
-    A stamp that fails its length or CRC-32 is being rewritten right now (read again once) or
-    was torn by a crash (the record's values apply until the next stamp or update).
-    """
-    for _attempt in range(2):
-        data = _read_bytes(path)
-        if data is None:
-            return None
-        head = _STAMP_HEAD.match(data)
-        if head:
-            body = data[head.end():head.end() + int(head[2])]
-            if len(body) == int(head[2]) and zlib.crc32(body) == int(head[1], 16):
-                try:
-                    return parse_items(body, str(path))
-                except CorruptRecord:
-                    return None
-    return None
-
-
-def _write_stamp(path: str, values: Mapping[str, str], record_path: Path) -> None:
-    """Rewrite a stamp file in place with one `pwrite` (created with the record's mode and, as
-    root, its owner); InvalidInput when it would exceed MAX_STAMP_BYTES."""
-    body = format_record(from_mapping(values))
-    data = b"# hps-stamp %08x %d\n" % (zlib.crc32(body), len(body)) + body
-    if len(body) > MAX_STAMP_BYTES:
-        raise InvalidInput(f"{os.path.basename(path)} would exceed {MAX_STAMP_BYTES} bytes")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, NEW_FILE_MODE)
-    try:
-        size = os.fstat(fd).st_size
-        if size == 0:
-            mode, owner = _mode_and_owner(record_path)
-            os.fchmod(fd, mode)
-            if owner is not None:
-                os.fchown(fd, *owner)
-        os.pwrite(fd, data, 0)
-        if size > len(data):
-            os.ftruncate(fd, len(data))
-    finally:
-        os.close(fd)
-
-
-def _acquire(lock_path: Path, timeout: float) -> int:
-    """Return a descriptor of `lock_path` holding an exclusive flock(2); StoreBusy after
-    `timeout` seconds.
-
-    flock, as filelock's UnixFileLock takes it, so processes using either exclude each other; a
-    lock belongs to one open file description, so two threads exclude each other too. Opened
-    read-only: flock needs no write access, and a lock file created by root stays usable.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT, LOCK_FILE_MODE)
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise StoreBusy(f"{lock_path.name}: still locked after {timeout:g} s; "
-                                        "try again") from None
-                    time.sleep(_POLL_SECONDS)
-            if os.fstat(fd).st_nlink:
-                return fd
-        except BaseException:
-            os.close(fd)
-            raise
-        os.close(fd)  # the file was unlinked while we waited: lock the one now at that path
-
-
-def _identity(st: os.stat_result) -> tuple[int, ...]:
-    """Return what tells two versions of a file apart (see the module docstring)."""
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
 def _attachment_path(layout: Layout, rid: RecordId, suffix: str) -> Path:
     """Return the path of a host record's attachment; InvalidInput for anything else."""
     if rid.kind is not Kind.HOST:
@@ -549,31 +426,6 @@ def _attachment_path(layout: Layout, rid: RecordId, suffix: str) -> Path:
         raise InvalidInput(f"attachment suffix {suffix!r} not allowed "
                            f"(one of: {', '.join(sorted(ATTACHMENT_SUFFIXES))})")
     return layout.path(rid).with_suffix(f".{suffix}")
-
-
-def _read_bytes(path: Path | str) -> bytes | None:
-    """Return a file's bytes, None when it does not exist; StoreUnreadable on I/O errors.
-
-    Plain descriptor calls: a third of the cost of `Path.read_bytes` (no buffered file
-    object), and every request reads a host this way.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    except OSError as err:
-        raise StoreUnreadable(f"{path}: {err.strerror or err}") from None
-    try:
-        chunks = []
-        while chunk := os.read(fd, _READ_CHUNK):
-            chunks.append(chunk)
-            if len(chunk) < _READ_CHUNK:
-                break
-        return b"".join(chunks)
-    except OSError as err:
-        raise StoreUnreadable(f"{path}: {err.strerror or err}") from None
-    finally:
-        os.close(fd)
 
 
 def _expect_bytes(intended: bytes) -> Callable[[bytes, str], None]:
@@ -588,33 +440,6 @@ def _digest(data: bytes | None) -> str | None:
     import hashlib  # here, like tempfile: `host_config get` should not pay for it
 
     return None if data is None else "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def _mode_and_owner(path: Path) -> tuple[int, tuple[int, int] | None]:
-    """Return the mode to keep and, when running as root, the owner to keep."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return NEW_FILE_MODE, None
-    owner = (st.st_uid, st.st_gid) if os.geteuid() == 0 else None
-    return st.st_mode & 0o7777, owner
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _names(directory: Path, keep: object = None) -> list[str]:
-    """Return the sorted entry names of a directory (none when it does not exist)."""
-    try:
-        with os.scandir(directory) as entries:
-            return sorted(e.name for e in entries if keep is None or keep(e))  # type: ignore[operator]
-    except FileNotFoundError:
-        return []
 
 
 def _is_cluster(layout: Layout, name: str) -> bool:

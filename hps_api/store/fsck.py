@@ -11,9 +11,10 @@ from pathlib import Path
 
 from hps_api.errors import CorruptRecord, HpsError, InvalidInput
 from hps_api.ids import validate_cluster
-from hps_api.store.filestore import STAMP_SUFFIX, TEMP_SUFFIX, read_stamp
+from hps_api.store.files import TEMP_SUFFIX
 from hps_api.store.kvfile import parse
 from hps_api.store.layout import HOST_FILE, Layout
+from hps_api.store.stamps import STAMP_SUFFIX, read_stamp
 
 STALE_TEMP_SECONDS = 60.0
 
