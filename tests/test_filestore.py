@@ -968,3 +968,12 @@ def _try(call: Callable[[], object]) -> object:
         return call()
     except StoreBusy as err:
         return err
+
+
+def test_history_is_the_records_own_lines_even_when_another_names_it(store, root):
+    other = RecordId.of_host(CLUSTER, "52:54:00:aa:bb:02")
+    store.update(other, {"NOTE": f'see "{HOST.label}"'}, ACTOR, create=True)
+    store.update(HOST, {"IP": "10.0.0.5"}, ACTOR)
+    assert [(c.record, c.key) for c in store.history(HOST)][-1] == (HOST.label, "IP")
+    assert all(c.record == HOST.label for c in store.history(HOST))
+    assert [c.key for c in store.history(other)] == ["NOTE"]

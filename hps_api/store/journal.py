@@ -64,12 +64,17 @@ def read(path: Path, record: str | None = None) -> Iterator[Change]:
 
     Lines that do not parse (a torn last line after a crash) are skipped.
     """
+    # A cluster's journal holds every host's lines (three per boot of each host): lines that
+    # cannot be the record's are skipped before they are parsed.
+    needle = None if record is None else json.dumps(record, ensure_ascii=False)
     try:
         handle = path.open("r", encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return
     with handle:
         for line in handle:
+            if needle is not None and needle not in line:
+                continue
             change = _parse(line)
             if change is not None and (record is None or change.record == record):
                 yield change
