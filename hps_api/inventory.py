@@ -13,6 +13,7 @@ from hps_api.boot.states import parse_state
 from hps_api.errors import Conflict, HpsError, InvalidInput, NotFound
 from hps_api.ids import normalize_key, normalize_mac, validate_cluster, validate_value
 from hps_api.store import FileStore, Kind, RecordId
+from hps_api.store.bootstrap import active_cluster
 from hps_api.store.journal import utc_now
 
 #: cluster keys the server writes itself; a create request may not set them
@@ -29,14 +30,6 @@ SUMMARY_COLUMNS = {
     "boot_session": "BOOT_SESSION",
     "selftest": "SELFTEST_RESULT",
 }
-
-
-def active_cluster(store: FileStore) -> str | None:
-    """Return ACTIVE_CLUSTER from hps.conf, or None when none is set."""
-    try:
-        return store.items(RecordId.global_()).get("ACTIVE_CLUSTER") or None
-    except NotFound:
-        return None
 
 
 def list_clusters(store: FileStore) -> list[dict[str, Any]]:

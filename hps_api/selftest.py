@@ -20,10 +20,11 @@ from hps_api.boot.decide import BootInputs, decide
 from hps_api.boot.flow import script_of
 from hps_api.boot.network import ClusterNetwork
 from hps_api.boot.states import STATES
-from hps_api.errors import HpsError, NotFound
+from hps_api.errors import HpsError
 from hps_api.render import ipxe
 from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId
+from hps_api.store.bootstrap import active_cluster as current_cluster
 from hps_api.store.fsck import check_tree
 
 MIN_FREE_BYTES = 512 * 1024 * 1024
@@ -152,10 +153,7 @@ CHECKS: list[tuple[str, Callable[[FileStore, Settings], str]]] = [
 
 
 def _active(store: FileStore) -> str:
-    try:
-        active = store.items(RecordId.global_()).get("ACTIVE_CLUSTER", "")
-    except NotFound:
-        active = ""
+    active = current_cluster(store)
     if not active:
         raise HpsError("no active cluster (run hps-api init)")
     return active

@@ -14,7 +14,7 @@ import webtest
 from flask import Flask
 
 from hps_api import __version__, create_app
-from hps_api.errors import Forbidden
+from hps_api.errors import Forbidden, NotFound
 from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId
 from hps_api.store.bootstrap import initialise
@@ -733,7 +733,7 @@ def test_the_boot_decision_of_a_configured_host_names_what_init_would_set(admin,
 def test_a_decision_that_cannot_be_made_is_shown_as_a_problem(web, host) -> None:
     with pytest.MonkeyPatch.context() as patch:
         def refuse(*args: object, **kwargs: object) -> None:
-            raise ui.NotFound("os record gone")
+            raise NotFound("os record gone")
         patch.setattr(ui, "decision_for", refuse)
         body = web.get("/hosts/525400aabb01").text
     assert "No decision can be made now: os record gone" in body

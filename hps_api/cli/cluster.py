@@ -48,6 +48,7 @@ from hps_api.errors import Conflict, HpsError, InvalidInput, StoreUnreadable
 from hps_api.ids import is_sensitive, normalize_key
 from hps_api.settings import Settings
 from hps_api.store import FileStore, Kind, RecordId
+from hps_api.store.bootstrap import active_cluster as stored_active_cluster
 
 PROG = "hps-api"
 EXIT_INTERRUPTED = 130
@@ -113,7 +114,7 @@ def _create(args: argparse.Namespace) -> int:
     out(f"cluster {args.name} created with {len(checked)} key(s)")
     if args.activate:
         inventory.activate_cluster(store, args.name, cli_actor())
-    out(f"active cluster: {inventory.active_cluster(store) or '(none)'}")
+    out(f"active cluster: {stored_active_cluster(store) or '(none)'}")
     return EXIT_OK
 
 
@@ -168,7 +169,7 @@ def _show(args: argparse.Namespace) -> int:
               for key, value in store.items(RecordId.of_cluster(name)).items()}
     defaults = {spec.key: spec.default for spec in key_table()
                 if spec.default is not None and spec.key not in record}
-    active = inventory.active_cluster(store) == name
+    active = stored_active_cluster(store) == name
     hosts = len(store.list_records(Kind.HOST, name))
     if args.json:
         out(json.dumps({"name": name, "active": active, "hosts": hosts, "record": record,

@@ -20,6 +20,7 @@ from hps_api.errors import (
 )
 from hps_api.settings import Settings, load_settings
 from hps_api.store import FileStore, RecordId
+from hps_api.store.bootstrap import active_cluster as stored_active_cluster
 
 EXIT_OK = 0
 EXIT_NOT_SET = 1
@@ -90,10 +91,7 @@ def active_cluster(store: FileStore, requested: str | None) -> str:
     """Return the requested cluster, else `ACTIVE_CLUSTER` from hps.conf; NotFound if neither."""
     if requested:
         return RecordId.of_cluster(requested).cluster or requested
-    try:
-        active = store.items(RecordId.global_()).get("ACTIVE_CLUSTER", "")
-    except NotFound:
-        active = ""
+    active = stored_active_cluster(store)
     if not active:
         raise NotFound(
             f"no active cluster in {store.layout.hps_conf}: run 'hps-api init' or pass --cluster"

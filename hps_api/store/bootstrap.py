@@ -11,6 +11,18 @@ from hps_api.store.journal import utc_now
 from hps_api.store.records import RecordId
 
 
+def active_cluster(store: FileStore) -> str | None:
+    """Return ACTIVE_CLUSTER from hps.conf, None when hps.conf or the key is missing or empty.
+
+    The one reader of that key: every caller that needs "the active cluster" starts here and
+    decides itself what a missing one means (an error, "(none)", a degraded health answer).
+    """
+    try:
+        return store.items(RecordId.global_()).get("ACTIVE_CLUSTER") or None
+    except NotFound:
+        return None
+
+
 @dataclass(frozen=True)
 class InitResult:
     """What `initialise` did: the cluster it ensured, the active one, and what it created."""
@@ -39,7 +51,7 @@ def initialise(store: FileStore, cluster: str, actor: str) -> InitResult:
         created.append(str(layout.path(cluster_rid)))
     for directory in (layout.hosts_dir(cluster), layout.services_dir(cluster)):
         directory.mkdir(exist_ok=True)
-    active = _active(store)
+    active = active_cluster(store)
     if not active:
         if not store.exists(RecordId.global_()):
             created.append(str(layout.hps_conf))
@@ -47,9 +59,3 @@ def initialise(store: FileStore, cluster: str, actor: str) -> InitResult:
         active = cluster
     return InitResult(cluster, active, tuple(created))
 
-
-def _active(store: FileStore) -> str:
-    try:
-        return store.items(RecordId.global_()).get("ACTIVE_CLUSTER", "")
-    except NotFound:
-        return ""

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from hps_api.errors import InvalidInput
 from hps_api.ids import normalize_mac, validate_cluster
+from hps_api.store.bootstrap import active_cluster
 from hps_api.store.filestore import FileStore
 from hps_api.store.legacy_syntax import Assignment, NotData, Rejected, read_ini, read_shell
 from hps_api.store.records import Kind, RecordId
@@ -251,7 +252,7 @@ class _Importer:
         candidates = [f for f in (plan.found if plan else []) if f.key == ACTIVE_KEY]
         candidates += [self.marker] if self.marker else []
         usable = [f for f in candidates if self.usable_cluster(f)]
-        current = _store_active(self.store)
+        current = active_cluster(self.store)
         for found in usable if current is not None else []:
             self.skip_found(found, f"the store already has {ACTIVE_KEY}={current!r}; not changed")
         kept = usable if current is None else []
@@ -393,12 +394,6 @@ def _host_mac(name: str) -> str:
         return normalize_mac(name.removesuffix(".conf"))
     except InvalidInput as err:
         raise NotData(f"file name is not a MAC address: {err}") from None
-
-
-def _store_active(store: FileStore) -> str | None:
-    """Return the store's ACTIVE_CLUSTER, None when unset."""
-    rid = RecordId.global_()
-    return store.items(rid).get(ACTIVE_KEY) if store.exists(rid) else None
 
 
 def _sourced(source: str, assignments: list[Assignment]) -> list[_Found]:

@@ -24,6 +24,7 @@ from hps_api.ids import normalize_key, normalize_mac
 from hps_api.render.negotiate import Client, Negotiated, client_from_agent
 from hps_api.selftest import run_selftest, summary
 from hps_api.store import FileStore, RecordId
+from hps_api.store.bootstrap import active_cluster
 from hps_api.web import openapi
 from hps_api.web.caller import current_caller
 from hps_api.web.respond import base_url, json_response
@@ -73,10 +74,7 @@ def _log_change(response: Response) -> Response:
 def health() -> Response:
     """Anyone: status, version and the active cluster; with `?deep=1` the IPS self-test too."""
     rt = runtime()
-    try:
-        active: str | None = rt.active_cluster()
-    except NotFound:
-        active = None
+    active = active_cluster(rt.store)
     data: dict[str, Any] = {"status": "ok" if active else "degraded", "version": __version__,
                             "active_cluster": active}
     if request.args.get("deep") == "1":

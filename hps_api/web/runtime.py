@@ -9,7 +9,8 @@ from flask import current_app
 from hps_api.errors import NotFound
 from hps_api.identity import Neighbours
 from hps_api.settings import Settings
-from hps_api.store import FileStore, RecordId
+from hps_api.store import FileStore
+from hps_api.store.bootstrap import active_cluster as stored_active_cluster
 
 
 @dataclass(frozen=True)
@@ -22,10 +23,7 @@ class Runtime:
 
     def active_cluster(self) -> str:
         """Return ACTIVE_CLUSTER from hps.conf (read per request: an operator may switch it)."""
-        try:
-            active = self.store.items(RecordId.global_()).get("ACTIVE_CLUSTER", "")
-        except NotFound:
-            active = ""
+        active = stored_active_cluster(self.store)
         if not active:
             raise NotFound("no active cluster: run 'hps-api init'")
         return active

@@ -39,7 +39,6 @@ from hps_api.errors import (
     Forbidden,
     HpsError,
     InvalidInput,
-    NotFound,
 )
 from hps_api.identity import Caller
 from hps_api.ids import colon_mac, normalize_mac
@@ -48,6 +47,7 @@ from hps_api.render.negotiate import Negotiated, client_from_agent
 from hps_api.selftest import run_selftest
 from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId
+from hps_api.store.bootstrap import active_cluster
 from hps_api.web import csrf
 from hps_api.web.caller import current_caller
 from hps_api.web.respond import MIME, base_url
@@ -186,10 +186,7 @@ def host(mac: str) -> Response:
 def health() -> Response:
     """Status, version, active cluster, config dir and the IPS self-test, run live."""
     rt = runtime()
-    try:
-        active: str | None = rt.active_cluster()
-    except NotFound:
-        active = None
+    active = active_cluster(rt.store)
     writable = is_writable_dir(rt.settings.config_dir)
     checks = run_selftest(rt.store, rt.settings)
     healthy = bool(active) and writable and all(c.ok for c in checks)
