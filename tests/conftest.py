@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -55,6 +56,20 @@ def cli(config_dir: Path) -> Iterator[object]:
                               env=environment, input=stdin, timeout=60, cwd=config_dir.parent)
 
     yield run
+
+
+@pytest.fixture
+def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record what is fsynced, in order: `file` or `dir` (and still do it)."""
+    calls: list[str] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        calls.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    return calls
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import stat
 from pathlib import Path
 
 import pytest
@@ -302,19 +301,6 @@ def test_concurrent_config_host_of_many_hosts_gives_distinct_names_and_ips(
 
 # -- which writes of init are durable (storage.md: boot-session stamps) ------------------------
 
-
-@pytest.fixture
-def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record what is fsynced, in order: `file` or `dir` (and still do it)."""
-    calls: list[str] = []
-    real_fsync = os.fsync
-
-    def counting_fsync(fd: int) -> None:
-        calls.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", counting_fsync)
-    return calls
 
 
 def test_registering_a_new_host_is_a_durable_write(web, store, fsyncs) -> None:

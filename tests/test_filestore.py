@@ -11,7 +11,6 @@ import json
 import multiprocessing
 import os
 import re
-import stat
 import subprocess
 import sys
 import textwrap
@@ -658,19 +657,6 @@ def test_listing_ignores_stray_files(store, root):
 
 # -- stamps: a host's bookkeeping beside its record, no rewrite, no fsync ------------------------
 
-
-@pytest.fixture
-def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record what the store fsyncs, in order: `file` or `dir` (and still do it)."""
-    calls: list[str] = []
-    real_fsync = os.fsync
-
-    def counting_fsync(fd: int) -> None:
-        calls.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", counting_fsync)
-    return calls
 
 
 def stamp_path(root: Path) -> Path:
