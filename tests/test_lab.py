@@ -324,6 +324,18 @@ def test_gunicorn_serves_the_rescue_image_whole_and_resumed_with_a_range(
 # -- real firmware, real kernels ----------------------------------------------------------------
 
 
+def boot_kernel(lab: Lab, mac: str, image: Path, append: str, serial: Path) -> str:
+    """Boot the image's kernel and initrd directly (no PXE) with `append`; return the serial
+    console once the guest has powered off, failing the test if it did not."""
+    booted = lab.pxe_lab("vm", mac, "--kernel", str(image / "vmlinuz"), "--initrd",
+                         str(image / "initrd.img"), "--append", append, "--no-reboot",
+                         "--timeout", str(VM_TIMEOUT), "--log", str(serial),
+                         timeout=VM_TIMEOUT + 30)
+    console = read(serial)
+    assert booted.returncode == 0, f"VM did not power off (rc {booted.returncode}):\n{console}"
+    return console
+
+
 def start_vm(lab: Lab, mac: str, serial: Path, *options: str, reboot: bool = False,
              timeout: int = VM_TIMEOUT) -> subprocess.Popen[bytes]:
     """Start `pxe-lab vm` in its own process group (stop it with `stop_vm`); with `reboot`, a
@@ -414,12 +426,7 @@ def test_the_rescue_image_boots_on_the_lab_network_and_reports_in(
     serial = tmp_path / "serial.log"
     append = (f"console=ttyS0 hps_api={API} hps_mac={mac} hps_session={session} "
               "hps_poweroff=1")
-    booted = lab.pxe_lab("vm", mac, "--kernel", str(rescue_image / "vmlinuz"), "--initrd",
-                         str(rescue_image / "initrd.img"), "--append", append, "--no-reboot",
-                         "--timeout", str(VM_TIMEOUT), "--log", str(serial),
-                         timeout=VM_TIMEOUT + 30)
-    console = read(serial)
-    assert booted.returncode == 0, f"VM did not power off (rc {booted.returncode}):\n{console}"
+    console = boot_kernel(lab, mac, rescue_image, append, serial)
     ready = re.search(r"^HPS-RESCUE-READY mac=5254007a0003 ip=10\.99\.0\.\d+ "
                       r"reported=(library|log_message)\r?$", console, re.M)
     assert ready, console[-3000:]
@@ -620,12 +627,7 @@ def test_the_installer_stand_in_reports_install_failed_with_its_reason(
     kickstart = f"{API}/cgi-bin/boot_manager.sh?cmd=kickstart&mac={mac12}&session={session}"
     append = (f"console=ttyS0 inst.ks={kickstart} hps_api={API} hps_mac={mac} "
               f"hps_session={session} hps_poweroff=1")
-    booted = lab.pxe_lab("vm", mac, "--kernel", str(rescue_image / "vmlinuz"), "--initrd",
-                         str(rescue_image / "initrd.img"), "--append", append, "--no-reboot",
-                         "--timeout", str(VM_TIMEOUT), "--log", str(serial),
-                         timeout=VM_TIMEOUT + 30)
-    console = read(serial)
-    assert booted.returncode == 0, f"VM did not power off (rc {booted.returncode}):\n{console}"
+    console = boot_kernel(lab, mac, rescue_image, append, serial)
     reason = "kickstart URL answered HTTP 409 (wget exit 1)"
     assert re.search(rf"^HPS-INSTALL-FAILED mac={mac12} session={session} "
                      rf"reason={re.escape(reason)}\r?$", console, re.M), console[-3000:]

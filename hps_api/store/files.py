@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hps_api.errors import StoreBusy, StoreUnreadable
+from hps_api.errors import HpsError, StoreBusy, StoreUnreadable
 
 NEW_FILE_MODE = 0o640
 TEMP_SUFFIX = ".tmp"
@@ -21,14 +21,16 @@ _POLL_SECONDS = 0.002
 _READ_CHUNK = 1 << 16
 
 
-def write_durably(path: Path, data: bytes, check: Callable[[bytes, str], None], *,
-                   sync_dir: bool = True) -> None:
-    """Put `data` at `path`: temp file in the same directory, fsync, `check` the bytes read back,
-    `os.replace`, directory fsync (left to the caller when not `sync_dir`). The mode (and, as
-    root, the owner) of the old file is kept."""
+def write_durably(path: Path, data: bytes, check: Callable[[bytes, str], None] | None = None, *,
+                   sync_dir: bool = True, mode: int | None = None) -> None:
+    """Put `data` at `path`: temp file in the same directory, fsync, `check` the bytes read back
+    (by default: they must be `data`), `os.replace`, directory fsync (left to the caller when
+    not `sync_dir`). The file gets `mode`, else the old file's mode; as root, the old owner."""
     import tempfile
 
-    mode, owner = mode_and_owner(path)
+    kept, owner = mode_and_owner(path)
+    mode = kept if mode is None else mode
+    check = check or expect_bytes(data)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX,
                                     dir=path.parent)
     try:
@@ -48,6 +50,15 @@ def write_durably(path: Path, data: bytes, check: Callable[[bytes, str], None], 
         raise
     if sync_dir:
         fsync_dir(path.parent)
+
+
+def expect_bytes(intended: bytes) -> Callable[[bytes, str], None]:
+    """Return a read-back check that the written bytes are exactly `intended`."""
+    def check(written: bytes, name: str) -> None:
+        if written != intended:
+            raise HpsError(f"{name}: written bytes do not read back as intended")
+
+    return check
 
 
 def acquire(lock_path: Path, timeout: float) -> int:

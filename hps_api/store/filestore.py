@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from hps_api.errors import (
@@ -268,7 +268,7 @@ class FileStore:
                 raise NotFound(f"{rid.label} not found")
             old = files.read_bytes(path)
             if old != encoded:
-                files.write_durably(path, encoded, _expect_bytes(encoded))
+                files.write_durably(path, encoded)
                 change = Change(journal.utc_now(), rid.label, f".{suffix}", _digest(old),
                                 _digest(encoded), actor)
                 journal.append(self.layout.journal_for(rid), [change])
@@ -426,14 +426,6 @@ def _attachment_path(layout: Layout, rid: RecordId, suffix: str) -> Path:
         raise InvalidInput(f"attachment suffix {suffix!r} not allowed "
                            f"(one of: {', '.join(sorted(ATTACHMENT_SUFFIXES))})")
     return layout.path(rid).with_suffix(f".{suffix}")
-
-
-def _expect_bytes(intended: bytes) -> Callable[[bytes, str], None]:
-    def check(written: bytes, name: str) -> None:
-        if written != intended:
-            raise HpsError(f"{name}: written bytes do not read back as intended")
-
-    return check
 
 
 def _digest(data: bytes | None) -> str | None:
