@@ -25,6 +25,11 @@ _MAC_FORMS = (
 )
 _KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _CLUSTER = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+#: a host name: one DNS label, lower case (RFC 1123); use with fullmatch
+HOSTNAME_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+#: a DNS domain: such labels separated by single dots; use with fullmatch, and MAX_DOMAIN
+DOMAIN_PATTERN = re.compile(rf"{HOSTNAME_PATTERN.pattern}(?:\.{HOSTNAME_PATTERN.pattern})*")
+MAX_DOMAIN = 253
 _OS_ID = re.compile(r"^([a-z0-9][a-z0-9_]*):([a-z0-9][a-z0-9.-]*):([a-z0-9][a-z0-9.-]*)$")
 _FORBIDDEN_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}
 

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from hps_api.errors import InvalidInput
 from hps_api.ids import (
     DEFAULT_SENSITIVE_PATTERNS,
+    DOMAIN_PATTERN,
+    HOSTNAME_PATTERN,
     MAX_KEY_LENGTH,
     MAX_VALUE_BYTES,
     colon_mac,
@@ -409,3 +411,26 @@ def test_sensitive_patterns_match_as_fnmatch_would(key, patterns):
     expected = any(fnmatch.fnmatchcase(key.upper(), p.upper()) for p in patterns)
     assert is_sensitive(key, patterns) == expected
     assert is_sensitive(key, tuple(patterns)) == expected
+
+
+@pytest.mark.parametrize("name, hostname, domain", [
+    ("sch-001", True, True),
+    ("a", True, True),
+    ("a" * 63, True, True),
+    ("cluster.local", False, True),
+    ("a-b.c-d.example", False, True),
+    ("", False, False),
+    ("a" * 64, False, False),
+    ("-a", False, False),
+    ("a-", False, False),
+    ("Sch-001", False, False),  # callers lower-case first; the patterns take lower case only
+    ("a_b", False, False),
+    ("a..b", False, False),
+    (".a", False, False),
+    ("a.", False, False),
+    ("a\n", False, False),
+    ("a b", False, False),
+])
+def test_hostname_and_domain_patterns(name: str, hostname: bool, domain: bool) -> None:
+    assert bool(HOSTNAME_PATTERN.fullmatch(name)) is hostname
+    assert bool(DOMAIN_PATTERN.fullmatch(name)) is domain

@@ -26,7 +26,7 @@ from hps_api.boot.catalog import load_catalog
 from hps_api.boot.network import ClusterNetwork, default_range
 from hps_api.boot.osreg import check_named, normalize_arch
 from hps_api.errors import Conflict, InvalidInput
-from hps_api.ids import normalize_key, normalize_os_id, validate_value
+from hps_api.ids import DOMAIN_PATTERN, MAX_DOMAIN, normalize_key, normalize_os_id, validate_value
 
 IPv4 = ipaddress.IPv4Address
 IPv4Net = ipaddress.IPv4Network
@@ -41,7 +41,6 @@ SYS_NET = Path("/sys/class/net")
 RANGE_KEYS = ("DHCP_RANGE_START", "DHCP_RANGE_END")
 
 _IFACE = re.compile(r"[A-Za-z0-9_.:-]{1,15}")
-_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _DIGITS = re.compile(r"[0-9]{1,9}")
 _STORAGE_KEY = re.compile(r"STORAGE([0-9]{1,2})_(VLAN|CIDR|GATEWAY|MTU)")
 _OS_KEY = re.compile(r"OS_([A-Z][A-Z0-9]*)(?:_([A-Z0-9_]+))?")
@@ -268,7 +267,7 @@ def _text(text: str, ctx: KeyContext) -> str:
 
 def _domain(text: str, ctx: KeyContext) -> str:
     name = text.strip().lower()
-    if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in name.split(".")):
+    if len(name) > MAX_DOMAIN or not DOMAIN_PATTERN.fullmatch(name):
         raise InvalidInput(f"{text.strip()!r} is not a DNS domain (labels of a-z, 0-9 and '-', "
                            "not starting or ending with '-', separated by single dots)")
     return name

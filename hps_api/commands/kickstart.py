@@ -29,16 +29,13 @@ from hps_api import eventlog
 from hps_api.boot.osreg import resolve_os
 from hps_api.commands.base import CommandContext, Reply
 from hps_api.errors import Conflict, InvalidInput, NotFound
-from hps_api.ids import colon_mac
+from hps_api.ids import DOMAIN_PATTERN, HOSTNAME_PATTERN, colon_mac
 from hps_api.store import FileStore, RecordId
 
 INSTALLERS_DIR = Path(__file__).resolve().parents[2] / "cluster-config" / "installers"
 #: states in which the installer may fetch its config (boot.md: CONFIGURED/REINSTALL -> INSTALLING)
 INSTALL_STATES = ("CONFIGURED", "REINSTALL", "INSTALLING")
 
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_HOSTNAME = re.compile(rf"^{_LABEL}$")
-_DOMAIN = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
 _TYPE = re.compile(r"^[A-Z][A-Z0-9]{0,15}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9._:/@%+=,$-]+$")
 _CRYPT = re.compile(r"^\$[A-Za-z0-9]{1,3}\$[A-Za-z0-9./$=,]{8,255}$")
@@ -97,8 +94,10 @@ def kickstart_values(mac: str, host: Mapping[str, str], cluster: Mapping[str, st
                      os_record: Mapping[str, str], base_url: str) -> dict[str, str]:
     """Return the template variables, each validated for its kind; Conflict names a bad one."""
     ips = _ip(cluster, "DHCP_IP", "cluster key")
-    domain = _matching(_DOMAIN, cluster.get("DNS_DOMAIN", "cluster.local").lower(), "DNS_DOMAIN")
-    hostname = _matching(_HOSTNAME, _required(host, "HOSTNAME", "host key").lower(), "HOSTNAME")
+    domain = _matching(DOMAIN_PATTERN, cluster.get("DNS_DOMAIN", "cluster.local").lower(),
+                       "DNS_DOMAIN")
+    hostname = _matching(HOSTNAME_PATTERN, _required(host, "HOSTNAME", "host key").lower(),
+                         "HOSTNAME")
     port = _port(cluster, "HPS_PORT", "80")
     repo = _matching(_TOKEN, _required(os_record, "REPO_PATH", f"OS {os_id}:"), "REPO_PATH")
     return {

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from hps_api.boot.network import default_range
 from hps_api.errors import InvalidInput
-from hps_api.ids import colon_mac, normalize_mac
+from hps_api.ids import DOMAIN_PATTERN, HOSTNAME_PATTERN, colon_mac, normalize_mac
 
 DEFAULT_DOMAIN = "cluster.local"
 DEFAULT_PORT = 80
@@ -34,9 +34,6 @@ UEFI_X64_ARCHES = (7, 9)
 IPS_NAME = "ips"
 
 _IFACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_HOSTNAME = re.compile(_LABEL)
-_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 _PORT = re.compile(r"[0-9]{1,5}")
 # Characters a path may have in dnsmasq.conf: no comma (a field separator), no space, no `#`.
 _CONF_PATH = re.compile(r"/[A-Za-z0-9._/+@%~=:-]*")
@@ -240,7 +237,7 @@ def _iface(cluster: Mapping[str, str], where: str) -> str | None:
 
 def _domain(cluster: Mapping[str, str], where: str) -> str:
     text = cluster.get("DNS_DOMAIN", "").strip().lower() or DEFAULT_DOMAIN
-    if len(text) > 200 or not _DOMAIN.fullmatch(text):
+    if len(text) > 200 or not DOMAIN_PATTERN.fullmatch(text):
         raise InvalidInput(f"{where}DNS_DOMAIN={text[:60]!r} is not a domain name")
     return text
 
@@ -267,7 +264,7 @@ def _hostname(text: str | None, mac12: str, domain: str) -> str | None:
     if text is None:
         return None
     name = text.strip().lower()
-    if not _HOSTNAME.fullmatch(name) or name == IPS_NAME:
+    if not HOSTNAME_PATTERN.fullmatch(name) or name == IPS_NAME:
         raise InvalidInput(f"host {mac12}: HOSTNAME={text[:70]!r} is not a host name "
                            f"(one DNS label under {domain}, not {IPS_NAME!r})")
     return name
