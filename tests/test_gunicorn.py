@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -214,6 +216,23 @@ def test_a_file_sent_with_sendfile_is_logged_with_its_true_size(server: Server) 
     access = read_when(server.log_dir / "access.log", '" 206 300000 ')
     assert '"GET /distros/kernel HTTP/1.1" 200 300001 ' in access, access
     assert '"GET /distros/kernel HTTP/1.1" 206 300000 ' in access, access
+
+
+def test_a_download_cut_short_by_the_client_is_logged_with_what_was_sent(server: Server) -> None:
+    distros = server.config_dir.parent / "resources" / "distros"
+    distros.mkdir(parents=True, exist_ok=True)
+    size = 256 * 1024 * 1024
+    with (distros / "huge").open("wb") as sparse:
+        sparse.truncate(size)  # far more than the socket buffers hold
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"GET /distros/huge HTTP/1.1\r\nHost: t\r\nUser-Agent: quitter\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+    access = read_when(server.log_dir / "access.log", '"quitter"', timeout=10)
+    logged = re.search(r'"GET /distros/huge HTTP/1\.1" 200 (\d+) ', access)
+    assert logged, access
+    assert 0 < int(logged[1]) < size
 
 
 def test_a_bad_setting_stops_serve_at_once_with_one_line(tmp_path: Path) -> None:
