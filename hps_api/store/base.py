@@ -43,9 +43,9 @@ class Store(Protocol):
         only if those keys still hold those values (Conflict otherwise). Atomic and durable."""
         ...
 
-    def stamp(self, rid: RecordId, values: Mapping[str, str], actor: str) -> dict[str, str]:
+    def stamp(self, rid: RecordId, values: Mapping[str, str], actor: str) -> None:
         """Record a host's bookkeeping keys (the boot-session stamp) cheaply: seen by every
-        read, journaled, but a crash may bring back the previous values. Returns the host."""
+        read, journaled, but a crash may bring back the previous values."""
         ...
 
     def unset(self, rid: RecordId, key: str, actor: str) -> dict[str, str]:
