@@ -76,11 +76,17 @@ def test_the_menu_polls_init_and_a_host_configured_meanwhile_gets_its_installer(
 
 
 def test_json_clients_get_the_decision_explained(web) -> None:
-    res = init(web, headers=JSON)
+    res = init(web, headers=JSON, format="json")
     data = res.json["data"]
     assert (data["action"], data["template"]) == ("menu", "menu-main.ipxe")
     assert data["reason"].startswith("new host")
     assert data["script"].startswith("#!ipxe")
+
+
+def test_an_accept_header_alone_does_not_turn_the_boot_script_into_json(web) -> None:
+    res = init(web, headers={"User-Agent": "curl/8.5.0", **JSON})
+    assert res.content_type == "text/plain"
+    assert res.text.startswith("#!ipxe\n")
 
 
 def test_an_installed_host_boots_locally(web, store: FileStore) -> None:

@@ -153,8 +153,13 @@ def test_determine_state_as_text_is_the_bare_state(server: Server) -> None:
     assert (answer.status, answer.body) == (200, "INSTALLED\n")
 
 
-def test_determine_state_for_curl_is_json(server: Server) -> None:
+def test_determine_state_for_curl_is_the_old_text(server: Server) -> None:
     answer = fetch(server, command(f"cmd=determine_state&mac={MAC}"))
+    assert (answer.status, answer.body) == (200, "INSTALLED\n")
+
+
+def test_determine_state_is_json_when_asked_for(server: Server) -> None:
+    answer = fetch(server, command(f"cmd=determine_state&mac={MAC}&format=json"))
     assert (answer.status, answer.content_type) == (200, "application/json")
     payload = json.loads(answer.body)
     assert (payload["ok"], payload["data"]["state"]) == (True, "INSTALLED")

@@ -105,6 +105,16 @@ def test_errors_are_json_objects_for_json_clients(web, query: str, status: int,
 
 
 @pytest.mark.parametrize(("query", "status", "message"), ERRORS)
+def test_errors_are_json_for_curl_with_its_default_headers(web, query: str, status: int,
+                                                          message: str) -> None:
+    res = web.get(f"{URL}?{query}", headers={**CURL, "Accept": "*/*"}, status=status)
+    assert res.content_type == "application/json"
+    assert res.json == {"ok": False, "error": {"code": status, "message": res.json["error"][
+        "message"]}}
+    assert message in res.json["error"]["message"]
+
+
+@pytest.mark.parametrize(("query", "status", "message"), ERRORS)
 def test_errors_are_retry_scripts_with_status_200_for_ipxe(web, query: str, status: int,
                                                            message: str) -> None:
     res = web.get(f"{URL}?{query}", headers=IPXE, status=200)
@@ -134,7 +144,7 @@ COMMANDS = ["cmd=determine_state", "cmd=host_variable&name=HOSTNAME",
 
 @pytest.mark.parametrize("query", COMMANDS)
 @pytest.mark.parametrize(("headers", "content_type"), [
-    (IPXE, "text/plain"), (CURL, "application/json"), (BROWSER, "text/html"),
+    (IPXE, "text/plain"), (CURL, "text/plain"), (BROWSER, "text/html"),
     (JSON, "application/json"), (SCRIPT, "text/plain"),
 ])
 def test_every_command_answers_every_client_type(web, query, headers, content_type) -> None:

@@ -1,8 +1,14 @@
 """Who is asking and which rendering they get (api.md §3): a pure function of the request.
 
-Order: `format=` in the query; `via=`/`client=` (the old override); the `Accept` header; the
-`User-Agent`. Client types map to formats: ipxe -> ipxe, cli -> json, browser -> html,
-script and unknown -> text.
+On the legacy endpoint a success body is the old text unless the caller explicitly asks for
+something else, because that is what every old client parses (`curl -fsSL`, GNU and busybox
+wget, dracut's url-lib, `eval "$(curl ...)"`). Order for the success format: `format=` in the
+query; `via=`/`client=` (the old override: `cli` asks for JSON); the `Accept` header; the
+`User-Agent`'s client type (ipxe -> iPXE script, browser -> html, everything else -> text).
+
+Errors follow the client type instead (the old `cgi_auto_fail`): an iPXE script for iPXE, html
+for browsers, JSON for command-line clients (curl, wget, requests, the node library), text
+otherwise; an explicit `format=`, `via=` or `Accept` choice wins there too.
 """
 
 from __future__ import annotations
@@ -24,13 +30,18 @@ class Client(Enum):
     UNKNOWN = "unknown"
 
 
+#: the success format a client type gets when it asks for nothing (`via=` uses OVERRIDE_FORMAT)
 CLIENT_FORMAT = {
     Client.IPXE: "ipxe",
-    Client.CLI: "json",
+    Client.CLI: "text",
     Client.BROWSER: "html",
     Client.SCRIPT: "text",
     Client.UNKNOWN: "text",
 }
+#: the format of an error body, by client type
+CLIENT_ERROR_FORMAT = {**CLIENT_FORMAT, Client.CLI: "json"}
+#: what `via=`/`client=` asks for: the old override, where `cli` meant JSON
+OVERRIDE_FORMAT = CLIENT_ERROR_FORMAT
 _ACCEPT_FORMAT = {"application/json": "json", "text/html": "html", "text/plain": "text"}
 _CLI_AGENTS = ("curl/", "Wget", "python-requests/", "hps-node/")
 _BROWSER_MARKS = ("Mozilla", "Chrome", "Safari")
@@ -38,22 +49,39 @@ _BROWSER_MARKS = ("Mozilla", "Chrome", "Safari")
 
 @dataclass(frozen=True)
 class Negotiated:
-    """The client type (for logs and iPXE behaviour) and the format of the answer."""
+    """The client type (for logs and iPXE behaviour) and the formats of the answer.
+
+    `format` is for a success body, `error_format` for an error body; `requested` is the
+    `format=` the query named, if any (script-like answers change only for `format=json`).
+    """
 
     client: Client
     format: str
+    error_format: str = ""
+    requested: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.error_format:
+            object.__setattr__(self, "error_format", self.format)
 
 
 def negotiate(params: Mapping[str, str], accept: str, user_agent: str) -> Negotiated:
-    """Return the client type and answer format for a request's parameters and headers."""
-    client = client_from_params(params) or client_from_agent(user_agent)
+    """Return the client type and answer formats for a request's parameters and headers."""
+    override = client_from_params(params)
+    client = override or client_from_agent(user_agent)
     requested = params.get("format", "").lower()
     if requested in FORMATS:
-        return Negotiated(client, requested)
-    if client_from_params(params):
-        return Negotiated(client, CLIENT_FORMAT[client])
+        return Negotiated(client, requested, _error_format(requested), requested)
+    if override:
+        return Negotiated(client, OVERRIDE_FORMAT[client])
     from_accept = format_from_accept(accept)
-    return Negotiated(client, from_accept or CLIENT_FORMAT[client])
+    if from_accept:
+        return Negotiated(client, from_accept)
+    return Negotiated(client, CLIENT_FORMAT[client], CLIENT_ERROR_FORMAT[client])
+
+
+def _error_format(requested: str) -> str:
+    return "text" if requested == "sh" else requested
 
 
 def client_from_params(params: Mapping[str, str]) -> Client | None:

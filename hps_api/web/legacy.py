@@ -11,7 +11,7 @@ import logging
 from flask import Blueprint, Response, g, request
 
 from hps_api import eventlog
-from hps_api.commands import COMMANDS
+from hps_api.commands import COMMANDS, SCRIPT_COMMANDS
 from hps_api.commands.base import CommandContext
 from hps_api.errors import InvalidInput, NotFound
 from hps_api.render.negotiate import negotiate
@@ -58,7 +58,7 @@ def command() -> Response:
     if eventlog.written() == logged:  # one line per request: the command's own, else this one
         eventlog.event(logging.INFO, f"cmd={name} ok", host=caller.label,
                        session=ctx.session, client=g.negotiated.client.value)
-    return reply_response(reply, g.negotiated, mac=caller.mac)
+    return reply_response(reply, g.negotiated, mac=caller.mac, script=name in SCRIPT_COMMANDS)
 
 
 for _path in PATHS:

@@ -196,8 +196,10 @@ _LEGACY_PARAMS = {
     "message": "log line (log_message)",
     "function": "the node function that logs (log_message)",
     "session": "boot session id",
-    "format": "answer format: ipxe, json, text, html or sh",
-    "via": "client type override: ipxe, cli, browser or script",
+    "format": "answer format: ipxe, json, text, html or sh; without it (and without via=cli "
+              "or Accept: application/json) a success body is the old text, and script-like "
+              "answers (iPXE scripts, node library, kickstart, apkovl) change only for json",
+    "via": "client type override: ipxe, cli (JSON), browser or script",
     "client": "the same as `via=`",
 }
 
@@ -211,13 +213,15 @@ def _legacy_item(path: str, index: int) -> dict[str, Any]:
     alias = "" if index == 0 else f" (alias of {LEGACY_PATHS[0]})"
     parameters = [_query(name, text, _TEXT) for name, text in _LEGACY_PARAMS.items()]
     parameters[0]["required"] = True
-    responses = {"200": {"description": "the bare value and a newline (text), an iPXE script "
-                                        "(iPXE clients: errors too, as HTTP 200), JSON or HTML",
+    responses = {"200": {"description": "the bare value and a newline (text, the default for "
+                                        "curl and wget), an iPXE script (iPXE clients: errors "
+                                        "too, as HTTP 200), JSON when asked for, or HTML",
                          "content": {"text/plain": {"schema": _TEXT},
                                      "application/json": {"schema": _envelope({})},
                                      "text/html": {"schema": _TEXT}}}}
     responses.update({str(code): {"description": _ERROR_TEXT[code], "content": {
         "text/plain": {"schema": _TEXT},
+        "text/html": {"schema": _TEXT},
         "application/json": {"schema": _ref("schemas", "Error")}}}
         for code in (400, 403, 404, 409, 413, 503)})
     common = {"security": [{}, {"bearerAuth": []}], "parameters": parameters,

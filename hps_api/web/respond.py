@@ -33,11 +33,19 @@ def base_url() -> str:
     return f"{request.scheme}://{host}"
 
 
-def reply_response(reply: Reply, negotiated: Negotiated, *, mac: str | None) -> Response:
-    """Return the response for a successful command."""
+def reply_response(reply: Reply, negotiated: Negotiated, *, mac: str | None,
+                   script: bool = False) -> Response:
+    """Return the response for a successful command.
+
+    A `script` answer (iPXE script, shell library, kickstart, archive) is its native text for
+    every client; only an explicit `format=json` turns it into JSON.
+    """
     fmt = negotiated.format
-    if reply.binary is not None:
+    native = script and negotiated.requested != "json"
+    if reply.binary is not None and native:
         return Response(reply.binary, 200, content_type=reply.content_type)
+    if native:
+        fmt = "ipxe" if fmt == "ipxe" else "text"
     if fmt == "json":
         return _json({"ok": True, "data": reply.text if reply.data is None else reply.data}, 200)
     if fmt == "html":
@@ -46,9 +54,9 @@ def reply_response(reply: Reply, negotiated: Negotiated, *, mac: str | None) -> 
         return Response(page, 200, content_type=MIME["html"])
     if fmt == "ipxe" and not reply.raw:
         answer = reply.ipxe
-        script = (ipxe.render(answer.template, dict(answer.context)) if answer
-                  else ipxe.render("reply.ipxe", {"text": reply.text}))
-        return Response(script, 200, content_type=MIME["ipxe"])
+        rendered = (ipxe.render(answer.template, dict(answer.context)) if answer
+                    else ipxe.render("reply.ipxe", {"text": reply.text}))
+        return Response(rendered, 200, content_type=MIME["ipxe"])
     body = reply.text if reply.raw else reply.text + "\n"
     return Response(body, 200, content_type=MIME[fmt])
 
@@ -56,7 +64,7 @@ def reply_response(reply: Reply, negotiated: Negotiated, *, mac: str | None) -> 
 def error_response(message: str, status: int, negotiated: Negotiated | None,
                    *, mac: str | None = None) -> Response:
     """Return the response for an error: an iPXE retry script (HTTP 200) or the real status."""
-    fmt = negotiated.format if negotiated else "text"
+    fmt = negotiated.error_format if negotiated else "text"
     if fmt == "ipxe":
         script = ipxe.render("error.ipxe", {
             "message": message, "retry_seconds": RETRY_SECONDS,
