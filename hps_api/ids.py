@@ -71,6 +71,36 @@ def normalize_key(text: str) -> str:
     return key
 
 
+#: the host key that remembers keys a node wrote in another spelling than upper-case
+KEY_SPELLINGS = "KEY_SPELLINGS"
+
+
+def spellings(value: str | None) -> dict[str, str]:
+    """Return {canonical key: spelling as written} from a KEY_SPELLINGS value.
+
+    The value is space-separated spellings (`virtualization_status storage0_ip`); anything that
+    is not a valid key spelling is ignored, so a hand-edited value cannot emit a bad name.
+    """
+    found: dict[str, str] = {}
+    for word in (value or "").split():
+        if word.isascii() and _KEY.fullmatch(word.upper()) and word != word.upper():
+            found[word.upper()] = word
+    return found
+
+
+def respelled(value: str | None, written: str, *, removed: bool = False) -> str | None:
+    """Return KEY_SPELLINGS after `written` was set (or unset, with `removed`); None if empty.
+
+    Upper-case spellings are the canonical form and are not remembered; the latest write of a
+    key decides its spelling.
+    """
+    known = spellings(value)
+    known.pop(written.upper(), None)
+    if not removed and written != written.upper():
+        known[written.upper()] = written
+    return " ".join(known[k] for k in sorted(known)) or None
+
+
 def validate_value(value: str) -> str:
     """Return the value unchanged; raise InvalidInput if the store cannot hold it.
 

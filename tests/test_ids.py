@@ -27,6 +27,8 @@ from hps_api.ids import (
     normalize_os_id,
     os_id_to_stem,
     os_stem_to_id,
+    respelled,
+    spellings,
     validate_cluster,
     validate_value,
 )
@@ -434,3 +436,18 @@ def test_sensitive_patterns_match_as_fnmatch_would(key, patterns):
 def test_hostname_and_domain_patterns(name: str, hostname: bool, domain: bool) -> None:
     assert bool(HOSTNAME_PATTERN.fullmatch(name)) is hostname
     assert bool(DOMAIN_PATTERN.fullmatch(name)) is domain
+
+
+def test_spellings_keep_only_valid_non_canonical_names() -> None:
+    assert spellings("virtualization_status Storage0_IP STATE bad-name $(x) ünï") == {
+        "VIRTUALIZATION_STATUS": "virtualization_status", "STORAGE0_IP": "Storage0_IP"}
+    assert spellings(None) == {}
+
+
+def test_respelled_remembers_the_latest_spelling_and_forgets_on_unset() -> None:
+    assert respelled(None, "storage0_ip") == "storage0_ip"
+    assert respelled("storage0_ip", "virtualization_status") == \
+        "storage0_ip virtualization_status"
+    assert respelled("storage0_ip", "STORAGE0_IP") is None
+    assert respelled("storage0_ip", "Storage0_Ip") == "Storage0_Ip"
+    assert respelled("storage0_ip note", "storage0_ip", removed=True) == "note"

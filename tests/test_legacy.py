@@ -333,6 +333,37 @@ def test_host_get_config_evaluated_by_a_real_shell_yields_the_exact_values(
     assert not (tmp_path / "PWNED").exists()
 
 
+@pytest.mark.parametrize("shell", ["bash", "dash"])
+def test_an_old_node_reads_back_the_lower_case_key_it_wrote(web, store, host, tmp_path: Path,
+                                                            shell: str) -> None:
+    web.get(f"{URL}?cmd=host_variable&name=virtualization_status&value=active", headers=CURL)
+    web.get(f"{URL}?cmd=host_variable&name=storage0_ip&value=10.31.0.5", headers=CURL)
+    assert store.items(host)["VIRTUALIZATION_STATUS"] == "active"
+    (tmp_path / "config").write_text(web.get(f"{URL}?cmd=host_get_config", headers=CURL).text)
+    result = subprocess.run(
+        [shell, "-c", 'eval "$(cat config)"; echo "$virtualization_status $VIRTUALIZATION_STATUS '
+                      '$storage0_ip $HOSTNAME ${hostname:-none}"'],
+        cwd=tmp_path, capture_output=True, text=True, timeout=10, check=True)
+    assert result.stdout == "active active 10.31.0.5 sch-001 none\n"
+
+
+def test_the_latest_spelling_wins_and_unset_forgets_it(web, store, host) -> None:
+    web.get(f"{URL}?cmd=host_variable&name=Rack_Slot&value=4")
+    assert "\nRack_Slot=\"4\"\n" in web.get(f"{URL}?cmd=host_get_config").text
+    web.get(f"{URL}?cmd=host_variable&name=RACK_SLOT&value=5")
+    config = web.get(f"{URL}?cmd=host_get_config").text
+    assert 'RACK_SLOT="5"' in config and "Rack_Slot" not in config
+    web.get(f"{URL}?cmd=host_variable&name=rack_slot&value=6")
+    web.get(f"{URL}?cmd=host_variable&name=rack_slot&action=unset")
+    assert "RACK_SLOT" not in store.items(host) and "KEY_SPELLINGS" not in store.items(host)
+    assert "rack_slot" not in web.get(f"{URL}?cmd=host_get_config").text
+
+
+def test_a_node_cannot_write_the_spellings_itself(web, store, host) -> None:
+    web.get(f"{URL}?cmd=host_variable&name=KEY_SPELLINGS&value=path", status=403)
+    assert "KEY_SPELLINGS" not in store.items(host)
+
+
 def test_log_message_lines_carry_host_session_client_and_function(web, settings) -> None:
     web.get(f"{URL}?cmd=log_message&message=disk+ok%0Aforged+line&function=n_check&session=ab12cd",
             headers={"User-Agent": "hps-node/0.1", "Accept": "text/plain"})

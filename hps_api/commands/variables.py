@@ -1,9 +1,14 @@
 """`host_variable`, `cluster_variable`, `os_variable`, `host_get_config`: reading and writing keys.
 
-A host reads and writes only its own record. Through `host_variable` a node may not rewrite the
-keys that decide its identity and boot (HOSTNAME, IP, TYPE...): those change through the boot
-flow or an admin. STATE goes through the same transition table as `set_status`, so an old
-kickstart that reported INSTALLED with `host_variable` keeps working.
+A host reads and writes only its own record. Keys are case-insensitive and stored upper-case;
+when a node writes one in another spelling (old nodes wrote `virtualization_status`), the record
+remembers it in KEY_SPELLINGS and `host_get_config` gives the key back under both names, so the
+old node's `eval` finds `$virtualization_status` again.
+
+Through `host_variable` a node may not rewrite the keys that decide its identity and boot
+(HOSTNAME, IP, TYPE...): those change through the boot flow or an admin. STATE goes through
+the same transition table as `set_status`, so an old kickstart that reported INSTALLED with
+`host_variable` keeps working.
 """
 
 from __future__ import annotations
@@ -11,27 +16,32 @@ from __future__ import annotations
 from hps_api.boot.states import parse_state
 from hps_api.commands.base import CommandContext, Reply
 from hps_api.commands.host_state import change_state
-from hps_api.errors import Forbidden
-from hps_api.ids import normalize_key
+from hps_api.errors import Conflict, Forbidden
+from hps_api.ids import KEY_SPELLINGS, normalize_key, respelled, spellings
 from hps_api.store import RecordId
 
 #: host keys only the boot flow or an admin may write
 PROTECTED_HOST_KEYS = frozenset({
     "TYPE", "PROFILE", "HOSTNAME", "IP", "NETMASK", "OS_ID", "ARCH", "RESCUE", "FORCE_INSTALL",
-    "UPDATED", "FIRST_SEEN", "LAST_SEEN", "BOOT_SESSION", "BOOT_TIME", "HW_HASH",
+    "UPDATED", "FIRST_SEEN", "LAST_SEEN", "BOOT_SESSION", "BOOT_TIME", "HW_HASH", KEY_SPELLINGS,
 })
+SPELLING_RETRIES = 5
 
 
 def host_variable(ctx: CommandContext) -> Reply:
     """Get, set (`value=` present, even empty) or unset (`action=unset`) a key of the caller."""
-    name = normalize_key(ctx.param("name"))
-    ctx.host_items()
+    written = ctx.param("name")
+    name = normalize_key(written)
+    items = ctx.host_items()
     if ctx.params.get("action", "").lower() == "unset":
         _check_writable(ctx, name)
-        ctx.store.unset(ctx.host, name, ctx.actor)
+        if name in items and name in spellings(items.get(KEY_SPELLINGS)):
+            _write_spelled(ctx, written, None)
+        else:
+            ctx.store.unset(ctx.host, name, ctx.actor)
         return Reply(f"{ctx.mac} unset {name}", {"mac": ctx.mac, "key": name, "value": None})
     if "value" in ctx.params:
-        return _set_host_key(ctx, name, ctx.params["value"])
+        return _set_host_key(ctx, written, ctx.params["value"])
     ctx.readable(name)
     value = ctx.store.get(ctx.host, name)
     return Reply(value, {"key": name, "value": value})
@@ -61,10 +71,18 @@ def os_variable(ctx: CommandContext) -> Reply:
 
 
 def host_get_config(ctx: CommandContext) -> Reply:
-    """Return the caller's record as `KEY="value"` lines that `eval` reads back exactly."""
+    """Return the caller's record as `KEY="value"` lines that `eval` reads back exactly.
+
+    A key a node wrote in another spelling follows its upper-case line under that spelling too.
+    """
     items = ctx.visible(ctx.host_items())
-    text = "".join(f'{key}="{shell_escape(value)}"\n' for key, value in items.items())
-    return Reply(text, items, raw=True)
+    spelled = spellings(items.get(KEY_SPELLINGS))
+    lines = []
+    for key, value in items.items():
+        lines.append(f'{key}="{shell_escape(value)}"\n')
+        if key in spelled:
+            lines.append(f'{spelled[key]}="{shell_escape(value)}"\n')
+    return Reply("".join(lines), items, raw=True)
 
 
 def shell_escape(value: str) -> str:
@@ -74,14 +92,34 @@ def shell_escape(value: str) -> str:
     return value
 
 
-def _set_host_key(ctx: CommandContext, name: str, value: str) -> Reply:
+def _set_host_key(ctx: CommandContext, written: str, value: str) -> Reply:
+    name = normalize_key(written)
     _check_writable(ctx, name)
     if name == "STATE":
         value = parse_state(value)
         change_state(ctx, value)
     else:
-        ctx.store.update(ctx.host, {name: value}, ctx.actor)
+        _write_spelled(ctx, written, value)
     return Reply(f"{ctx.mac} set {name} to {value}", {"mac": ctx.mac, "key": name, "value": value})
+
+
+def _write_spelled(ctx: CommandContext, written: str, value: str | None) -> None:
+    """Set a key (None: unset it) and its spelling in KEY_SPELLINGS, in one write.
+
+    KEY_SPELLINGS is read, then written on the condition that it did not change in between
+    (another write of the same host may race this one); a lost race is retried.
+    """
+    name = normalize_key(written)
+    for _ in range(SPELLING_RETRIES):
+        current = ctx.store.items(ctx.host).get(KEY_SPELLINGS)
+        changes = {name: value, KEY_SPELLINGS: respelled(current, written,
+                                                          removed=value is None)}
+        try:
+            ctx.store.update(ctx.host, changes, ctx.actor, expect={KEY_SPELLINGS: current})
+            return
+        except Conflict:
+            continue
+    raise Conflict(f"Key '{name}' kept changing: try again")
 
 
 def _check_writable(ctx: CommandContext, name: str) -> None:
