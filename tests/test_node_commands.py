@@ -100,3 +100,51 @@ def test_storage_addresses_are_distinct_and_run_out_clearly(web, store, storage)
 @pytest.mark.parametrize(("index", "status"), [("1", 404), ("x", 400), ("-1", 400), ("99", 400)])
 def test_storage_network_bad_index(web, host, storage, index: str, status: int) -> None:
     get(web, f"cmd=host_allocate_networks&index={index}", status=status)
+
+
+# the keys the bash-era IPS wrote (its cluster wizard, then `cluster_config set` on the IPS)
+OLD_STORAGE_KEYS = {"network_storage_count": "2", "network_storage_base_vlan": "31",
+                    "network_storage_mtu": "9000", "network_storage_subnet_base": "10.31",
+                    "network_storage_subnet_cidr": "24",
+                    "network_storage_vlan31_subnet": "10.31.0.0/24",
+                    "network_storage_vlan31_gateway": "10.31.0.1",
+                    "network_storage_vlan31_netmask": "255.255.255.0",
+                    "network_storage_vlan31_allocated": "false",
+                    "network_storage_vlan32_subnet": "10.31.1.0",
+                    "network_storage_vlan32_gateway": "10.31.1.1",
+                    "network_storage_vlan32_netmask": "255.255.255.0"}
+
+
+@pytest.fixture
+def old_storage(store: FileStore) -> None:
+    store.update(RecordId.of_cluster("default"), OLD_STORAGE_KEYS, "t")
+
+
+def test_a_cluster_configured_with_the_old_storage_keys_allocates(web, store, host,
+                                                                   old_storage) -> None:
+    assert get(web, "cmd=host_allocate_networks&index=0").text == \
+        "31:10.31.0.2:255.255.255.0:10.31.0.1:9000\n"
+    assert get(web, "cmd=host_allocate_networks&index=1").text == \
+        "32:10.31.1.2:255.255.255.0:10.31.1.1:9000\n"
+    assert store.items(host)["STORAGE1_IP"] == "10.31.1.2"
+    get(web, "cmd=host_allocate_networks&index=2", status=404)
+
+
+def test_old_storage_keys_skip_addresses_old_hosts_hold(web, store, host, old_storage) -> None:
+    old = RecordId.of_host("default", "525400aabb09")
+    store.update(old, {"STATE": "INSTALLED", "storage0_ip": "10.31.0.2"}, "t", create=True)
+    assert get(web, "cmd=host_allocate_networks&index=0").text.split(":")[1] == "10.31.0.3"
+
+
+@pytest.mark.parametrize(("change", "status"), [
+    ({"network_storage_base_vlan": None}, 404),
+    ({"network_storage_vlan31_subnet": None}, 404),
+    ({"network_storage_count": "two"}, 400),
+    ({"network_storage_vlan31_subnet": "10.31.0.0/99"}, 400),
+])
+def test_a_broken_old_storage_configuration_is_refused_and_nothing_written(
+        web, store, host, old_storage, change, status) -> None:
+    store.update(RecordId.of_cluster("default"), change, "t")
+    before = store.items(host)
+    get(web, "cmd=host_allocate_networks&index=0", status=status)
+    assert store.items(host) == before
