@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +17,20 @@ from hps_api.store import FileStore, RecordId
 
 MAC = "52:54:00:aa:bb:01"
 HOST_FILE = "clusters/default/hosts/525400aabb01.conf"
+
+
+@pytest.fixture
+def bash(config_dir: Path):  # type: ignore[no-untyped-def]
+    """Run a bash script with the console scripts on PATH, as the old IPS functions were."""
+
+    def run(script: str) -> subprocess.CompletedProcess[str]:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("HPS_")}
+        environment.update({"HPS_CONFIG_DIR": str(config_dir), "HPS_LOCK_TIMEOUT": "0.5",
+                            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+        return subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                              env=environment, timeout=60, cwd=config_dir.parent)
+
+    return run
 
 
 def test_host_config_set_then_get_prints_the_value_and_a_newline(cli) -> None:
@@ -136,6 +153,26 @@ BAD_INPUT = [
     ("host_config", [MAC, "get", "KEY", "extra"], "unexpected argument"),
     ("host_config", [MAC, "get", "KEY", "--bogus"], "unknown option"),
     ("host_config", [], "MAC address is required"),
+    ("host_config", [MAC, "exists", "BAD KEY"], "invalid key"),
+    ("host_config", [MAC, "exists", "KEY", "extra"], "unexpected argument"),
+    ("host_config", ["525400aabb0", "exists"], "invalid MAC"),
+    ("host_config", [MAC, "equals", "KEY"], "equals needs KEY VALUE"),
+    ("host_config", [MAC, "equals", "KEY", "original", "extra"], "unexpected argument"),
+    ("host_config", [MAC, "equals", "1KEY", "v"], "invalid key"),
+    ("host_config", [MAC, "equals", "KEY", "line\nbreak"], "control character"),
+    ("host_config", [MAC, "set", "KEY", "v", "default"], "unexpected argument"),
+    ("cluster_config", ["exists", "KEY", "extra"], "unexpected argument"),
+    ("cluster_config", ["exists", "BAD-KEY"], "invalid key"),
+    ("cluster_config", ["equals", "NAME", "default"], "unknown command"),
+    ("cluster_config", ["set", "A", "1", "nosuch"], "cluster 'nosuch' does not exist"),
+    ("cluster_config", ["set", "A", "1", "Bad_Name"], "invalid cluster name"),
+    ("cluster_config", ["set", "A", "1", "../default"], "invalid cluster name"),
+    ("cluster_config", ["set", "A", "1", "default", "extra"], "unexpected argument"),
+    ("cluster_config", ["--cluster", "default", "set", "A", "1", "lab"],
+     "set names cluster 'lab' but --cluster is 'default'"),
+    ("cluster_config", ["--cluster", "Bad_Name", "set", "A", "1", "default"],
+     "invalid cluster name"),
+    ("hps_config", ["exists", "ACTIVE_CLUSTER"], "unknown command"),
     ("cluster_config", ["--cluster", "../x", "get", "NAME"], "invalid cluster name"),
     ("cluster_config", ["--cluster", "Bad_Name", "set", "A", "1"], "invalid cluster name"),
     ("hps_config", ["set", "A-B", "1"], "invalid key"),
@@ -162,7 +199,8 @@ def test_a_corrupt_record_exits_3_and_is_never_rewritten(cli, config_dir: Path) 
     path = config_dir / HOST_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"STATE=INSTALLED\nSTATE=INSTALLED\n")
-    for args in (["get", "STATE"], ["set", "STATE", "X"], ["list"], ["unset", "STATE"]):
+    for args in (["get", "STATE"], ["set", "STATE", "X"], ["list"], ["unset", "STATE"],
+                 ["exists"], ["exists", "STATE"], ["equals", "STATE", "INSTALLED"]):
         result = cli("host_config", MAC, *args)
         assert result.returncode == 3, args
         assert "duplicate key STATE" in result.stderr
@@ -212,3 +250,107 @@ def test_the_config_clis_do_not_import_flask(config_dir: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout == "False\n"
+
+
+# -- the tests the old IPS functions made: `if host_config "$mac" exists; then ...` -------------
+
+
+def test_host_config_exists_answers_a_shell_if_about_the_host_and_its_keys(bash) -> None:
+    script = """
+    mac=52:54:00:aa:bb:01
+    if host_config "$mac" exists; then echo known; else echo unknown; fi
+    if host_config "$mac" exists IP; then echo has-ip; else echo no-ip; fi
+    host_config "$mac" set STATE UNCONFIGURED
+    if host_config "$mac" exists; then echo known; else echo unknown; fi
+    if host_config "$mac" exists IP; then echo has-ip; else echo no-ip; fi
+    host_config "$mac" set IP ''
+    if host_config "$mac" exists ip; then echo has-ip; else echo no-ip; fi
+    """
+    result = bash(script)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.split() == ["unknown", "no-ip", "known", "no-ip", "has-ip"]
+
+
+def test_host_config_exists_registers_nothing(bash, config_dir: Path, snapshot) -> None:
+    before = snapshot(config_dir)
+    result = bash('host_config 52:54:00:00:00:99 exists STATE; echo "$?"')
+    assert (result.stdout, result.stderr) == ("1\n", "")
+    assert snapshot(config_dir) == before
+
+
+def test_host_config_equals_compares_the_value_exactly_and_the_key_in_any_case(bash) -> None:
+    script = """
+    mac=525400aabb01
+    check() { if host_config "$mac" equals "$1" "$2"; then echo yes; else echo no; fi; }
+    check STATE INSTALLED
+    host_config "$mac" set STATE INSTALLED
+    check STATE INSTALLED
+    check state INSTALLED
+    check STATE installed
+    check STATE 'INSTALLED '
+    check NOTE ''
+    host_config "$mac" set NOTE ''
+    check NOTE ''
+    host_config "$mac" set NOTE '$(reboot) "x"'
+    check NOTE '$(reboot) "x"'
+    """
+    result = bash(script)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.split() == ["no", "yes", "yes", "no", "no", "no", "yes", "yes"]
+
+
+def test_cluster_config_exists_answers_about_the_cluster_and_its_keys(bash) -> None:
+    script = """
+    if cluster_config exists; then echo cluster; fi
+    if cluster_config --cluster nosuch exists; then echo nosuch; else echo no-nosuch; fi
+    if cluster_config exists DNS_DOMAIN; then echo domain; else echo no-domain; fi
+    cluster_config set DNS_DOMAIN lab.local
+    if cluster_config exists dns_domain; then echo domain; else echo no-domain; fi
+    """
+    result = bash(script)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.split() == ["cluster", "no-nosuch", "no-domain", "domain"]
+
+
+def test_cluster_config_set_with_a_fourth_argument_writes_that_cluster(
+    bash, store: FileStore
+) -> None:
+    store.update(RecordId.of_cluster("lab"), {"NAME": "lab"}, "test:setup", create=True)
+    script = """
+    cluster=lab
+    pending=("DNS_DOMAIN:lab.example" "network_storage_count:2" "DESCRIPTION:rack 4: top")
+    for item in "${pending[@]}"; do
+      key="${item%%:*}"
+      value="${item#*:}"
+      cluster_config "set" "$key" "$value" "$cluster" || exit 1
+    done
+    """
+    result = bash(script)
+    assert (result.returncode, result.stderr) == (0, "")
+    lab = store.items(RecordId.of_cluster("lab"))
+    assert (lab["DNS_DOMAIN"], lab["NETWORK_STORAGE_COUNT"], lab["DESCRIPTION"]) == (
+        "lab.example", "2", "rack 4: top")
+    assert "DNS_DOMAIN" not in store.items(RecordId.of_cluster("default"))
+
+
+def test_cluster_config_set_with_an_empty_fourth_argument_writes_the_active_cluster(
+    cli, store: FileStore
+) -> None:
+    assert cli("cluster_config", "set", "DNS_DOMAIN", "lab.local", "").returncode == 0
+    assert cli("cluster_config", "--cluster", "default", "set", "A", "1", "default").returncode \
+        == 0
+    values = store.items(RecordId.of_cluster("default"))
+    assert (values["DNS_DOMAIN"], values["A"]) == ("lab.local", "1")
+
+
+def test_an_option_after_an_optional_argument_stays_an_option(cli) -> None:
+    assert cli("host_config", MAC, "set", "STATE", "INSTALLED").returncode == 0
+    assert cli("host_config", MAC, "exists", "--json").returncode == 0
+    result = cli("cluster_config", "set", "A", "-1", "--json")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert cli("cluster_config", "get", "A").stdout == "-1\n"
+
+
+def test_help_lists_the_optional_arguments(cli) -> None:
+    assert "exists [KEY] | equals KEY VALUE" in cli("host_config", "--help").stdout
+    assert "set KEY VALUE [CLUSTER]" in cli("cluster_config", "--help").stdout

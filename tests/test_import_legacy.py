@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from hps_api.errors import InvalidInput
 from hps_api.store import FileStore, RecordId
+from hps_api.store.journal import Change
 from hps_api.store.legacy import (
     ConvertedRecord,
     ImportReport,
@@ -168,7 +171,8 @@ EXPECTED_CONVERTED = [
     ConvertedRecord("os/os.conf", "os/aarch64:debian:12", 1),
     ConvertedRecord("os.conf", "os/x86_64:rocky:10", 3),
     ConvertedRecord("clusters/alpha/cluster.conf", "cluster/alpha", 5),
-    ConvertedRecord("clusters/alpha/hosts/52:54:00:aa:bb:01.conf", "host/525400aabb01", 9),
+    ConvertedRecord("clusters/alpha/hosts/52:54:00:aa:bb:01.conf", "host/525400aabb01", 9,
+                    "2020-01-01T00:00:00Z"),
     ConvertedRecord("clusters/alpha/hosts/525400aabb02.conf", "host/525400aabb02", 1),
     ConvertedRecord("hosts/525400aabb05.conf", "host/525400aabb05", 1),
     ConvertedRecord("clusters/beta/cluster.conf", "cluster/beta", 1),
@@ -194,8 +198,6 @@ EXPECTED_SKIPPED = [
      "file name is not a MAC address: invalid MAC address: '.'"),
     ("clusters/alpha/hosts/52:54:00:aa:bb:01.conf", 9, "STATE=UNCONFIGURED",
      "STATE is set again on line 10 (the last one wins)"),
-    ("clusters/alpha/hosts/52:54:00:aa:bb:01.conf", 11, "UPDATED=2020-01-01T00:00:00Z",
-     "UPDATED is stamped by the store on every change"),
     ("clusters/alpha/hosts/README", 0, "", "not a <mac>.conf file"),
     ("clusters/alpha/hosts/ff:ff:ff:ff:ff:ff.conf", 0, "",
      "file name is not a MAC address: not a host MAC address (zero, multicast or broadcast): "
@@ -284,7 +286,8 @@ def test_the_legacy_tree_is_never_modified(legacy: Path, target: FileStore) -> N
 
 def test_every_write_is_journaled_with_the_actor(legacy: Path, target: FileStore) -> None:
     import_legacy(legacy, target, ACTOR)
-    history = target.history(HOST1)
+    old, *history = target.history(HOST1)
+    assert old.actor == "legacy:clusters/alpha/hosts/52:54:00:aa:bb:01.conf"
     assert {change.actor for change in history} == {ACTOR}
     assert [(c.key, c.new) for c in history if c.key == "STATE"] == [("STATE", "CONFIGURED")]
 
@@ -504,3 +507,393 @@ def test_the_formatted_report_has_one_line_per_entry_and_a_summary() -> None:
         "skipped 'hosts/x\\n.conf': not a <mac>.conf file",
         "2 records converted, 4 skipped; legacy active cluster: none",
     ]
+
+
+# -- a tree exactly as the bash-era system wrote it ----------------------------------------------
+#
+# hps.conf as its initialise script wrote it; cluster.conf as `cluster_config set` appended or
+# rewrote lines (bare values, double quotes only around whitespace, quotes, `$`, backslashes or
+# an empty value); host files as `host_config set` rewrote them whole (two comment lines, every
+# key in C sort order, every value double-quoted, UPDATED stamped on each write); the
+# active-cluster link as `ln -sfn` made it; os.conf as the INI the OS registry kept.
+
+OLD_HPS_CONF = """\
+# HPS configuration
+# Generated on 2026-11-02T09:14:27+00:00 by hps-initialise.sh
+
+# Base path constants
+export HPS_CONFIG_BASE="/srv/hps-config"
+export HPS_ROOT="/srv"
+
+# Derived paths
+export HPS_CLUSTER_CONFIG_BASE_DIR="/srv/hps-config/clusters"
+export HPS_LOG_DIR="/srv/hps-system/log"
+
+# Configuration loaded marker
+export __HPS_CONF_LOADED="1"
+"""
+
+OLD_CLUSTER_CONF = """\
+CLUSTER_NAME=lab
+DESCRIPTION="Lab cluster, rack 4"
+DNS_DOMAIN=lab.example
+DHCP_ENABLED=true
+DHCP_IFACE=eth1
+DHCP_IP=10.99.1.1
+DHCP_CIDR=10.99.1.1/24
+NETWORK_CIDR=10.99.1.0/24
+DHCP_RANGESIZE=50
+network_storage_count=1
+network_storage_mtu=9000
+network_storage_base_vlan=100
+network_storage_subnet_base=10.31
+network_storage_subnet_cidr=24
+network_storage_vlan100_subnet=10.31.100.0/24
+network_storage_vlan100_gateway=10.31.100.1
+network_storage_vlan100_netmask=255.255.255.0
+network_storage_vlan100_domain=storage100.lab.example
+network_storage_vlan100_allocated=false
+SYSLOG_SERVER=10.99.1.1
+TIME_SERVER=""
+MOTD="Say \\"hi\\" to $USER"
+"""
+
+OLD_SCH_HOST = """\
+# Auto-generated host config
+# MAC: 52:54:00:aa:bb:01
+HOSTNAME="sch-001"
+HOST_PROFILE="DEFAULT"
+IP="10.99.1.10"
+NETMASK="255.255.255.0"
+STATE="INSTALLED"
+TYPE="SCH"
+UPDATED="2026-11-21 18:29:05 UTC"
+arch="x86_64"
+host_count="2"
+host_cpu="Intel(R) Xeon(R) CPU E5-2680 v4 @ 2.40GHz"
+host_timestamp="1763749745"
+os_id="x86_64:rocky:10.0"
+storage0_ip="10.31.100.10"
+"""
+
+OLD_TCH_HOST = """\
+# Auto-generated host config
+# MAC: 525400aabb02
+HOSTNAME="tch-001"
+IP="10.99.1.20"
+NETMASK="255.255.255.0"
+STATE="INSTALLED"
+TYPE="TCH"
+UPDATED="2026-11-21 18:31:40 UTC"
+arch="x86_64"
+last_reboot_time="2026-11-21 18:30:12"
+reboot_logging="enabled"
+status="rebooting"
+storage0_interface="eth1.100"
+virtualization_status="enabled"
+"""
+
+OLD_NEW_HOST = """\
+# Auto-generated host config
+# MAC: 52:54:00:aa:bb:03
+STATE="UNCONFIGURED"
+UPDATED="2026-11-21 18:40:00 UTC"
+arch="x86_64"
+"""
+
+OLD_OS_CONF = """\
+[x86_64:rocky:10.0]
+arch=x86_64
+name=rocky
+version=10.0
+hps_types=SCH,DRH
+repo_path=x86_64/rocky/10.0
+status=prod
+
+[x86_64:alpine:3.20]
+arch=x86_64
+name=alpine
+hps_types=TCH
+status=prod
+"""
+
+OLD_SCH = RecordId.of_host("lab", "525400aabb01")
+OLD_TCH = RecordId.of_host("lab", "525400aabb02")
+OLD_NEW = RecordId.of_host("lab", "525400aabb03")
+
+
+@pytest.fixture
+def bash_era(tmp_path: Path) -> Path:
+    """A tree as the old system left it in /srv/hps-config, moved aside."""
+    root = tmp_path / "hps-config.legacy"
+    _write(root, "hps.conf", OLD_HPS_CONF)
+    _write(root, "os.conf", OLD_OS_CONF)
+    _write(root, "clusters/lab/cluster.conf", OLD_CLUSTER_CONF)
+    _write(root, "clusters/lab/hosts/525400aabb01.conf", OLD_SCH_HOST)
+    _write(root, "clusters/lab/hosts/525400aabb02.conf", OLD_TCH_HOST)
+    _write(root, "clusters/lab/hosts/525400aabb03.conf", OLD_NEW_HOST)
+    _write(root, "clusters/lab/services/dnsmasq.conf", "dhcp-range=10.99.1.100,10.99.1.150\n")
+    (root / "clusters/lab/keysafe").mkdir()
+    _write(root, "tftp/ipxe.efi", "binary\n")
+    (root / "clusters/active-cluster").symlink_to("/srv/hps-config/clusters/lab")
+    return root
+
+
+OLD_VALUES = {
+    RecordId.global_(): {
+        "HPS_CONFIG_BASE": "/srv/hps-config", "HPS_ROOT": "/srv",
+        "HPS_CLUSTER_CONFIG_BASE_DIR": "/srv/hps-config/clusters",
+        "HPS_LOG_DIR": "/srv/hps-system/log", "__HPS_CONF_LOADED": "1", "ACTIVE_CLUSTER": "lab",
+    },
+    RecordId.of_os("x86_64:rocky:10.0"): {
+        "ARCH": "x86_64", "NAME": "rocky", "VERSION": "10.0", "HPS_TYPES": "SCH,DRH",
+        "REPO_PATH": "x86_64/rocky/10.0", "STATUS": "prod",
+    },
+    RecordId.of_os("x86_64:alpine:3.20"): {
+        "ARCH": "x86_64", "NAME": "alpine", "HPS_TYPES": "TCH", "STATUS": "prod",
+    },
+    RecordId.of_cluster("lab"): {
+        "CLUSTER_NAME": "lab", "DESCRIPTION": "Lab cluster, rack 4", "DNS_DOMAIN": "lab.example",
+        "DHCP_ENABLED": "true", "DHCP_IFACE": "eth1", "DHCP_IP": "10.99.1.1",
+        "DHCP_CIDR": "10.99.1.1/24", "NETWORK_CIDR": "10.99.1.0/24", "DHCP_RANGESIZE": "50",
+        "NETWORK_STORAGE_COUNT": "1", "NETWORK_STORAGE_MTU": "9000",
+        "NETWORK_STORAGE_BASE_VLAN": "100", "NETWORK_STORAGE_SUBNET_BASE": "10.31",
+        "NETWORK_STORAGE_SUBNET_CIDR": "24",
+        "NETWORK_STORAGE_VLAN100_SUBNET": "10.31.100.0/24",
+        "NETWORK_STORAGE_VLAN100_GATEWAY": "10.31.100.1",
+        "NETWORK_STORAGE_VLAN100_NETMASK": "255.255.255.0",
+        "NETWORK_STORAGE_VLAN100_DOMAIN": "storage100.lab.example",
+        "NETWORK_STORAGE_VLAN100_ALLOCATED": "false", "SYSLOG_SERVER": "10.99.1.1",
+        "TIME_SERVER": "", "MOTD": 'Say "hi" to $USER',
+    },
+    OLD_SCH: {
+        "HOSTNAME": "sch-001", "HOST_PROFILE": "DEFAULT", "IP": "10.99.1.10",
+        "NETMASK": "255.255.255.0", "STATE": "INSTALLED", "TYPE": "SCH", "ARCH": "x86_64",
+        "HOST_COUNT": "2", "HOST_CPU": "Intel(R) Xeon(R) CPU E5-2680 v4 @ 2.40GHz",
+        "HOST_TIMESTAMP": "1763749745", "OS_ID": "x86_64:rocky:10.0",
+        "STORAGE0_IP": "10.31.100.10",
+        "KEY_SPELLINGS": "arch host_count host_cpu host_timestamp os_id storage0_ip",
+    },
+    OLD_TCH: {
+        "HOSTNAME": "tch-001", "IP": "10.99.1.20", "NETMASK": "255.255.255.0",
+        "STATE": "INSTALLED", "TYPE": "TCH", "ARCH": "x86_64",
+        "LAST_REBOOT_TIME": "2026-11-21 18:30:12", "REBOOT_LOGGING": "enabled",
+        "STATUS": "rebooting", "STORAGE0_INTERFACE": "eth1.100",
+        "VIRTUALIZATION_STATUS": "enabled",
+        "KEY_SPELLINGS": "arch last_reboot_time reboot_logging status storage0_interface "
+                         "virtualization_status",
+    },
+    OLD_NEW: {"STATE": "UNCONFIGURED", "ARCH": "x86_64", "KEY_SPELLINGS": "arch"},
+}
+
+OLD_CONVERTED = [
+    ConvertedRecord("hps.conf + clusters/active-cluster", "hps", 6),
+    ConvertedRecord("os.conf", "os/x86_64:alpine:3.20", 4),
+    ConvertedRecord("os.conf", "os/x86_64:rocky:10.0", 6),
+    ConvertedRecord("clusters/lab/cluster.conf", "cluster/lab", 22),
+    ConvertedRecord("clusters/lab/hosts/525400aabb01.conf", "host/525400aabb01", 12,
+                    "2026-11-21T18:29:05Z"),
+    ConvertedRecord("clusters/lab/hosts/525400aabb02.conf", "host/525400aabb02", 11,
+                    "2026-11-21T18:31:40Z"),
+    ConvertedRecord("clusters/lab/hosts/525400aabb03.conf", "host/525400aabb03", 2,
+                    "2026-11-21T18:40:00Z"),
+]
+
+
+def test_a_tree_the_old_system_wrote_imports_with_nothing_skipped(
+    bash_era: Path, target: FileStore
+) -> None:
+    report = import_legacy(bash_era, target, ACTOR)
+    assert report == ImportReport(OLD_CONVERTED, [], "lab")
+    assert format_report(report)[-1] == (
+        "7 records converted, 0 skipped; legacy active cluster: lab")
+    assert format_report(report)[4] == (
+        "converted clusters/lab/hosts/525400aabb01.conf -> host/525400aabb01 (12 keys; "
+        "UPDATED 2026-11-21T18:29:05Z kept in the journal)")
+
+
+def test_every_value_of_an_old_tree_arrives_under_its_upper_case_key(
+    bash_era: Path, target: FileStore
+) -> None:
+    import_legacy(bash_era, target, ACTOR)
+    assert {rid: _values(target, rid) for rid in OLD_VALUES} == OLD_VALUES
+
+
+def test_the_old_updated_time_opens_the_host_history_and_the_store_stamps_its_own(
+    bash_era: Path, target: FileStore
+) -> None:
+    import_legacy(bash_era, target, ACTOR)
+    old, *history = target.history(OLD_SCH)
+    assert old == Change("2026-11-21T18:29:05Z", "host/525400aabb01", "UPDATED", None,
+                         "2026-11-21 18:29:05 UTC", "legacy:clusters/lab/hosts/525400aabb01.conf")
+    assert {change.actor for change in history} == {ACTOR}
+    assert {change.key for change in history} == set(OLD_VALUES[OLD_SCH])
+    stamped = target.get(OLD_SCH, "UPDATED")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamped)
+    assert stamped >= old.time
+
+
+def test_importing_an_old_tree_again_changes_nothing_and_adds_no_history(
+    bash_era: Path, target: FileStore
+) -> None:
+    import_legacy(bash_era, target, ACTOR)
+    before = _snapshot(target.layout.root)
+    report = import_legacy(bash_era, target, ACTOR)
+    assert _snapshot(target.layout.root) == before
+    assert report.skipped == []
+
+
+def test_a_dry_run_of_an_old_tree_writes_nothing_and_reports_the_same(
+    bash_era: Path, tmp_path: Path
+) -> None:
+    store = FileStore(tmp_path / "store")
+    before = _snapshot(tmp_path)
+    dry = import_legacy(bash_era, store, ACTOR, dry_run=True)
+    assert _snapshot(tmp_path) == before
+    assert dry == import_legacy(bash_era, store, ACTOR)
+
+
+def test_hps_api_import_legacy_of_an_old_tree_exits_0(
+    cli, bash_era: Path, tmp_path: Path
+) -> None:
+    fresh = {"HPS_CONFIG_DIR": str(tmp_path / "srv-hps-config")}
+    assert cli("hps-api", "init", "--cluster", "lab", env=fresh).returncode == 0
+    result = cli("hps-api", "import-legacy", str(bash_era), env=fresh)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines()[-1] == (
+        "7 records converted, 0 skipped; legacy active cluster: lab")
+    history = cli("host_config", "52:54:00:aa:bb:02", "history", env=fresh).stdout
+    assert history.splitlines()[0] == (
+        "2026-11-21T18:31:40Z  legacy:clusters/lab/hosts/525400aabb02.conf  "
+        "UPDATED: (unset) -> 2026-11-21 18:31:40 UTC")
+    get = cli("host_config", "52:54:00:aa:bb:02", "get", "virtualization_status", env=fresh)
+    assert get.stdout == "enabled\n"
+
+
+def test_an_old_node_evaluating_host_get_config_after_the_import_finds_its_own_spellings(
+    bash_era: Path, tmp_path: Path
+) -> None:
+    import webtest
+
+    from hps_api import create_app
+    from hps_api.settings import Settings
+
+    store = FileStore(tmp_path / "store")
+    import_legacy(bash_era, store, ACTOR)
+    (tmp_path / "arp").write_text(
+        "IP address       HW type     Flags       HW address            Mask     Device\n"
+        "10.99.1.20       0x1         0x2         52:54:00:aa:bb:02     *        br0\n")
+    settings = Settings(config_dir=store.layout.root, log_dir=tmp_path / "log",
+                        arp_table=tmp_path / "arp", dhcp_leases=tmp_path / "leases")
+    web = webtest.TestApp(create_app(settings), extra_environ={"REMOTE_ADDR": "10.99.1.20"})
+    config = web.get("/cgi-bin/boot_manager.sh?cmd=host_get_config",
+                     headers={"User-Agent": "curl/8.5.0"}).text
+    (tmp_path / "config").write_text(config)
+    result = subprocess.run(
+        ["bash", "-c", 'eval "$(cat config)"; echo "$virtualization_status $storage0_interface '
+                       '$status $STATE"'],
+        cwd=tmp_path, capture_output=True, text=True, timeout=10, check=True)
+    assert result.stdout == "enabled eth1.100 rebooting INSTALLED\n"
+
+
+def test_spellings_already_in_the_store_are_kept_beside_the_imported_ones(
+    bash_era: Path, target: FileStore
+) -> None:
+    target.update(RecordId.of_cluster("lab"), {}, "test:setup", create=True)
+    target.update(OLD_NEW, {"RACK_SLOT": "4", "KEY_SPELLINGS": "rack_slot"}, "test:setup",
+                  create=True)
+    import_legacy(bash_era, target, ACTOR)
+    assert target.get(OLD_NEW, "KEY_SPELLINGS") == "arch rack_slot"
+
+
+def test_a_legacy_active_cluster_that_is_already_the_active_one_is_not_reported(
+    bash_era: Path, target: FileStore
+) -> None:
+    target.update(RecordId.of_cluster("lab"), {}, "test:setup", create=True)
+    target.update(RecordId.global_(), {"ACTIVE_CLUSTER": "lab"}, "test:setup", create=True)
+    report = import_legacy(bash_era, target, ACTOR)
+    assert (report.skipped, report.active_cluster) == ([], "lab")
+    assert report.converted[0] == ConvertedRecord("hps.conf", "hps", 5)
+
+
+@pytest.mark.parametrize(
+    ("written", "journaled"),
+    [
+        ("2026-11-21 18:29:05 UTC", "2026-11-21T18:29:05Z"),
+        ("2026-11-21 18:29:05", "2026-11-21T18:29:05Z"),
+        ("2026-11-21T18:29:05Z", "2026-11-21T18:29:05Z"),
+        ("2026-11-21T19:29:05+01:00", "2026-11-21T18:29:05Z"),
+    ],
+)
+def test_an_old_updated_time_is_journaled_in_utc(
+    tmp_path: Path, target: FileStore, written: str, journaled: str
+) -> None:
+    old = tmp_path / "old"
+    _write(old, "clusters/lab/cluster.conf", f'UPDATED="{written}"\n')
+    report = import_legacy(old, target, ACTOR)
+    assert report.converted[0].updated == journaled
+    assert target.history(RecordId.of_cluster("lab"))[-1] == Change(
+        journaled, "cluster/lab", "UPDATED", None, written, "legacy:clusters/lab/cluster.conf")
+
+
+def test_an_updated_that_is_no_time_is_skipped_and_the_store_stamps_its_own(
+    tmp_path: Path, target: FileStore
+) -> None:
+    old = tmp_path / "old"
+    _write(old, "clusters/lab/cluster.conf", "NETWORK=10.0.0.0/24\nUPDATED=yesterday\n")
+    report = import_legacy(old, target, ACTOR)
+    assert report.skipped == [SkippedLine(
+        "clusters/lab/cluster.conf", 2, "UPDATED=yesterday",
+        "UPDATED is not a date and time (the old system wrote 'YYYY-MM-DD HH:MM:SS UTC'); the "
+        "store stamps its own")]
+    assert target.get(RecordId.of_cluster("lab"), "UPDATED") != "yesterday"
+    assert [c.key for c in target.history(RecordId.of_cluster("lab"))] == ["NETWORK"]
+
+
+def test_updated_in_hps_conf_is_a_plain_value(tmp_path: Path, target: FileStore) -> None:
+    old = tmp_path / "old"
+    _write(old, "hps.conf", 'UPDATED="2026-11-21 18:29:05 UTC"\n')
+    report = import_legacy(old, target, ACTOR)
+    assert target.get(RecordId.global_(), "UPDATED") == "2026-11-21 18:29:05 UTC"
+    assert report.converted == [ConvertedRecord("hps.conf", "hps", 1)]
+
+
+def test_a_lower_case_key_and_its_upper_case_twin_keep_the_upper_case_one_and_report_a_conflict(
+    bash_era: Path, target: FileStore
+) -> None:
+    _write(bash_era, "clusters/lab/hosts/525400aabb02.conf", OLD_TCH_HOST.replace(
+        'TYPE="TCH"\n', 'STATUS="UNCONFIGURED"\nTYPE="TCH"\n'))
+    report = import_legacy(bash_era, target, ACTOR)
+    assert target.get(OLD_TCH, "STATUS") == "UNCONFIGURED"
+    assert report.skipped == [SkippedLine(
+        "clusters/lab/hosts/525400aabb02.conf", 13, 'status="rebooting"',
+        "key conflict: status and STATUS (line 7) are one key in the store; the upper-case one "
+        "is kept", conflict=True)]
+    assert format_report(report)[-2:] == [
+        "skipped clusters/lab/hosts/525400aabb02.conf:13: key conflict: status and STATUS "
+        "(line 7) are one key in the store; the upper-case one is kept: 'status=\"rebooting\"'",
+        "7 records converted, 1 skipped (1 key conflict); legacy active cluster: lab",
+    ]
+
+
+def test_twins_without_an_upper_case_spelling_keep_the_last_one(
+    tmp_path: Path, target: FileStore
+) -> None:
+    old = tmp_path / "old"
+    _write(old, "clusters/lab/cluster.conf", "Dns_Domain=a.example\ndns_domain=b.example\n")
+    report = import_legacy(old, target, ACTOR)
+    assert target.get(RecordId.of_cluster("lab"), "DNS_DOMAIN") == "b.example"
+    assert report.skipped == [SkippedLine(
+        "clusters/lab/cluster.conf", 1, "Dns_Domain=a.example",
+        "key conflict: Dns_Domain and dns_domain (line 2) are one key in the store; the last one "
+        "is kept", conflict=True)]
+
+
+def test_the_upper_case_spelling_wins_wherever_it_stands(
+    tmp_path: Path, target: FileStore
+) -> None:
+    old = tmp_path / "old"
+    _write(old, "clusters/lab/cluster.conf", "arch=a\nARCH=b\narch=c\n")
+    report = import_legacy(old, target, ACTOR)
+    assert target.get(RecordId.of_cluster("lab"), "ARCH") == "b"
+    assert [(s.line, s.conflict) for s in report.skipped] == [(1, True), (3, True)]

@@ -1,14 +1,17 @@
 """`hps_config`, `cluster_config` and `host_config`: the IPS shell habit, over the real store.
 
     hps_config     [opts]     get KEY | set KEY VALUE | unset KEY | list
-    cluster_config [opts]     get KEY | set KEY VALUE | unset KEY | list
-    host_config    [opts] MAC get KEY | set KEY VALUE | unset KEY | list | show | delete | history
+    cluster_config [opts]     get KEY | set KEY VALUE [CLUSTER] | unset KEY | list | exists [KEY]
+    host_config    [opts] MAC get KEY | set KEY VALUE | unset KEY | list | exists [KEY]
+                              | equals KEY VALUE | show | delete | history
     opts: --config-dir DIR, --cluster NAME (not for hps_config), --json
 
-Arguments after the verb are taken literally (a VALUE may start with `-`); options may come
-before the verb or after its arguments. `host_config MAC set` creates the host's record when it is
-missing, so an operator can prepare a host before it first boots; `cluster_config set` needs the
-cluster to exist (`hps-api init`). Exit codes: 0 done, 1 not set, 2 bad usage or input,
+Required arguments after the verb are taken literally (a VALUE may start with `-`); an optional
+one (`[KEY]`, `[CLUSTER]`) never starts with `-`, so such a token there is an option. Options may
+come before the verb or after its arguments. `host_config MAC set` creates the host's record when
+it is missing, so an operator can prepare a host before it first boots; `cluster_config set` needs
+the cluster to exist (`hps-api init`). `exists` and `equals` are tests for shell `if`: exit 0 for
+true, 1 for false, silently. Exit codes: 0 done, 1 not set (or false), 2 bad usage or input,
 3 store busy, corrupt or unreadable.
 """
 
@@ -21,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 
 from hps_api import __version__
 from hps_api.cli.common import (
+    EXIT_NOT_SET,
     EXIT_OK,
     UsageError,
     active_cluster,
@@ -30,12 +34,16 @@ from hps_api.cli.common import (
     run,
     settings_for,
 )
-from hps_api.errors import NotFound, StoreUnreadable
-from hps_api.ids import colon_mac
+from hps_api.errors import InvalidInput, NotFound, StoreUnreadable
+from hps_api.ids import colon_mac, normalize_key, validate_value
 from hps_api.store import FileStore, RecordId
 
-VERB_ARITY = {"get": 1, "set": 2, "unset": 1, "list": 0}
-HOST_VERB_ARITY = {**VERB_ARITY, "show": 0, "delete": 0, "history": 0}
+#: each verb's arguments; `[X]` is optional
+VERBS_SYNTAX = {"get": "KEY", "set": "KEY VALUE", "unset": "KEY", "list": ""}
+# The old `cluster_config set KEY VALUE CLUSTER` named the cluster last; empty meant the active one.
+CLUSTER_VERBS_SYNTAX = {**VERBS_SYNTAX, "set": "KEY VALUE [CLUSTER]", "exists": "[KEY]"}
+HOST_VERBS_SYNTAX = {**VERBS_SYNTAX, "exists": "[KEY]", "equals": "KEY VALUE", "show": "",
+                     "delete": "", "history": ""}
 
 
 @dataclass
@@ -53,29 +61,30 @@ class Invocation:
 
 def hps_config(argv: Sequence[str] | None = None) -> int:
     """Entry point of `hps_config` (IPS-wide settings in hps.conf)."""
-    return _main("hps_config", argv, VERB_ARITY, takes_mac=False, takes_cluster=False)
+    return _main("hps_config", argv, VERBS_SYNTAX, takes_mac=False, takes_cluster=False)
 
 
 def cluster_config(argv: Sequence[str] | None = None) -> int:
     """Entry point of `cluster_config` (the active or `--cluster` cluster's cluster.conf)."""
-    return _main("cluster_config", argv, VERB_ARITY, takes_mac=False, takes_cluster=True)
+    return _main("cluster_config", argv, CLUSTER_VERBS_SYNTAX, takes_mac=False,
+                 takes_cluster=True)
 
 
 def host_config(argv: Sequence[str] | None = None) -> int:
     """Entry point of `host_config MAC` (one host's record)."""
-    return _main("host_config", argv, HOST_VERB_ARITY, takes_mac=True, takes_cluster=True)
+    return _main("host_config", argv, HOST_VERBS_SYNTAX, takes_mac=True, takes_cluster=True)
 
 
 def _main(
-    prog: str, argv: Sequence[str] | None, arity: dict[str, int], *, takes_mac: bool,
+    prog: str, argv: Sequence[str] | None, syntax: dict[str, str], *, takes_mac: bool,
     takes_cluster: bool,
 ) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> int:
-        inv = parse_args(args, arity, takes_mac=takes_mac, takes_cluster=takes_cluster)
+        inv = parse_args(args, syntax, takes_mac=takes_mac, takes_cluster=takes_cluster)
         if inv.help:
-            out(_usage(prog, arity, takes_mac))
+            out(_usage(prog, syntax, takes_mac))
             return EXIT_OK
         return _execute(prog, inv)
 
@@ -83,7 +92,7 @@ def _main(
 
 
 def parse_args(
-    args: list[str], arity: dict[str, int], *, takes_mac: bool, takes_cluster: bool
+    args: list[str], syntax: dict[str, str], *, takes_mac: bool, takes_cluster: bool
 ) -> Invocation:
     """Return the Invocation for a command line; raise UsageError on anything unexpected."""
     inv = Invocation()
@@ -91,15 +100,18 @@ def parse_args(
     rest = list(args)
     while rest:
         token = rest.pop(0)
-        if inv.verb and len(positional) < arity[inv.verb]:
+        required, optional = _arity(syntax[inv.verb]) if inv.verb else (0, 0)
+        is_option = token.startswith("-") and token != "-"
+        if len(positional) < required or (
+                len(positional) < required + optional and not is_option):
             positional.append(token)
-        elif token.startswith("-") and token != "-":
+        elif is_option:
             _option(inv, token, rest, takes_cluster)
         elif takes_mac and inv.mac is None:
             inv.mac = token
         elif not inv.verb:
-            if token not in arity:
-                raise UsageError(f"unknown command {token!r} (one of: {', '.join(arity)})")
+            if token not in syntax:
+                raise UsageError(f"unknown command {token!r} (one of: {', '.join(syntax)})")
             inv.verb = token
         else:
             raise UsageError(f"unexpected argument {token!r}")
@@ -108,12 +120,21 @@ def parse_args(
     if takes_mac and inv.mac is None:
         raise UsageError("a MAC address is required")
     if not inv.verb:
-        raise UsageError(f"a command is required (one of: {', '.join(arity)})")
-    if len(positional) < arity[inv.verb]:
-        wanted = "KEY VALUE" if arity[inv.verb] == 2 else "KEY"
+        raise UsageError(f"a command is required (one of: {', '.join(syntax)})")
+    required, _ = _arity(syntax[inv.verb])
+    if len(positional) < required:
+        wanted = " ".join(syntax[inv.verb].split()[:required])
         raise UsageError(f"{inv.verb} needs {wanted}")
     inv.args = positional
     return inv
+
+
+def _arity(syntax: str) -> tuple[int, int]:
+    """Return how many arguments a verb's syntax (`KEY VALUE [CLUSTER]`) requires and allows
+    beyond those."""
+    words = syntax.split()
+    optional = sum(word.startswith("[") for word in words)
+    return len(words) - optional, optional
 
 
 def _option(inv: Invocation, token: str, rest: list[str], takes_cluster: bool) -> None:
@@ -145,10 +166,28 @@ def _execute(prog: str, inv: Invocation) -> int:
     if prog == "hps_config":
         rid = RecordId.global_()
     elif prog == "cluster_config":
-        rid = RecordId.of_cluster(active_cluster(store, inv.cluster))
+        rid = _cluster_record(store, inv)
     else:
         rid = RecordId.of_host(active_cluster(store, inv.cluster), inv.mac or "")
     return VERBS[inv.verb](store, rid, inv)
+
+
+def _cluster_record(store: FileStore, inv: Invocation) -> RecordId:
+    """Return the cluster record a `cluster_config` command line is about.
+
+    `set KEY VALUE CLUSTER` (the old positional form) must name an existing cluster, and the
+    same one as `--cluster` when both are given; an empty CLUSTER means the active one, as it
+    did. Raises InvalidInput (exit 2) otherwise: nothing is written.
+    """
+    named = inv.args[2] if inv.verb == "set" and len(inv.args) == 3 else ""
+    if not named:
+        return RecordId.of_cluster(active_cluster(store, inv.cluster))
+    rid = RecordId.of_cluster(named)
+    if inv.cluster and RecordId.of_cluster(inv.cluster) != rid:
+        raise UsageError(f"set names cluster {rid.cluster!r} but --cluster is {inv.cluster!r}")
+    if not store.exists(rid):
+        raise InvalidInput(f"cluster {rid.cluster!r} does not exist (see 'hps-api cluster list')")
+    return rid
 
 
 def _get(store: FileStore, rid: RecordId, inv: Invocation) -> int:
@@ -158,7 +197,7 @@ def _get(store: FileStore, rid: RecordId, inv: Invocation) -> int:
 
 
 def _set(store: FileStore, rid: RecordId, inv: Invocation) -> int:
-    key, value = inv.args
+    key, value = inv.args[:2]
     create = rid.kind.value != "cluster"
     store.update(rid, {key: value}, cli_actor(), create=create)
     return EXIT_OK
@@ -167,6 +206,32 @@ def _set(store: FileStore, rid: RecordId, inv: Invocation) -> int:
 def _unset(store: FileStore, rid: RecordId, inv: Invocation) -> int:
     store.unset(rid, inv.args[0], cli_actor())
     return EXIT_OK
+
+
+def _exists(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+    """Exit 0 when the record exists (with KEY: when KEY is set, even empty), else 1, silently."""
+    key = normalize_key(inv.args[0]) if inv.args else None
+    items = _items_or_none(store, rid)
+    found = items is not None and (key is None or key in items)
+    return EXIT_OK if found else EXIT_NOT_SET
+
+
+def _equals(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+    """Exit 0 when KEY is set to exactly VALUE (case counts), else 1, silently.
+
+    An unset key equals nothing, not even the empty value.
+    """
+    key, value = normalize_key(inv.args[0]), validate_value(inv.args[1])
+    items = _items_or_none(store, rid)
+    return EXIT_OK if items is not None and items.get(key) == value else EXIT_NOT_SET
+
+
+def _items_or_none(store: FileStore, rid: RecordId) -> dict[str, str] | None:
+    """Return the record's keys, None when it does not exist (corrupt or unreadable: raise)."""
+    try:
+        return store.items(rid)
+    except NotFound:
+        return None
 
 
 def _list(store: FileStore, rid: RecordId, inv: Invocation) -> int:
@@ -218,16 +283,15 @@ def _history(store: FileStore, rid: RecordId, inv: Invocation) -> int:
 
 
 VERBS: dict[str, Callable[[FileStore, RecordId, Invocation], int]] = {
-    "get": _get, "set": _set, "unset": _unset, "list": _list,
-    "show": _show, "delete": _delete, "history": _history,
+    "get": _get, "set": _set, "unset": _unset, "list": _list, "exists": _exists,
+    "equals": _equals, "show": _show, "delete": _delete, "history": _history,
 }
 
 
-def _usage(prog: str, arity: dict[str, int], takes_mac: bool) -> str:
+def _usage(prog: str, syntax: dict[str, str], takes_mac: bool) -> str:
     mac = " MAC" if takes_mac else ""
     cluster = "" if prog == "hps_config" else " [--cluster NAME]"
-    verbs = " | ".join(
-        {0: v, 1: f"{v} KEY", 2: f"{v} KEY VALUE"}[n] for v, n in arity.items()
-    )
+    verbs = " | ".join(f"{verb} {words}".rstrip() for verb, words in syntax.items())
     return (f"usage: {prog} [--config-dir DIR]{cluster} [--json]{mac} {verbs}\n"
-            "exit codes: 0 done, 1 not set, 2 bad usage or input, 3 store busy/corrupt/unreadable")
+            "exit codes: 0 done (true), 1 not set (false), 2 bad usage or input, "
+            "3 store busy/corrupt/unreadable")

@@ -12,6 +12,12 @@ What is read, relative to the legacy directory:
 The `.conf` files are parsed by `legacy_syntax`; nothing is sourced, evaluated or executed.
 Symbolic links are never followed (the active-cluster link is only read with readlink), special
 files are never read, and names become paths only through the validating RecordId constructors.
+
+The old system stamped every host file it wrote with `UPDATED="2026-11-21 18:29:05 UTC"`. The
+store stamps its own UPDATED on every change, so the old time goes to the record's journal
+instead: one line dated that time, by the actor `legacy:<file>`, holding the old text. Keys are
+stored upper-case; a host key an old node wrote in lower case (`virtualization_status`) is
+remembered in KEY_SPELLINGS, so `host_get_config` still gives the node its own spelling back.
 """
 
 from __future__ import annotations
@@ -19,18 +25,24 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
-from hps_api.errors import InvalidInput
-from hps_api.ids import normalize_mac, validate_cluster
+from hps_api.errors import InvalidInput, NotFound
+from hps_api.ids import KEY_SPELLINGS, normalize_mac, respelled, validate_cluster
+from hps_api.store import journal
 from hps_api.store.bootstrap import active_cluster
 from hps_api.store.filestore import FileStore
+from hps_api.store.journal import Change
 from hps_api.store.legacy_syntax import Assignment, NotData, Rejected, read_ini, read_shell
 from hps_api.store.records import Kind, RecordId
 
 MAX_LEGACY_FILE_BYTES = 1024 * 1024
 ACTIVE_KEY = "ACTIVE_CLUSTER"
+UPDATED_KEY = "UPDATED"
+LEGACY_ACTOR = "legacy:"
 MARKER = "clusters/active-cluster"
 _RECOGNISED = ("hps.conf", "clusters", "hosts", "os.conf", "os/os.conf")
 _KIND_ORDER = {Kind.GLOBAL: 0, Kind.OS: 1, Kind.CLUSTER: 2, Kind.HOST: 2}
@@ -39,21 +51,29 @@ _SHOWN_TEXT = 60
 
 @dataclass(frozen=True)
 class ConvertedRecord:
-    """One record written (or, in a dry run, to be written): its legacy file(s) and key count."""
+    """One record written (or, in a dry run, to be written): its legacy file(s) and key count.
+
+    `updated` is the old UPDATED time (ISO-8601 UTC) carried into the record's journal, if any.
+    """
 
     source: str
     target: str
     keys: int
+    updated: str | None = None
 
 
 @dataclass(frozen=True)
 class SkippedLine:
-    """One legacy line not imported; `line` is 0 when a whole file or directory was skipped."""
+    """One legacy line not imported; `line` is 0 when a whole file or directory was skipped.
+
+    `conflict` marks an assignment lost to another spelling of its key (`status`, `STATUS`).
+    """
 
     source: str
     line: int
     text: str
     reason: str
+    conflict: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,13 +87,25 @@ class ImportReport:
 
 @dataclass(frozen=True)
 class _Found:
-    """An accepted assignment and the legacy file it came from."""
+    """An accepted assignment and the legacy file it came from; `written` spells the key as
+    the file did."""
 
     source: str
     line: int
     text: str
     key: str
     value: str
+    written: str
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """One record's final keys, its report entry, and the old UPDATED for its journal."""
+
+    rid: RecordId
+    values: dict[str, str]
+    converted: ConvertedRecord
+    updated: Change | None
 
 
 @dataclass
@@ -91,9 +123,11 @@ def import_legacy(
 
     One `update(..., create=True)` per record with all its keys: the global record first, then
     OS records, then each cluster followed by its hosts. Existing records are merged (legacy
-    values win); ACTIVE_CLUSTER is only set when the store has none. With `dry_run` nothing is
-    written and the report is the same. Raises InvalidInput when `source` is not a legacy tree;
-    store errors (StoreBusy, CorruptRecord) stop the import, and running it again is safe.
+    values win); ACTIVE_CLUSTER is only set when the store has none. A host or cluster file's
+    UPDATED becomes a journal line of that time (see the module docstring). With `dry_run`
+    nothing is written and the report is the same. Raises InvalidInput when `source` is not a
+    legacy tree; store errors (StoreBusy, CorruptRecord) stop the import, and running it again
+    is safe.
     """
     importer = _Importer(_legacy_root(Path(source), store), store)
     importer.walk()
@@ -101,21 +135,40 @@ def import_legacy(
     importer.resolve_hosts(active)
     planned = importer.finish()
     if not dry_run:
-        for rid, values, _ in planned:
-            store.update(rid, values, actor, create=True)
+        for plan in planned:
+            _write(store, plan, actor)
     skipped = sorted(importer.skipped, key=lambda s: (s.source, s.line))
-    return ImportReport([converted for _, _, converted in planned], skipped, active)
+    return ImportReport([plan.converted for plan in planned], skipped, active)
 
 
 def format_report(report: ImportReport) -> list[str]:
     """Return the report as lines for people: converted records, skipped lines, a summary."""
-    lines = [f"converted {_shown_path(c.source)} -> {c.target} ({_count(c.keys, 'key')})"
-             for c in report.converted]
+    lines = [_converted_line(c) for c in report.converted]
     lines += [_skipped_line(s) for s in report.skipped]
     active = report.active_cluster or "none"
+    conflicts = sum(s.conflict for s in report.skipped)
+    of_which = f" ({_count(conflicts, 'key conflict')})" if conflicts else ""
     lines.append(f"{_count(len(report.converted), 'record')} converted, "
-                 f"{len(report.skipped)} skipped; legacy active cluster: {active}")
+                 f"{len(report.skipped)} skipped{of_which}; legacy active cluster: {active}")
     return lines
+
+
+def _write(store: FileStore, plan: _Planned, actor: str) -> None:
+    """Write one record, and its old UPDATED to its journal unless a previous run did.
+
+    The old time goes before the import's own lines when the journal can already be written
+    (a host's cluster is written before it), so the history reads oldest first.
+    """
+    change = plan.updated
+    if change is not None and change in store.history(plan.rid):
+        change = None
+    path = store.layout.journal_for(plan.rid)
+    early = change is not None and path.parent.is_dir()
+    if change is not None and early:
+        journal.append(path, [change])
+    store.update(plan.rid, plan.values, actor, create=True)
+    if change is not None and not early:
+        journal.append(path, [change])
 
 
 class _Importer:
@@ -149,14 +202,15 @@ class _Importer:
         try:
             if path.is_symlink():
                 target = os.readlink(path)
-                return _Found(MARKER, 0, target, ACTIVE_KEY, os.path.basename(target.rstrip("/")))
+                name = os.path.basename(target.rstrip("/"))
+                return _Found(MARKER, 0, target, ACTIVE_KEY, name, ACTIVE_KEY)
             if not os.path.lexists(path):
                 return None
             content = _read_text(path).strip()
         except (OSError, NotData) as err:
             self.skip(MARKER, _reason(err))
             return None
-        return _Found(MARKER, 1, content, ACTIVE_KEY, content)
+        return _Found(MARKER, 1, content, ACTIVE_KEY, content, ACTIVE_KEY)
 
     def read_os(self, path: Path) -> None:
         """Plan one OS record per section of an INI `os.conf`."""
@@ -254,7 +308,9 @@ class _Importer:
         usable = [f for f in candidates if self.usable_cluster(f)]
         current = active_cluster(self.store)
         for found in usable if current is not None else []:
-            self.skip_found(found, f"the store already has {ACTIVE_KEY}={current!r}; not changed")
+            if found.value != current:
+                self.skip_found(found, f"the store already has {ACTIVE_KEY}={current!r}; "
+                                       "not changed")
         kept = usable if current is None else []
         if plan is not None:
             plan.found = [f for f in plan.found if f.key != ACTIVE_KEY or f in kept]
@@ -294,30 +350,80 @@ class _Importer:
         rid = RecordId.of_cluster(cluster)
         return rid in self.plans or self.store.exists(rid)
 
-    def finish(self) -> list[tuple[RecordId, dict[str, str], ConvertedRecord]]:
-        """Return each record's final keys in write order (the last assignment of a key wins)."""
-        planned: list[tuple[RecordId, dict[str, str], ConvertedRecord]] = []
+    def finish(self) -> list[_Planned]:
+        """Return each record's final keys in write order (see `winners` for which one wins)."""
+        planned: list[_Planned] = []
         for rid in sorted(self.plans, key=_write_order):
             plan = self.plans[rid]
-            values = self.last_wins(plan.found, stamped=rid.stamped)
-            converted = ConvertedRecord(" + ".join(plan.sources), rid.label, len(values))
-            planned.append((rid, values, converted))
+            winners = self.winners(plan.found)
+            stamp = winners.pop(UPDATED_KEY, None) if rid.stamped else None
+            updated = self.carried_update(rid, stamp) if stamp is not None else None
+            values = {key: item.value for key, item in winners.items()}
+            converted = ConvertedRecord(" + ".join(plan.sources), rid.label, len(values),
+                                        updated.time if updated else None)
+            spelled = self.spellings(rid, winners.values()) if rid.kind is Kind.HOST else None
+            if spelled is not None:
+                values[KEY_SPELLINGS] = spelled
+            planned.append(_Planned(rid, values, converted, updated))
         return planned
 
-    def last_wins(self, found: list[_Found], *, stamped: bool) -> dict[str, str]:
-        """Return the keys and values, the last assignment of each key winning; report the rest."""
-        winners: dict[str, _Found] = {}
+    def spellings(self, rid: RecordId, kept: Iterable[_Found]) -> str | None:
+        """Return the host's KEY_SPELLINGS with the lower-case spellings of its legacy keys
+        added, None when there are none (spellings already in the store are kept)."""
+        written = [item.written for item in kept if item.written != item.key]
+        if not written:
+            return None
+        try:
+            spelled = self.store.items(rid).get(KEY_SPELLINGS)
+        except NotFound:
+            spelled = None
+        for spelling in written:
+            spelled = respelled(spelled, spelling)
+        return spelled
+
+    def winners(self, found: list[_Found]) -> dict[str, _Found]:
+        """Return the assignment kept for each key, in file order; report the others.
+
+        Of several assignments of one spelling the last wins, as when bash sourced the file.
+        Spellings that differ only in case were two variables in bash and are one key here:
+        the upper-case spelling (the one the old IPS wrote) wins over the others, which are
+        reported as conflicts; without one, the last assignment wins.
+        """
+        by_key: dict[str, list[_Found]] = {}
         for item in found:
-            if stamped and item.key == "UPDATED":
-                self.skip_found(item, "UPDATED is stamped by the store on every change")
-                continue
-            earlier = winners.pop(item.key, None)
-            if earlier is not None:
-                where = f"line {item.line}" if item.source == earlier.source else (
-                    f"{item.source}:{item.line}")
-                self.skip_found(earlier, f"{item.key} is set again on {where} (the last one wins)")
-            winners[item.key] = item
-        return {key: item.value for key, item in winners.items()}
+            by_key.setdefault(item.key, []).append(item)
+        kept: list[_Found] = []
+        for key, items in by_key.items():
+            winner = ([i for i in items if i.written == key] or items)[-1]
+            for item in items:
+                if item is not winner:
+                    self.report_lost(item, winner)
+            kept.append(winner)
+        position = {id(item): n for n, item in enumerate(found)}
+        return {item.key: item for item in sorted(kept, key=lambda i: position[id(i)])}
+
+    def report_lost(self, item: _Found, winner: _Found) -> None:
+        """Report an assignment that another assignment of its key overrides."""
+        where = f"line {winner.line}" if item.source == winner.source else (
+            f"{winner.source}:{winner.line}")
+        if item.written == winner.written:
+            self.skip_found(item, f"{item.written} is set again on {where} (the last one wins)")
+            return
+        rule = "the upper-case one is kept" if winner.written == winner.key else (
+            "the last one is kept")
+        self.skip(item.source, f"key conflict: {item.written} and {winner.written} ({where}) "
+                               f"are one key in the store; {rule}", item.line, item.text,
+                  conflict=True)
+
+    def carried_update(self, rid: RecordId, found: _Found) -> Change | None:
+        """Return the journal line that carries an old UPDATED; report a value that is no time."""
+        moment = _legacy_time(found.value)
+        if moment is None:
+            self.skip_found(found, f"{UPDATED_KEY} is not a date and time (the old system wrote "
+                                   "'YYYY-MM-DD HH:MM:SS UTC'); the store stamps its own")
+            return None
+        return Change(moment, rid.label, UPDATED_KEY, None, found.value,
+                      LEGACY_ACTOR + found.source)
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -328,9 +434,10 @@ class _Importer:
             plan.sources.append(source)
         plan.found.extend(found)
 
-    def skip(self, source: str, reason: str, line: int = 0, text: str = "") -> None:
+    def skip(self, source: str, reason: str, line: int = 0, text: str = "", *,
+             conflict: bool = False) -> None:
         """Report something not imported."""
-        self.skipped.append(SkippedLine(source, line, text, reason))
+        self.skipped.append(SkippedLine(source, line, text, reason, conflict))
 
     def skip_found(self, found: _Found, reason: str) -> None:
         """Report an accepted assignment that is not imported after all."""
@@ -398,7 +505,21 @@ def _host_mac(name: str) -> str:
 
 def _sourced(source: str, assignments: list[Assignment]) -> list[_Found]:
     """Return assignments tagged with the legacy file they came from."""
-    return [_Found(source, a.line, a.text, a.key, a.value) for a in assignments]
+    return [_Found(source, a.line, a.text, a.key, a.value, a.written or a.key)
+            for a in assignments]
+
+
+def _legacy_time(text: str) -> str | None:
+    """Return an old UPDATED value as ISO-8601 UTC (`2026-11-21T18:29:05Z`); None if it is no
+    date and time. The old system wrote `date -u '+%Y-%m-%d %H:%M:%S UTC'`; ISO-8601 is taken
+    too, a time without a zone being UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip().removesuffix(" UTC"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _write_order(rid: RecordId) -> tuple[int, str, bool, str]:
@@ -418,6 +539,13 @@ def _reason(err: Exception) -> str:
 def _not_directory(mode: int) -> str:
     """Return why a file of this mode is not a directory the importer reads."""
     return "a symbolic link (not followed)" if stat.S_ISLNK(mode) else "not a directory"
+
+
+def _converted_line(converted: ConvertedRecord) -> str:
+    """Return one report line for a converted record."""
+    kept = f"; UPDATED {converted.updated} kept in the journal" if converted.updated else ""
+    return (f"converted {_shown_path(converted.source)} -> {converted.target} "
+            f"({_count(converted.keys, 'key')}{kept})")
 
 
 def _skipped_line(skipped: SkippedLine) -> str:

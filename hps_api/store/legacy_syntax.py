@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hps_api.errors import InvalidInput
 from hps_api.ids import normalize_key, normalize_os_id, validate_value
@@ -42,12 +42,16 @@ class NotData(ValueError):
 
 @dataclass(frozen=True)
 class Assignment:
-    """One accepted assignment: normalised key, decoded value, and where it was."""
+    """One accepted assignment: normalised key, decoded value, and where it was.
+
+    `written` is the key as the file spelled it (`virtualization_status` for VIRTUALIZATION_STATUS).
+    """
 
     line: int
     text: str
     key: str
     value: str
+    written: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -221,7 +225,7 @@ def _assignment(logical: _Logical, blocks: list[int]) -> Assignment | None:
     if blocks:
         raise NotData(f"inside the shell block opened on line {blocks[-1]}")
     key, value = _checked(*parsed)
-    return Assignment(logical.first, logical.text, key, value)
+    return Assignment(logical.first, logical.text, key, value, parsed[0])
 
 
 def _checked(key: str, value: str) -> tuple[str, str]:
@@ -355,5 +359,6 @@ def _ini_assignment(number: int, raw: str, stripped: str) -> Assignment:
     key, sep, value = stripped.partition("=")
     if not sep:
         raise NotData("not a key = value line")
-    key, value = _checked(key.strip(), value.strip())
-    return Assignment(number, raw, key, value)
+    written = key.strip()
+    key, value = _checked(written, value.strip())
+    return Assignment(number, raw, key, value, written)
