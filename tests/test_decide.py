@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,10 @@ TABLE: list[tuple[str, str | None, dict[str, str], str, dict[str, Any]]] = [
     ("UNMANAGED", "TCH", {"FORCE_INSTALL": "yes"}, "netboot",
      {"FORCE_INSTALL": None, "STATE": "NETWORK_BOOT"}),
     ("INSTALLED", "SCH", {"FORCE_INSTALL": "no"}, "localboot", {}),
+    ("DISK_BOOT", "SCH", {}, "localboot", {}),
+    ("ACTIVE", "SCH", {}, "menu", {"STATE": "FAILED"}),
+    ("REINSTALL", None, {}, "menu", {"STATE": "UNCONFIGURED"}),
+    ("NETWORK_BOOT", "SCH", {}, "menu", {"STATE": "FAILED"}),
     ("UNCONFIGURED", None, {"FORCE_INSTALL": "yes"}, "menu", {}),
     (None, None, {}, "menu", {}),
 ]
@@ -104,17 +109,154 @@ def test_menu_timeout_is_bounded(timeout: str, ms: int) -> None:
     assert f"choose --timeout {ms} --default poll" in script_of(decision)
 
 
-def test_a_host_without_an_os_gets_an_error_script_and_no_state_change() -> None:
+def without_os(plain: d.BootInputs, problem: str = "") -> d.BootInputs:
+    return replace(plain, os=None, os_id=None, os_problem=problem)
+
+
+def with_host(plain: d.BootInputs, **keys: str) -> d.BootInputs:
+    return replace(plain, host={**plain.host, **keys})
+
+
+# -- a state that cannot be acted on falls back to the main menu, saying why ------------------
+
+FALLBACKS: list[tuple[str, d.BootInputs, dict[str, Any], str]] = [
+    # case, inputs, changes, what the menu says
+    ("REINSTALL without TYPE", inputs("REINSTALL", None), {"STATE": "UNCONFIGURED"},
+     "REINSTALL: this host has no type yet"),
+    ("CONFIGURED without TYPE", inputs("CONFIGURED", None), {"STATE": "UNCONFIGURED"},
+     "has no type yet"),
+    ("INSTALLING without TYPE", inputs("INSTALLING", None, INSTALL_ATTEMPTS="1"),
+     {"STATE": "UNCONFIGURED", "INSTALL_ATTEMPTS": None}, "has no type yet"),
+    ("INSTALLING without TYPE, attempts used up", inputs("INSTALLING", None,
+                                                          INSTALL_ATTEMPTS="3"),
+     {"STATE": "UNCONFIGURED", "INSTALL_ATTEMPTS": None}, "has no type yet"),
+    ("NETWORK_BOOT without TYPE", inputs("NETWORK_BOOT", None), {"STATE": "UNCONFIGURED"},
+     "has no type yet"),
+    ("REINSTALL of an unknown TYPE", inputs("REINSTALL", "XYZ"), {"STATE": "UNCONFIGURED"},
+     "host type 'XYZ' is not known"),
+    ("CONFIGURED with a profile the type lacks",
+     with_host(inputs("CONFIGURED", "SCH"), PROFILE="NOPE"), {"STATE": "UNCONFIGURED"},
+     "SCH has no profile 'NOPE'"),
+    ("a PROFILE iPXE would expand", with_host(inputs("CONFIGURED", "TCH"), PROFILE="${x}"),
+     {"STATE": "UNCONFIGURED"}, "TCH has no profile"),
+    ("CONFIGURED without an OS", without_os(inputs("CONFIGURED", "SCH")),
+     {"STATE": "INSTALL_FAILED"}, "CONFIGURED: no OS for SCH on x86_64"),
+    ("REINSTALL of a diskless type without an OS", without_os(inputs("REINSTALL", "TCH")),
+     {"STATE": "INSTALL_FAILED"}, "no OS for TCH"),
+    ("NETWORK_BOOT whose OS record is gone",
+     without_os(inputs("NETWORK_BOOT", "TCH"), "OS x86_64:alpine:3.20 has no record"),
+     {"STATE": "INSTALL_FAILED"}, "OS x86_64:alpine:3.20 has no record"),
+    ("INSTALLING without an OS", without_os(inputs("INSTALLING", "SCH", INSTALL_ATTEMPTS="2")),
+     {"STATE": "INSTALL_FAILED", "INSTALL_ATTEMPTS": None}, "no OS for SCH"),
+    ("NETWORK_BOOT of a disk type", inputs("NETWORK_BOOT", "SCH"), {"STATE": "FAILED"},
+     "NETWORK_BOOT is for diskless types and SCH installs to disk"),
+    ("FORCE_INSTALL of an unknown TYPE", inputs("INSTALLED", "XYZ", FORCE_INSTALL="yes"),
+     {"STATE": "UNCONFIGURED"}, "is not known"),
+    ("FORCE_INSTALL without an OS", without_os(inputs("INSTALLED", "SCH", FORCE_INSTALL="yes")),
+     {"STATE": "INSTALL_FAILED"}, "no OS for SCH"),
+    ("FORCE_INSTALL without an OS, already waiting",
+     without_os(inputs("INSTALL_FAILED", "SCH", FORCE_INSTALL="yes")), {}, "no OS for SCH"),
+    ("an unknown STATE", inputs("ACTIVE", "SCH"), {"STATE": "FAILED"},
+     "state 'ACTIVE' is not one hps-api knows"),
+]
+
+
+@pytest.mark.parametrize(("case", "given", "changes", "notice"), FALLBACKS,
+                         ids=[case for case, *_ in FALLBACKS])
+def test_a_state_that_cannot_be_acted_on_falls_back_to_the_main_menu_saying_why(
+    case: str, given: d.BootInputs, changes: dict[str, Any], notice: str
+) -> None:
+    decision = d.decide(given)
+    assert (decision.action, decision.template) == ("menu", "menu-main.ipxe"), case
+    assert dict(decision.changes) == changes
+    script = script_of(decision)
+    gaps = [line for line in script.splitlines() if line.startswith("item --gap ")]
+    assert any(notice in line for line in gaps), gaps
+    installable = d.install_blocker(given) is None  # only the STATE was wrong
+    assert ("item reinstall " in script) is installable
+    assert "item host_install_menu" in script
+    assert "${x}" not in script
+
+
+@pytest.mark.parametrize(("state", "host_type"), [
+    ("DISK_BOOT", "SCH"), ("installed", "SCH"), ("unmanaged", None)])
+def test_disk_boot_states_in_any_case_boot_locally(state: str, host_type: str | None) -> None:
+    assert d.decide(inputs(state, host_type)).action == "localboot"
+
+
+def test_an_empty_state_is_unconfigured() -> None:
+    decision = d.decide(inputs("", None))
+    assert (decision.action, dict(decision.changes)) == ("menu", {})
+
+
+EVERY_STATE = [*STATES, "DISK_BOOT", "ACTIVE", "installing", ""]
+EVERY_TYPE = [None, *load_catalog(), "XYZ"]
+
+
+@pytest.mark.parametrize("state", EVERY_STATE)
+@pytest.mark.parametrize("host_type", EVERY_TYPE)
+@pytest.mark.parametrize("has_os", [True, False])
+@pytest.mark.parametrize("force", ["", "yes"])
+def test_no_combination_answers_an_error_or_a_menu_it_cannot_leave(
+    state: str, host_type: str | None, has_os: bool, force: str
+) -> None:
+    """The next init after a menu answer answers the same menu and changes nothing more (or,
+    with FORCE_INSTALL=yes and a usable type, installs); a menu is only ever answered in a
+    menu state, so every action on it is accepted."""
+    given = inputs(state, host_type, FORCE_INSTALL=force)
+    given = given if has_os else without_os(given)
+    decision = d.decide(given)
+    assert decision.action != "error"
+    script_of(decision)
+    if decision.action != "menu":
+        return
+    after = with_host(given, **{k: v for k, v in decision.changes.items() if v is not None})
+    assert d.host_state(after) in d.MENU_STATES
+    again = d.decide(after)
+    if force and again.action in {"install", "netboot"}:
+        return
+    assert (again.action, again.template, dict(again.changes)) == ("menu", "menu-main.ipxe", {})
+
+
+@pytest.mark.parametrize(("given", "offered"), [
+    (inputs("UNCONFIGURED", None), False),
+    (inputs("UNCONFIGURED", "XYZ"), False),
+    (without_os(inputs("INSTALL_FAILED", "SCH")), False),
+    (inputs("INSTALL_FAILED", "SCH"), True),
+    (inputs("FAILED", "TCH"), True),
+])
+def test_the_main_menu_offers_reinstall_only_for_a_type_that_can_install(
+    given: d.BootInputs, offered: bool
+) -> None:
+    script = script_of(d.decide(given))
+    assert ("item reinstall " in script) is offered
+    assert ("item force_install_on " in script) is offered
+
+
+def test_a_host_with_a_type_that_cannot_install_is_told_why_at_every_poll() -> None:
+    script = script_of(d.decide(without_os(inputs("INSTALL_FAILED", "SCH"))))
+    assert "item --gap no OS for SCH on x86_64: register one with 'hps-api os add'" in script
+
+
+def test_the_main_menu_of_a_host_outside_a_menu_state_offers_no_action() -> None:
+    """init_menu and the info screens' way back reach the main menu in any state; the
+    actions (refused outside a menu state) are not offered there."""
+    script = script_of(d.main_menu(inputs("INSTALLED", "SCH"), "back"))
+    for item in ("host_install_menu", "reinstall", "unconfigure", "unmanage", "force_install"):
+        assert f"item {item}" not in script
+    assert "item poll " in script and "item local_boot " in script
+
+
+def test_a_script_that_cannot_be_built_falls_back_to_the_main_menu() -> None:
+    from hps_api.boot.flow import answer
+
     plain = inputs("CONFIGURED", "SCH")
-    no_os = d.BootInputs(**{**plain.__dict__, "os": None, "os_id": None})
-    decision = d.decide(no_os)
-    assert (decision.action, dict(decision.changes)) == ("error", {})
-    assert "no OS for SCH" in script_of(decision)
-
-
-def test_an_unknown_type_gets_an_error_script() -> None:
-    decision = d.decide(inputs("CONFIGURED", "XYZ"))
-    assert decision.action == "error"
+    hostile = replace(plain, os={**OS_ROCKY, "REPO_PATH": "x${net0/ip}"})
+    decision, script = answer(hostile)
+    assert decision.action == "menu"
+    assert dict(decision.changes) == {"STATE": "INSTALL_FAILED"}
+    assert "the install script cannot be built" in script
+    assert "${net0/ip}" not in script
 
 
 def test_values_that_ipxe_would_expand_never_reach_a_script() -> None:

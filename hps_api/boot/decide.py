@@ -3,26 +3,37 @@
 `decide(inputs)` does no I/O. It returns a Decision: the template under `ipxe/` and its
 context, a sentence saying why, and the changes `init` must write to the host record. The
 explain endpoint shows exactly this, without writing anything.
+
+A state that cannot be acted on (no usable TYPE, PROFILE or OS, an unknown STATE) never
+answers an error to retry forever: the host falls back to its main menu, which says why, in a
+menu state (docs/boot.md, "When a state cannot be acted on").
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hps_api.boot.catalog import HostType
+from hps_api.boot.states import STATES
 
 MENU_STATES = frozenset({"UNCONFIGURED", "FAILED", "INSTALL_FAILED"})
 INSTALL_STATES = frozenset({"CONFIGURED", "REINSTALL"})
-LOCAL_STATES = frozenset({"INSTALLED", "UNMANAGED"})
+#: DISK_BOOT: the old system's name for a host that boots from disk (imported records)
+LOCAL_STATES = frozenset({"INSTALLED", "UNMANAGED", "DISK_BOOT"})
+KNOWN_STATES = frozenset(STATES) | LOCAL_STATES
 DEFAULT_MENU_TIMEOUT = 60
 DEFAULT_MAX_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
 class BootInputs:
-    """Everything `decide` looks at; built by the caller from the store and the request."""
+    """Everything `decide` looks at; built by the caller from the store and the request.
+
+    `os_problem` says why `os` is None when the caller knows (a missing record, a cluster key
+    naming a retired OS...).
+    """
 
     mac: str
     host: Mapping[str, str]
@@ -35,6 +46,7 @@ class BootInputs:
     now: str
     arch: str = "x86_64"
     registered: bool = True
+    os_problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,12 +60,24 @@ class Decision:
     changes: Mapping[str, str | None] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Blocker:
+    """Why a host cannot be installed or network-booted now, and the menu state it waits in."""
+
+    message: str
+    state: str
+
+
 def decide(inputs: BootInputs) -> Decision:
     """Return the boot decision for a host at `init` (boot.md, "Host states")."""
     host = inputs.host
-    state = host.get("STATE", "UNCONFIGURED")
+    state = host_state(inputs)
     if host.get("RESCUE", "").lower() == "yes":
         return rescue(inputs, "RESCUE=yes: the rescue image, whatever the state")
+    if state not in KNOWN_STATES:
+        blocked = install_blocker(inputs)
+        return cannot_go_on(inputs, Blocker(f"state {state!r} is not one hps-api knows",
+                                            blocked.state if blocked else "FAILED"))
     if host.get("FORCE_INSTALL", "").lower() == "yes" and host.get("TYPE") and \
             state not in INSTALL_STATES | {"INSTALLING", "NETWORK_BOOT"}:
         return install(inputs, f"FORCE_INSTALL=yes: install again from {state}",
@@ -63,7 +87,7 @@ def decide(inputs: BootInputs) -> Decision:
     if state == "INSTALLING":
         return installing(inputs)
     if state == "NETWORK_BOOT":
-        return install(inputs, "NETWORK_BOOT: diskless boot")
+        return network_boot(inputs)
     if state in LOCAL_STATES:
         return local_boot(inputs, f"{state}: boot from the local disk")
     reason = "new host: registered as UNCONFIGURED" if not inputs.registered else \
@@ -71,53 +95,104 @@ def decide(inputs: BootInputs) -> Decision:
     return main_menu(inputs, reason)
 
 
-def main_menu(inputs: BootInputs, reason: str) -> Decision:
-    """Return the main menu, which polls `init` again after MENU_TIMEOUT."""
-    return Decision("menu", "menu-main.ipxe", {**_common(inputs),
-                    "timeout_ms": _menu_timeout(inputs) * 1000}, reason)
+def host_state(inputs: BootInputs) -> str:
+    """Return the host's STATE upper-cased (UNCONFIGURED when unset or empty)."""
+    return (inputs.host.get("STATE") or "UNCONFIGURED").strip().upper()
 
 
-def install_menu(inputs: BootInputs, offered: list[tuple[str, str]], reason: str) -> Decision:
-    """Return the install menu: `offered` is a list of (item id, label)."""
-    return Decision("menu", "menu-install.ipxe", {**_common(inputs), "items": offered,
-                    "timeout_ms": _menu_timeout(inputs) * 1000}, reason)
+def install_blocker(inputs: BootInputs) -> Blocker | None:
+    """Return why the host's TYPE, PROFILE and OS cannot be installed now, or None if they can."""
+    found = _usable_type(inputs)
+    return found if isinstance(found, Blocker) else None
+
+
+def cannot_go_on(inputs: BootInputs, blocked: Blocker) -> Decision:
+    """Return the main menu saying why the host's state cannot be acted on; the host waits
+    there in `blocked.state` (a menu state) instead of retrying what cannot work."""
+    state = host_state(inputs)
+    changes: dict[str, str | None] = {}
+    if state != blocked.state:
+        changes["STATE"] = blocked.state
+    if inputs.host.get("INSTALL_ATTEMPTS") is not None:
+        changes["INSTALL_ATTEMPTS"] = None
+    menu = main_menu(inputs, f"{state} cannot go on ({blocked.message}): main menu in "
+                     f"{blocked.state}", notice=f"{state}: {blocked.message}", state=blocked.state)
+    return replace(menu, changes=changes)
+
+
+def main_menu(inputs: BootInputs, reason: str, *, notice: str | None = None,
+              state: str | None = None) -> Decision:
+    """Return the main menu, which polls `init` again after MENU_TIMEOUT.
+
+    It offers only what can succeed: the operator actions only in a menu state (elsewhere
+    process_menu_item refuses them), reinstall and a forced install only when the host's type
+    can be installed. `notice` (default: why the host's type cannot be installed, if it has
+    one) is shown above the items.
+    """
+    shown = state or host_state(inputs)
+    blocked = install_blocker(inputs)
+    if notice is None:
+        notice = blocked.message if blocked and inputs.host.get("TYPE") else ""
+    return Decision("menu", "menu-main.ipxe", {
+        **_common(inputs), "state": shown, "notice": notice, "actions": shown in MENU_STATES,
+        "can_install": blocked is None,
+        "force_install": inputs.host.get("FORCE_INSTALL", "").lower() == "yes",
+        "timeout_ms": _menu_timeout(inputs) * 1000}, reason)
+
+
+def install_menu(inputs: BootInputs, offered: list[tuple[str, str]], reason: str, *,
+                 notes: list[str] | None = None, notice: str = "") -> Decision:
+    """Return the install menu: `offered` is a list of (item id, label); `notes` say why other
+    types are not offered; `notice` is shown first."""
+    return Decision("menu", "menu-install.ipxe", {
+        **_common(inputs), "items": offered, "notes": notes or [], "notice": notice,
+        "timeout_ms": _menu_timeout(inputs) * 1000}, reason)
 
 
 def install(inputs: BootInputs, reason: str,
             extra: Mapping[str, str | None] | None = None) -> Decision:
-    """Return the installer (disk types) or the diskless boot (network types) for the host."""
-    kind = inputs.types.get(inputs.host.get("TYPE", "").upper())
-    if kind is None:
-        return error(inputs, f"host type {inputs.host.get('TYPE', '(none)')!r} is not known",
-                     "no usable TYPE")
-    if inputs.os is None or inputs.os_id is None:
-        return error(inputs, f"no OS for {kind.name} on {inputs.arch}: hps-api os add ...",
-                     "no OS resolves for this type and arch")
+    """Return the installer (disk types) or the diskless boot (network types) for the host,
+    or the main menu saying why it cannot be done."""
+    kind = _usable_type(inputs)
+    if isinstance(kind, Blocker):
+        return cannot_go_on(inputs, kind)
     changes: dict[str, str | None] = dict(extra or {})
     if kind.diskless:
-        if inputs.host.get("STATE") != "NETWORK_BOOT":
+        if host_state(inputs) != "NETWORK_BOOT":
             changes["STATE"] = "NETWORK_BOOT"
         return Decision("netboot", "netboot.ipxe", _boot_context(inputs), reason, changes)
-    if inputs.host.get("STATE") != "INSTALLING":
+    if host_state(inputs) != "INSTALLING":
         changes.update({"STATE": "INSTALLING", "INSTALL_ATTEMPTS": "1"})
     return Decision("install", "installer.ipxe", _boot_context(inputs), reason, changes)
 
 
 def installing(inputs: BootInputs) -> Decision:
     """Return the installer again, or INSTALL_FAILED after INSTALL_MAX_ATTEMPTS boots."""
+    blocked = install_blocker(inputs)
+    if blocked is not None:
+        return cannot_go_on(inputs, blocked)
     attempts = _int(inputs.host.get("INSTALL_ATTEMPTS"), 1)
     limit = _int(inputs.cluster.get("INSTALL_MAX_ATTEMPTS"), DEFAULT_MAX_ATTEMPTS)
     if attempts >= limit:
         failed = error(inputs, f"install failed: {attempts} boots without a report "
                        "(INSTALL_MAX_ATTEMPTS); choose an action in the menu",
                        f"INSTALLING for {attempts} boots: giving up")
-        return Decision(failed.action, failed.template, failed.context, failed.reason,
-                        {"STATE": "INSTALL_FAILED"})
+        return replace(failed, changes={"STATE": "INSTALL_FAILED"})
     decision = install(inputs, f"INSTALLING: attempt {attempts + 1} of {limit}")
     if decision.action != "install":
         return decision
-    return Decision(decision.action, decision.template, decision.context, decision.reason,
-                    {"INSTALL_ATTEMPTS": str(attempts + 1)})
+    return replace(decision, changes={"INSTALL_ATTEMPTS": str(attempts + 1)})
+
+
+def network_boot(inputs: BootInputs) -> Decision:
+    """Return the diskless boot; a disk type in NETWORK_BOOT waits at the menu instead of
+    having its disk installed behind the operator's back."""
+    kind = _usable_type(inputs)
+    if isinstance(kind, HostType) and not kind.diskless:
+        return cannot_go_on(inputs, Blocker(
+            f"NETWORK_BOOT is for diskless types and {kind.name} installs to disk: "
+            "choose 'Reinstall' to install it", "FAILED"))
+    return install(inputs, "NETWORK_BOOT: diskless boot")
 
 
 def local_boot(inputs: BootInputs, reason: str) -> Decision:
@@ -138,11 +213,39 @@ def error(inputs: BootInputs, message: str, reason: str) -> Decision:
                     "base_url": inputs.base_url, "mac": inputs.mac}, reason)
 
 
+def _usable_type(inputs: BootInputs) -> HostType | Blocker:
+    """Return the host's type when it can be installed now (type, profile and OS all
+    usable), else why not: a TYPE/PROFILE problem waits as UNCONFIGURED, an OS problem as
+    INSTALL_FAILED."""
+    name = inputs.host.get("TYPE", "").strip()
+    if not name:
+        return Blocker("this host has no type yet: choose one in the install menu",
+                       "UNCONFIGURED")
+    kind = inputs.types.get(name.upper())
+    if kind is None:
+        return Blocker(f"host type {name!r} is not known: choose a type in the install menu",
+                       "UNCONFIGURED")
+    profile = (inputs.host.get("PROFILE") or "DEFAULT").strip()
+    if profile.upper() not in kind.profiles:
+        return Blocker(f"{kind.name} has no profile {profile!r}: choose again in the install "
+                       "menu", "UNCONFIGURED")
+    if inputs.os is None or inputs.os_id is None:
+        return Blocker(inputs.os_problem or no_os_message(kind.name, inputs.arch),
+                       "INSTALL_FAILED")
+    return kind
+
+
+def no_os_message(type_name: str, arch: str) -> str:
+    """Return the message for a type with no OS on an architecture."""
+    return (f"no OS for {type_name} on {arch}: register one with 'hps-api os add' "
+            f"or set OS_{type_name}")
+
+
 def _common(inputs: BootInputs) -> dict[str, Any]:
     host = inputs.host
     return {
         "base_url": inputs.base_url, "mac": inputs.mac, "session": inputs.session,
-        "hostname": host.get("HOSTNAME", ""), "state": host.get("STATE", "UNCONFIGURED"),
+        "hostname": host.get("HOSTNAME", ""), "state": host_state(inputs),
         "host_type": host.get("TYPE", ""), "profile": host.get("PROFILE", ""),
     }
 

@@ -12,8 +12,8 @@ import time
 from collections.abc import Mapping
 
 from hps_api.boot.catalog import load_catalog
-from hps_api.boot.decide import BootInputs, Decision, decide
-from hps_api.errors import InvalidInput, NotFound
+from hps_api.boot.decide import Blocker, BootInputs, Decision, cannot_go_on, decide, no_os_message
+from hps_api.errors import HpsError, InvalidInput, NotFound, StoreBusy
 from hps_api.render import ipxe
 from hps_api.store import FileStore, RecordId
 from hps_api.store.journal import utc_now
@@ -45,17 +45,34 @@ def inputs_for(
     cluster_items = store.items(RecordId.of_cluster(cluster))
     record = dict(host or {})
     host_arch = record.get("ARCH") or arch or "x86_64"
-    os_id, os = _os_of(store, cluster_items, record, host_arch)
+    os_id, os, problem = _os_of(store, cluster_items, record, host_arch)
     return BootInputs(mac=mac, host=record, cluster=cluster_items, types=load_catalog(),
                       os_id=os_id, os=os, base_url=base_url, session=session, now=utc_now(),
-                      arch=host_arch, registered=host is not None)
+                      arch=host_arch, registered=host is not None, os_problem=problem)
 
 
 def decision_for(store: FileStore, cluster: str, mac: str, host: Mapping[str, str] | None, *,
                  base_url: str, session: str, arch: str | None = None) -> Decision:
     """Return the decision `init` would take now for this host (no writes)."""
-    return decide(inputs_for(store, cluster, mac, host, base_url=base_url, session=session,
-                             arch=arch))
+    return answer(inputs_for(store, cluster, mac, host, base_url=base_url, session=session,
+                             arch=arch))[0]
+
+
+def answer(inputs: BootInputs) -> tuple[Decision, str]:
+    """Return the boot decision and its iPXE script.
+
+    A decision whose script cannot be built (a record value iPXE would expand, such as `${`
+    in an OS record's REPO_PATH) falls back to the main menu saying why, so the host does not
+    retry the same refusal forever.
+    """
+    decision = decide(inputs)
+    try:
+        return decision, script_of(decision)
+    except InvalidInput as err:
+        blocked = Blocker(f"the {decision.action} script cannot be built: {err}",
+                          "INSTALL_FAILED")
+        fallback = cannot_go_on(inputs, blocked)
+        return fallback, script_of(fallback)
 
 
 def boot_stamps(host: Mapping[str, str] | None, mac: str, params: Mapping[str, str],
@@ -95,22 +112,44 @@ def explain(decision: Decision, script: str | None = None) -> dict[str, object]:
             "script": script_of(decision) if script is None else script}
 
 
-def _os_of(store: FileStore, cluster: Mapping[str, str], host: Mapping[str, str],
-           arch: str) -> tuple[str | None, dict[str, str] | None]:
-    """Return the host's OS: its OS_ID if set and present, else what resolves for its type."""
+def resolve_for(store: FileStore, cluster: Mapping[str, str], host_type: str,
+                arch: str) -> tuple[str | None, dict[str, str] | None, str]:
+    """Return (OS id, OS record, "") for a host type and arch, or (None, None, why not).
+
+    Raises StoreBusy (worth retrying); every other problem is the reason returned.
+    """
     from hps_api.boot.osreg import resolve_os
 
+    try:
+        found = resolve_os(store, cluster, host_type, arch)
+    except StoreBusy:
+        raise
+    except HpsError as err:
+        return None, None, str(err)
+    if not found:
+        return None, None, no_os_message(host_type.upper(), arch)
+    return found[0], found[1], ""
+
+
+def _os_of(store: FileStore, cluster: Mapping[str, str], host: Mapping[str, str],
+           arch: str) -> tuple[str | None, dict[str, str] | None, str]:
+    """Return the host's OS: its OS_ID if set and present, else what resolves for its type;
+    with the reason when there is none."""
     if host.get("OS_ID"):
         try:
             rid = RecordId.of_os(host["OS_ID"])
-            return rid.name, store.items(rid)
-        except (NotFound, InvalidInput):
-            return host["OS_ID"], None
+            return rid.name, store.items(rid), ""
+        except InvalidInput:
+            return host["OS_ID"], None, f"OS_ID {host['OS_ID']!r} is not an OS id"
+        except NotFound:
+            return host["OS_ID"], None, (f"OS {host['OS_ID']} (this host's OS_ID) has no "
+                                         "record: add it with 'hps-api os add' or choose "
+                                         "the type again in the install menu")
+        except StoreBusy:
+            raise
+        except HpsError as err:
+            return host["OS_ID"], None, str(err)
     if not host.get("TYPE"):
-        return None, None
-    try:
-        found = resolve_os(store, cluster, host["TYPE"], arch)
-    except (NotFound, InvalidInput):
-        return None, None
-    return (found[0], found[1]) if found else (None, None)
+        return None, None, ""
+    return resolve_for(store, cluster, host["TYPE"], arch)
 

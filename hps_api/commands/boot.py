@@ -7,7 +7,7 @@ import logging
 from hps_api import eventlog
 from hps_api.boot.configure import configure_host
 from hps_api.boot.decide import MENU_STATES
-from hps_api.boot.flow import boot_stamps, decision_for, explain, host_or_none, script_of
+from hps_api.boot.flow import answer, boot_stamps, explain, host_or_none, inputs_for
 from hps_api.commands.base import CommandContext, Reply
 from hps_api.errors import Conflict
 
@@ -22,8 +22,9 @@ def init(ctx: CommandContext) -> Reply:
     """
     host = host_or_none(ctx.store, ctx.host)
     session, stamps = boot_stamps(host, ctx.mac, ctx.params)
-    decision = decision_for(ctx.store, ctx.cluster, ctx.mac, host, base_url=ctx.base_url,
-                            session=session, arch=stamps.get("ARCH"))
+    decision, script = answer(inputs_for(ctx.store, ctx.cluster, ctx.mac, host,
+                                         base_url=ctx.base_url, session=session,
+                                         arch=stamps.get("ARCH")))
     if host is not None and not decision.changes:
         ctx.store.stamp(ctx.host, stamps, ctx.actor)
     else:
@@ -31,7 +32,6 @@ def init(ctx: CommandContext) -> Reply:
                          create=host is None)
     eventlog.event(logging.INFO, f"init: {decision.action} ({decision.reason})", host=ctx.mac,
                    session=session, client=ctx.negotiated.client.value)
-    script = script_of(decision)
     return boot_reply(decision_reply_data(ctx, decision, script), script)
 
 
@@ -50,7 +50,7 @@ def require_console(ctx: CommandContext, action: str) -> None:
     cannot reconfigure itself)."""
     if ctx.caller.admin:
         return
-    state = (host_or_none(ctx.store, ctx.host) or {}).get("STATE", "UNCONFIGURED")
+    state = ((host_or_none(ctx.store, ctx.host) or {}).get("STATE") or "UNCONFIGURED").upper()
     if state not in MENU_STATES:
         raise Conflict(f"{action} is not offered in state {state}")
 

@@ -1,4 +1,9 @@
-"""`process_menu_item`: acting on a choice made in an iPXE menu (boot.md, "Menus")."""
+"""`process_menu_item`: acting on a choice made in an iPXE menu (boot.md, "Menus").
+
+Every id a menu sends, ours or the old system's (docs/boot.md, "Old menu ids"), answers a
+script that either acts or says why not and goes back to a menu: never a dead end, never an
+error retried forever.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +12,37 @@ from collections.abc import Callable
 
 from hps_api import eventlog
 from hps_api.boot import decide as d
-from hps_api.boot.catalog import load_catalog
-from hps_api.boot.configure import configure_host, offered_types
-from hps_api.boot.flow import explain, host_or_none, inputs_for, script_of
+from hps_api.boot.catalog import STORAGE_TYPE, load_catalog
+from hps_api.boot.configure import configure_host, storage_ready
+from hps_api.boot.flow import explain, host_or_none, inputs_for, resolve_for, script_of
 from hps_api.commands.base import CommandContext, Reply
 from hps_api.commands.boot import require_console
-from hps_api.errors import NotFound
+from hps_api.errors import Conflict, InvalidInput, NotFound
+from hps_api.store import RecordId
 
 Action = Callable[[CommandContext, "d.BootInputs"], "d.Decision"]
 
 #: items that change nothing, offered to anyone who sees the menu
-VIEW_ITEMS = {"init_menu", "poll", "show_ipxe", "show_host", "show_cluster", "host_install_menu",
-              "host_configure_menu", "local_boot", "disk_boot", "reboot", "rescue"}
+VIEW_ITEMS = {"init_menu", "show_ipxe", "show_host", "show_cluster", "show_paths",
+              "host_install_menu", "local_boot", "reboot", "rescue", "recover_DRH",
+              "install_SCH_STORAGESINGLE", "install_SCH_STORAGERAID"}
+#: other names of the same item: ours (`poll`) and the old system's
 ALIASES = {"host_configure_menu": "host_install_menu", "disk_boot": "local_boot",
-           "poll": "init_menu"}
+           "poll": "init_menu", "boot_NRB_DEFAULT": "rescue"}
+ZFS_LAYOUTS = ("ZFS layouts are no longer chosen here: SCH installs the OS on one disk and "
+               "leaves the other disks to ZFS. Choose SCH below.")
+NO_RECOVERY = ("Recovery from a disaster-recovery host is not available: boot the rescue "
+               "image, or install a DRH from the install menu.")
 
 
 def process_menu_item(ctx: CommandContext) -> Reply:
     """Act on `menu_item` and answer the next iPXE script."""
     item = ctx.param("menu_item").strip()
-    action = _action_for(item)
-    if item not in VIEW_ITEMS:
+    name = ALIASES.get(item, item)
+    action = _action_for(name)
+    if name not in VIEW_ITEMS:
         require_console(ctx, f"menu item {item}")
-    inputs = _inputs(ctx)
-    decision = action(ctx, inputs)
+    decision = action(ctx, _inputs(ctx))
     eventlog.event(logging.INFO, f"menu {item}: {decision.action} ({decision.reason})",
                    host=ctx.mac, session=ctx.session, client=ctx.negotiated.client.value)
     script = script_of(decision)
@@ -38,14 +50,13 @@ def process_menu_item(ctx: CommandContext) -> Reply:
                  raw=True, title="iPXE script")
 
 
-def _action_for(item: str) -> Action:
-    name = ALIASES.get(item, item)
+def _action_for(name: str) -> Action:
     if name in ACTIONS:
         return ACTIONS[name]
     for prefix in ("install_", "boot_"):
         if name.startswith(prefix) and _install_choice(name[len(prefix):]):
             return _install
-    raise NotFound(f"Unknown menu item: {item[:64]}")
+    raise NotFound(f"Unknown menu item: {name[:64]}")
 
 
 def _inputs(ctx: CommandContext) -> d.BootInputs:
@@ -57,7 +68,11 @@ def _inputs(ctx: CommandContext) -> d.BootInputs:
 
 
 def _decide_and_apply(ctx: CommandContext) -> d.Decision:
-    """Return the decision for the host as it is now, with its changes written (as at init)."""
+    """Return the decision for the host as it is now, with its changes written (as at init).
+
+    The script is rendered once, by the caller: a record iPXE would expand is answered with
+    an error script here, and the `init` it chains falls back to the main menu (flow.answer).
+    """
     decision = d.decide(_inputs(ctx))
     if decision.changes:
         ctx.store.update(ctx.host, dict(decision.changes), ctx.actor)
@@ -68,23 +83,72 @@ def _main(ctx: CommandContext, inputs: d.BootInputs) -> d.Decision:
     return d.main_menu(inputs, "back to the main menu")
 
 
-def _install_menu(ctx: CommandContext, inputs: d.BootInputs) -> d.Decision:
+def _install_menu(ctx: CommandContext, inputs: d.BootInputs, notice: str = "") -> d.Decision:
+    state = d.host_state(inputs)
+    if state not in d.MENU_STATES and not ctx.caller.admin:
+        return d.main_menu(inputs, f"no install menu in {state}", notice=(
+            f"Installing is offered while the host waits at its menu, not in {state}."))
+    items, notes = _choices(ctx, inputs.arch)
+    return d.install_menu(inputs, items, "install menu", notes=notes, notice=notice)
+
+
+def _choices(ctx: CommandContext, arch: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """Return the install menu's items (id, label), and notes on the types it cannot offer
+    now: those with no OS for the host's arch, those waiting for an INSTALLED storage host."""
+    cluster = ctx.store.items(RecordId.of_cluster(ctx.cluster))
+    ready = storage_ready(ctx.store, ctx.cluster)
     items: list[tuple[str, str]] = []
-    for kind in offered_types(ctx.store, ctx.cluster):
+    notes: list[str] = []
+    waiting: list[str] = []
+    for kind in load_catalog().values():
+        if kind.needs_storage and not ready:
+            waiting.append(kind.name)
+            continue
+        problem = resolve_for(ctx.store, cluster, kind.name, arch)[2]
+        if problem:
+            notes.append(problem)
+            continue
         items.append((f"install_{kind.name}", f"{kind.name}: {kind.description}"))
         items.extend((f"install_{kind.name}_{p}", f"  {kind.name} with profile {p}")
                      for p in kind.profiles if p != "DEFAULT")
-    return d.install_menu(inputs, items, "install menu")
+    if waiting:
+        notes.append(f"{', '.join(waiting)}: offered once a {STORAGE_TYPE} is INSTALLED")
+    return items, notes
 
 
 def _show(title: str, source: str) -> Action:
     def show(ctx: CommandContext, inputs: d.BootInputs) -> d.Decision:
         items = ctx.visible(inputs.host if source == "host" else inputs.cluster)
         lines = [f"{key}={value}" for key, value in items.items()]
-        return d.Decision("info", "show-info.ipxe", {
-            "base_url": inputs.base_url, "mac": inputs.mac, "session": inputs.session,
-            "title": title, "lines": lines, "show_ipxe": source == "ipxe"}, title)
+        return _info(inputs, title, lines, show_ipxe=source == "ipxe")
     return show
+
+
+def _show_paths(ctx: CommandContext, inputs: d.BootInputs) -> d.Decision:
+    """The old `show_paths` listed the server's directories; hosts need the URLs they use."""
+    base = inputs.base_url
+    lines = [f"boot script: {base}/boot.ipxe", f"boot manager: {base}/cgi-bin/boot_manager.sh",
+             f"distributions: {base}/distros/"]
+    if inputs.os is not None:
+        lines.append(f"OS {inputs.os_id}: {base}/distros/"
+                     f"{inputs.os.get('REPO_PATH', '').strip('/')}/")
+    return _info(inputs, "Paths", lines)
+
+
+def _info(inputs: d.BootInputs, title: str, lines: list[str],
+          show_ipxe: bool = False) -> d.Decision:
+    return d.Decision("info", "show-info.ipxe", {
+        "base_url": inputs.base_url, "mac": inputs.mac, "session": inputs.session,
+        "title": title, "lines": lines, "show_ipxe": show_ipxe}, title)
+
+
+def _notice(message: str, menu: str) -> Action:
+    """An old item with no counterpart: `menu` ("main" or "install") showing `message`."""
+    def act(ctx: CommandContext, inputs: d.BootInputs) -> d.Decision:
+        if menu == "install":
+            return _install_menu(ctx, inputs, notice=message)
+        return d.main_menu(inputs, message, notice=message)
+    return act
 
 
 def _set_state(state: str, extra: dict[str, str | None] | None = None) -> Action:
@@ -94,19 +158,37 @@ def _set_state(state: str, extra: dict[str, str | None] | None = None) -> Action
     return act
 
 
+def _reinstall(ctx: CommandContext, inputs: d.BootInputs) -> d.Decision:
+    """REINSTALL only when it can be acted on; else the install menu, saying why."""
+    blocked = d.install_blocker(inputs)
+    if blocked is not None:
+        return _install_menu(ctx, inputs, notice=f"Reinstall: {blocked.message}")
+    return _set_state("REINSTALL")(ctx, inputs)
+
+
 def _force(value: str) -> Action:
     def act(ctx: CommandContext, inputs: d.BootInputs) -> d.Decision:
         ctx.store.update(ctx.host, {"FORCE_INSTALL": value}, ctx.actor)
-        return d.main_menu(_inputs(ctx), f"FORCE_INSTALL={value}")
+        fresh = _inputs(ctx)
+        blocked = d.install_blocker(fresh)
+        notice = f"FORCE_INSTALL={value}"
+        if value == "yes":
+            notice += (f": no effect until this is fixed: {blocked.message}" if blocked
+                       else ": the install starts at the next poll or boot")
+        return d.main_menu(fresh, f"FORCE_INSTALL={value}", notice=notice)
     return act
 
 
 def _install(ctx: CommandContext, inputs: d.BootInputs) -> d.Decision:
+    """Configure the host as the chosen type and profile and answer as CONFIGURED does; a
+    choice that cannot be made now answers the install menu saying why."""
     item = ctx.param("menu_item").strip()
-    name = item.split("_", 1)[1]
-    type_name, _, profile = name.partition("_")
-    configure_host(ctx.store, ctx.settings, ctx.cluster, ctx.mac, type_name, profile or None,
-                   ctx.actor, admin=ctx.caller.admin)
+    type_name, _, profile = item.split("_", 1)[1].partition("_")
+    try:
+        configure_host(ctx.store, ctx.settings, ctx.cluster, ctx.mac, type_name,
+                       profile or None, ctx.actor, admin=ctx.caller.admin)
+    except (Conflict, NotFound, InvalidInput) as err:
+        return _install_menu(ctx, inputs, notice=f"{item}: {err}")
     return _decide_and_apply(ctx)
 
 
@@ -122,6 +204,7 @@ ACTIONS: dict[str, Action] = {
     "show_host": _show("This host", "host"),
     "show_cluster": _show("The cluster", "cluster"),
     "show_ipxe": _show("iPXE and hardware", "ipxe"),
+    "show_paths": _show_paths,
     "rescue": lambda ctx, inputs: d.rescue(inputs, "rescue chosen in the menu"),
     "local_boot": lambda ctx, inputs: d.local_boot(inputs, "local boot chosen in the menu"),
     "reboot": lambda ctx, inputs: d.Decision("reboot", "reboot.ipxe", {
@@ -131,5 +214,8 @@ ACTIONS: dict[str, Action] = {
                                                "INSTALL_ATTEMPTS": None}),
     "force_install_on": _force("yes"),
     "force_install_off": _force("no"),
-    "reinstall": _set_state("REINSTALL"),
+    "reinstall": _reinstall,
+    "recover_DRH": _notice(NO_RECOVERY, "main"),
+    "install_SCH_STORAGESINGLE": _notice(ZFS_LAYOUTS, "install"),
+    "install_SCH_STORAGERAID": _notice(ZFS_LAYOUTS, "install"),
 }
