@@ -145,6 +145,12 @@ CASES: list[Case] = [
     one("a missing cluster key exits 1", "cluster-variable", "NO_SUCH_SETTING", code=1),
     one("a sensitive cluster key is refused", "cluster-variable", "ADMIN_TOKEN", code=3,
         cluster={"ADMIN_TOKEN": "t0k3n"}),
+    Case("setting a cluster key (the old call form) is refused to a node", (
+        Step(("cluster-variable", "DNS_DOMAIN", "evil.example"), code=3),
+        Step(("cluster-variable", "DNS_DOMAIN"), stdout="cluster.local\n")),
+        cluster={"DNS_DOMAIN": "cluster.local"}),
+    one("a cluster key with two values is bad usage", "cluster-variable", "A", "b", "c",
+        code=4),
     # the whole record, hostile values assigned exactly and never run
     one("load-host-config assigns hostile values exactly", "load-host-config",
         host={"EVIL_SUBST": HOSTILE, "EVIL_BACKQUOTE": "`touch {root}/pwned`",

@@ -19,13 +19,16 @@ from hps_api.store import Kind, RecordId
 
 NODE_LIB_DIR = Path(__file__).resolve().parents[2] / "node_lib"
 NODE_LIBS = {"sh": NODE_LIB_DIR / "sh" / "hps-functions.sh",
-             "python": NODE_LIB_DIR / "python" / "hps_node.py"}
+             "python": NODE_LIB_DIR / "python" / "hps_node.py",
+             "bootstrap": NODE_LIB_DIR / "sh" / "hps-bootstrap.sh"}
 SYSLOG_TAIL_BYTES = 1024 * 1024
 MAX_SELFTESTS = 32
 _KEY_TEXT = re.compile(r"^[A-Za-z0-9._:-]{4,128}$")
+#: what old nodes send as `distro=`: <cpu>-<mfr>-<os id>-<os version>, e.g. x86_64-linux-rocky-10.0
+_DISTRO = re.compile(r"^[A-Za-z0-9._+-]{1,64}$")
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=3)
 def node_library(flavour: str = "sh") -> tuple[str, str]:
     """Return a node library's source and its version (first 12 hex of its sha256)."""
     source = NODE_LIBS[flavour].read_text(encoding="utf-8")
@@ -33,14 +36,33 @@ def node_library(flavour: str = "sh") -> tuple[str, str]:
 
 
 def remote_functions(ctx: CommandContext) -> Reply:
-    """Return the node library (sh; `distro=python` for the Python client) with this IPS's URL
-    and the library version filled in."""
-    flavour = "python" if ctx.params.get("distro", "").lower() == "python" else "sh"
-    source, version = node_library(flavour)
-    script = source.replace("@HPS_API_URL@", ctx.base_url).replace(
-        "@HPS_NODE_LIB_VERSION@", version)
+    """Return the node library with this IPS's URL and the library version filled in: the sh
+    library for any distro string (`distro=python`: the Python client); for
+    `node_get_bootstrap_functions` the bootstrap followed by the sh library.
+
+    Raises InvalidInput when `distro=` is not a distro string.
+    """
+    distro = ctx.params.get("distro", "")
+    if distro and not _DISTRO.match(distro):
+        raise InvalidInput("distro must be 1-64 letters, digits and ._+- "
+                           "(<cpu>-linux-<os>-<version>, or python)")
+    if ctx.name == "node_get_bootstrap_functions":
+        flavours = ["bootstrap", "sh"]
+    else:
+        flavours = ["python" if distro.lower() == "python" else "sh"]
+    filled = [_filled(flavour, ctx.base_url) for flavour in flavours]
+    script = "\n".join(text for text, _ in filled)
+    version = filled[0][1]
     return Reply(script, {"version": version, "source": script}, raw=True,
-                 title="node library")
+                 title="node bootstrap" if len(filled) > 1 else "node library")
+
+
+def _filled(flavour: str, base_url: str) -> tuple[str, str]:
+    """Return a node library's source with the IPS URL and its version filled in, and the
+    version."""
+    source, version = node_library(flavour)
+    text = source.replace("@HPS_API_URL@", base_url).replace("@HPS_NODE_LIB_VERSION@", version)
+    return text, version
 
 
 def syslog_check(ctx: CommandContext) -> Reply:

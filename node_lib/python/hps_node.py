@@ -227,6 +227,11 @@ class Node:
         """Return a key of the active cluster."""
         return self._value(self.call("cluster_variable", [("name", _key(name))]))
 
+    def set_cluster_variable(self, name: str, value: str) -> None:
+        """Set a key of the active cluster (the old call form; admins only: a node gets
+        NodeError 3)."""
+        self.call("cluster_variable", [("name", _key(name)), ("value", value)])
+
     def host_config(self) -> dict[str, str]:
         """Return this host's record (n_load_remote_host_config), parsed, never evaluated."""
         return unescape_config(self.call("host_get_config", []))
@@ -681,7 +686,7 @@ VERBS = {
     "ips-command": "CMD [NAME=VALUE ...]   any legacy command; prints the body",
     "remote-log": "[MESSAGE ...]          log_message (lines on stdin when no message)",
     "host-variable": "NAME [VALUE|--unset]  get / set / unset a key of this host",
-    "cluster-variable": "NAME               read a cluster key",
+    "cluster-variable": "NAME [VALUE]       read a cluster key (setting one is for admins)",
     "load-host-config": "                   prints this host's keys as HPS_<KEY>=<value> lines",
     "set-state": "STATE                     set_status",
     "boot-session": "                       prints the boot session id",
@@ -723,13 +728,14 @@ class Outcome:
 
 def run(node: Node, verb: str, args: Sequence[str], stdin: Iterable[str]) -> Outcome:
     """Run one verb; raise NodeError for a failure that prints nothing on stdout."""
-    arity = {"cluster-variable": 1, "load-host-config": 0, "set-state": 1, "boot-session": 0,
+    arity = {"load-host-config": 0, "set-state": 1, "boot-session": 0,
              "syslog-configure": 0, "syslog-check": 0, "iqn": 1, "storage-network": 1,
              "storage-provision-request": 2}
     valid = {
         "ips-command": len(args) >= 1 and all(re.match(r"[A-Za-z_][^=]*=", a) for a in args[1:]),
         "remote-log": True,
         "host-variable": len(args) in (1, 2),
+        "cluster-variable": len(args) in (1, 2),
         "selftest": list(args) in ([], ["--report"]),
     }.get(verb, len(args) == arity.get(verb, -1))
     if not valid:
@@ -752,6 +758,9 @@ def run(node: Node, verb: str, args: Sequence[str], stdin: Iterable[str]) -> Out
             node.unset_host_variable(args[0])
         else:
             node.set_host_variable(args[0], args[1])
+        return Outcome([])
+    if verb == "cluster-variable" and len(args) == 2:
+        node.set_cluster_variable(args[0], args[1])
         return Outcome([])
     if verb == "set-state":
         node.set_state(args[0])

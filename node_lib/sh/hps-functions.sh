@@ -21,7 +21,8 @@
 # HPS_SPOOL_MAX (262144 bytes), HPS_LOG_TAG (the `function` of n_remote_log lines; default:
 # the calling function under bash, else the script name), HPS_SYSLOG_HOST / HPS_SYSLOG_PORT
 # (514) / HPS_SYSLOG_PROTO (udp | tcp),
-# HPS_SYSLOG_WAIT (3 s), HPS_IPS_NAME (the name the dns self-test resolves), and HPS_NODE_ROOT,
+# HPS_SYSLOG_WAIT (3 s), HPS_IPS_NAME (the name the dns self-test resolves), HPS_QUEUE (the
+# command queue, /run/hps/queue; the old name N_QUEUE_FILE is read too), and HPS_NODE_ROOT,
 # a directory prefixed to every system path this file reads or writes (tests).
 
 # Filled in by the IPS when it serves this file (cmd=get_remote_functions).
@@ -33,6 +34,9 @@ _n_disk_types=' SCH CCH DRH '
 _n_ready=''
 _n_api_found=''
 _n_flushing=''
+_n_q_running=''
+_n_newline='
+'
 
 # ---------------------------------------------------------------------------------------------
 # Public functions
@@ -100,20 +104,26 @@ n_remote_host_variable() {
     fi
 }
 
-# Usage: n_remote_cluster_variable NAME -> prints the cluster key's value; exit 0/1/2/3/4
+# Usage: n_remote_cluster_variable NAME [VALUE] -> get prints the cluster key's value; exit
+# 0/1/2/3/4. Setting (the old call form) is for admins: a node is refused with 3.
 n_remote_cluster_variable() {
-    if [ $# -ne 1 ] || ! _n_is_key "$1"; then
-        _n_usage 'n_remote_cluster_variable NAME'
+    if [ $# -lt 1 ] || [ $# -gt 2 ] || ! _n_is_key "$1"; then
+        _n_usage 'n_remote_cluster_variable NAME [VALUE]'
         return 4
     fi
     _n_init || return
-    _n_call cluster_variable name "$1"
+    if [ $# -eq 1 ]; then
+        _n_call cluster_variable name "$1"
+    else
+        _n_call cluster_variable name "$1" value "$2" >/dev/null
+    fi
 }
 
 # Usage: n_load_remote_host_config -> sets HPS_<KEY> for every key of this host; exit 0/1/2/3/4
 # The `KEY="value"` lines of host_get_config are parsed, never evaluated: the value is unescaped
 # by sed and assigned by reference (`eval "HPS_$key=\$value"`, where only the validated name is
 # part of the evaluated text), so no value can run a command or expand anything.
+# shellcheck disable=SC2120  # arguments are only counted, to refuse them
 n_load_remote_host_config() {
     if [ $# -ne 0 ]; then
         _n_usage 'n_load_remote_host_config'
@@ -292,6 +302,173 @@ n_storage_provision_request() {
     _n_req_size=$(printf '%s' "$2" | tr 'kmgt' 'KMGT')
     _n_call host_variable name "$_n_req_key" value "$_n_req_size" >/dev/null || return
     printf '%s\n' "$_n_req_iqn"
+}
+
+# ---------------------------------------------------------------------------------------------
+# What the old node scripts call (kickstart %pre/%post, the TCH overlay's local.d start script,
+# install-hps-libs.sh): the IPS's address, URL encoding, a node summary and the command queue
+
+# Usage: n_get_provisioning_node -> prints the IPS as HOST[:PORT], so that
+# `http://$(n_get_provisioning_node)/...` reaches the API; exit 0, 2 when no IPS is found.
+# The IPS is the API found as every call finds it: the default gateway when nothing else says.
+# shellcheck disable=SC2120  # arguments are only counted, to refuse them
+n_get_provisioning_node() {
+    if [ $# -ne 0 ]; then
+        _n_usage 'n_get_provisioning_node'
+        return 4
+    fi
+    _n_gp_url=$(_n_api) || return 2
+    _n_gp_url=${_n_gp_url#*://}
+    printf '%s\n' "${_n_gp_url%%/*}"
+}
+
+# Usage: n_url_encode TEXT -> TEXT with every byte outside A-Za-z0-9._~- as %XX; exit 0/4
+n_url_encode() {
+    if [ $# -ne 1 ]; then
+        _n_usage 'n_url_encode TEXT'
+        return 4
+    fi
+    _n_urlencode "$1"
+    printf '\n'
+}
+
+# Usage: n_node_information -> prints a summary of this node, one `name: value` line each, and
+# sets HPS_<KEY> as n_load_remote_host_config does; exit 0, or that function's code (1/2/3)
+n_node_information() {
+    if [ $# -ne 0 ]; then
+        _n_usage 'n_node_information'
+        return 4
+    fi
+    n_load_remote_host_config || return
+    _n_ni_ips=$(n_get_provisioning_node 2>/dev/null) || _n_ni_ips=''
+    _n_ni_domain=$(_n_call cluster_variable name DNS_DOMAIN 2>/dev/null) || _n_ni_domain=''
+    _n_ni_up=''
+    _n_ni_secs=$(_n_first_line "${HPS_NODE_ROOT:-}/proc/uptime")
+    _n_ni_secs=${_n_ni_secs%%.*}
+    case ${_n_ni_secs:-x} in
+        *[!0-9]*) ;;
+        *) _n_ni_up=$(printf '%dd %dh %dm' "$((_n_ni_secs / 86400))" \
+               "$((_n_ni_secs % 86400 / 3600))" "$((_n_ni_secs % 3600 / 60))") ;;
+    esac
+    _n_ni_line hostname "${HPS_HOSTNAME:-}"
+    _n_ni_line type "${HPS_TYPE:-}"
+    _n_ni_line profile "${HPS_PROFILE:-${HPS_HOST_PROFILE:-}}"
+    _n_ni_line state "${HPS_STATE:-}"
+    _n_ni_line ip "${HPS_IP:-}${HPS_NETMASK:+/$HPS_NETMASK}"
+    _n_ni_line mac "${HPS_MAC:-${_n_mac_found:-}}"
+    _n_ni_line ips "$_n_ni_ips"
+    _n_ni_line domain "$_n_ni_domain"
+    _n_ni_line uptime "$_n_ni_up"
+    _n_ni_line updated "${HPS_UPDATED:-}"
+}
+
+# Usage: n_queue_add COMMAND [ARG...] -> queues one command for n_queue_run; exit 0, 2 when the
+# queue cannot be written, 4 bad usage. One argument is a command line, run as shell text, as
+# the old queue did (`n_queue_add "rc-service modloop status || rc-service modloop start"`);
+# with more, each argument stays one word (`n_queue_add n_install_packages 'a b'` passes one).
+n_queue_add() {
+    case ${1:-} in
+        *[![:space:]]*) ;;
+        *) _n_usage 'n_queue_add COMMAND [ARG...]'; return 4 ;;
+    esac
+    for _n_qa_arg in "$@"; do
+        case $_n_qa_arg in
+            *"$_n_newline"*) printf 'hps-node: n_queue_add: a queued command is one line\n' >&2
+                return 4 ;;
+        esac
+    done
+    if [ $# -eq 1 ]; then
+        _n_qa_line=$1
+    else
+        _n_qa_line=$(_n_shell_words "$@")
+    fi
+    _n_qa_file=$(_n_queue_path)
+    if ! { mkdir -p "${_n_qa_file%/*}" &&
+        (umask 077 && printf '%s\n' "$_n_qa_line" >>"$_n_qa_file"); } 2>/dev/null; then
+        printf 'hps-node: cannot write the queue %s\n' "$_n_qa_file" >&2
+        return 2
+    fi
+}
+
+# Usage: n_queue_list -> prints the queued commands, one line each, in the order they will run;
+# exit 0 (nothing printed when the queue is empty), 2 when the queue cannot be read
+n_queue_list() {
+    if [ $# -ne 0 ]; then
+        _n_usage 'n_queue_list'
+        return 4
+    fi
+    _n_ql_file=$(_n_queue_path)
+    [ -e "$_n_ql_file" ] || return 0
+    if ! cat "$_n_ql_file" 2>/dev/null; then
+        printf 'hps-node: cannot read the queue %s\n' "$_n_ql_file" >&2
+        return 2
+    fi
+}
+
+# Usage: n_queue_clear -> empties the queue; exit 0, 2 when it cannot be removed
+n_queue_clear() {
+    if [ $# -ne 0 ]; then
+        _n_usage 'n_queue_clear'
+        return 4
+    fi
+    _n_qc_file=$(_n_queue_path)
+    [ -e "$_n_qc_file" ] || return 0
+    if ! rm -f "$_n_qc_file" 2>/dev/null || [ -e "$_n_qc_file" ]; then
+        printf 'hps-node: cannot remove the queue %s\n' "$_n_qc_file" >&2
+        return 2
+    fi
+}
+
+# Usage: n_queue_run -> runs the queued commands in order, each in a subshell (an `exit` in one
+# ends only that one), logging its start and its success or failure with n_remote_log; carries
+# on past failures and empties the queue. Exit: the number of commands that failed (0: all
+# succeeded; at most 255), 1 when the queue could not be taken, 4 bad usage. Commands queued
+# while the queue runs are kept for the next run.
+# shellcheck disable=SC2120  # arguments are only counted, to refuse them
+n_queue_run() {
+    if [ $# -ne 0 ]; then
+        _n_usage 'n_queue_run'
+        return 4
+    fi
+    if [ -n "$_n_q_running" ]; then
+        printf 'hps-node: n_queue_run: the queue is already running\n' >&2
+        return 1
+    fi
+    _n_q_file=$(_n_queue_path)
+    [ -e "$_n_q_file" ] || return 0
+    # the rename claims the queue: two runs never run a command twice
+    _n_q_claim=$_n_q_file.run.$$
+    if ! mv -f "$_n_q_file" "$_n_q_claim" 2>/dev/null; then
+        printf 'hps-node: cannot take the queue %s\n' "$_n_q_file" >&2
+        return 1
+    fi
+    _n_q_total=$(grep -c . "$_n_q_claim")
+    _n_q_number=0
+    _n_q_failed=0
+    _n_q_running=1
+    while IFS= read -r _n_q_entry <&3; do
+        [ -n "$_n_q_entry" ] || continue
+        _n_q_number=$((_n_q_number + 1))
+        _n_q_at="[$_n_q_number/$_n_q_total]"
+        n_remote_log "queue $_n_q_at start: $_n_q_entry"
+        _n_q_start=$(date +%s)
+        (eval "$_n_q_entry") 3<&-
+        _n_q_rc=$?
+        _n_q_took="$(($(date +%s) - _n_q_start))s"
+        if [ "$_n_q_rc" -eq 0 ]; then
+            n_remote_log "queue $_n_q_at ok after $_n_q_took: $_n_q_entry"
+        else
+            _n_q_failed=$((_n_q_failed + 1))
+            n_remote_log "queue $_n_q_at failed (exit $_n_q_rc) after $_n_q_took: $_n_q_entry"
+            printf 'hps-node: queue %s failed (exit %s): %s\n' "$_n_q_at" "$_n_q_rc" \
+                "$_n_q_entry" >&2
+        fi
+    done 3<"$_n_q_claim"
+    n_remote_log "queue done: $((_n_q_number - _n_q_failed)) ok, $_n_q_failed failed"
+    rm -f "$_n_q_claim"
+    _n_q_running=''
+    [ "$_n_q_failed" -le 255 ] || _n_q_failed=255
+    return "$_n_q_failed"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -868,7 +1045,7 @@ _n_is_setting() {
     case $1 in
         API | API_URL_DEFAULT | CONNECT_TIMEOUT | HTTP_CLIENT | IPS_NAME | LOG_TAG | MAC | \
             NODE_LIB_VERSION | NODE_ROOT | RETRIES | RETRY_DELAY | SESSION | SPOOL | SPOOL_MAX | \
-            SYSLOG_HOST | SYSLOG_PORT | SYSLOG_PROTO | SYSLOG_WAIT | TIMEOUT) return 0 ;;
+            SYSLOG_HOST | SYSLOG_PORT | SYSLOG_PROTO | SYSLOG_WAIT | TIMEOUT | QUEUE) return 0 ;;
     esac
     return 1
 }
@@ -916,6 +1093,30 @@ _n_first_line() {
 _n_random() {
     od -An -N4 -tx1 /dev/urandom 2>/dev/null | tr -d ' \n'
     printf '\n'
+}
+
+# Usage: _n_queue_path -> prints the queue file's path
+_n_queue_path() {
+    printf '%s\n' "${HPS_QUEUE:-${N_QUEUE_FILE:-${HPS_NODE_ROOT:-}/run/hps/queue}}"
+}
+
+# Usage: _n_shell_words WORD... -> the words as shell text that gives them back: each as it
+# is when it needs no quoting, else in single quotes (each ' as '\''), one space between
+_n_shell_words() {
+    _n_sw_sep=''
+    for _n_sw in "$@"; do
+        case $_n_sw in
+            '' | *[!ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./:=@%+,-]*)
+                _n_sw="'$(printf '%s' "$_n_sw" | sed "s/'/'\\\\''/g")'" ;;
+        esac
+        printf '%s%s' "$_n_sw_sep" "$_n_sw"
+        _n_sw_sep=' '
+    done
+}
+
+# Usage: _n_ni_line NAME VALUE -> one line of n_node_information (`unknown` for no value)
+_n_ni_line() {
+    printf '%-9s %s\n' "$1:" "${2:-unknown}"
 }
 
 # Usage: _n_usage TEXT -> the usage line on stderr
