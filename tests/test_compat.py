@@ -5,7 +5,8 @@ libraries, the IPS shell helpers): `curl -fsSL URL`, `curl -X POST URL`,
 `curl -sS -w '\\n%{http_code}' -X POST URL`, GNU `wget -qO- URL`, `busybox wget -qO- URL`,
 dracut's url-lib fetching a kickstart, `eval "$(curl ...)"`, `source` of a fetched library,
 `IFS=: read vlan ip netmask gw mtu`. They run in a network namespace of their own (the node,
-10.97.0.2) and reach `hps-api serve --bind 0.0.0.0:80` in a second namespace (the IPS, 10.97.0.1)
+10.97.0.2, fd97::2) and reach `hps-api serve --bind [::]:80` in a second namespace (the IPS,
+10.97.0.1, fd97::1)
 as `http://ips/cgi-bin/boot_manager.sh`, with no port, the way old clients name it: `ip netns
 exec` lays `/etc/netns/<node>/hosts` over `/etc/hosts`, so `ips` resolves as the cluster's DNS
 would. The server learns who is calling from its own namespace's neighbour table, so these callers
@@ -33,6 +34,8 @@ from hps_api.store import FileStore, RecordId
 BIN = Path(sys.executable).parent
 IPS_ADDRESS = "10.97.0.1"
 NODE_ADDRESS = "10.97.0.2"
+IPS_ADDRESS6 = "fd97::1"
+NODE_ADDRESS6 = "fd97::2"
 NODE_MAC = "52:54:00:97:00:02"
 NODE_MAC12 = NODE_MAC.replace(":", "")
 OTHER_MAC = "52:54:00:97:00:09"
@@ -118,6 +121,8 @@ def _namespaces(ips_ns: str, node_ns: str) -> Iterator[None]:
             "hpsc-node", "netns", node_ns, "address", NODE_MAC)
         _ip("-n", ips_ns, "addr", "add", f"{IPS_ADDRESS}/24", "dev", "hpsc-ips")
         _ip("-n", node_ns, "addr", "add", f"{NODE_ADDRESS}/24", "dev", "hpsc-node")
+        _ip("-n", ips_ns, "addr", "add", f"{IPS_ADDRESS6}/64", "dev", "hpsc-ips", "nodad")
+        _ip("-n", node_ns, "addr", "add", f"{NODE_ADDRESS6}/64", "dev", "hpsc-node", "nodad")
         _ip("-n", ips_ns, "link", "set", "hpsc-ips", "up")
         _ip("-n", node_ns, "link", "set", "hpsc-node", "up")
         _ip("-n", node_ns, "route", "add", "default", "via", IPS_ADDRESS)
@@ -149,7 +154,10 @@ def _seed(store: FileStore) -> None:
 
 @pytest.fixture(scope="module")
 def lan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neighbourhood]:
-    """`hps-api serve --bind 0.0.0.0:80` in the IPS namespace, a node beside it."""
+    """`hps-api serve --bind [::]:80` in the IPS namespace, a node beside it.
+
+    The dual-stack bind is the harder case: IPv4 callers arrive as `::ffff:10.97.0.2`.
+    """
     reason = unavailable()
     if reason:
         pytest.skip(reason)
@@ -166,7 +174,7 @@ def lan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neighbourhood]:
     with _namespaces(ips_ns, node_ns):
         stderr = (root / "serve.stderr").open("wb")
         server = subprocess.Popen(
-            ["ip", "netns", "exec", ips_ns, str(BIN / "hps-api"), "serve", "--bind", "0.0.0.0:80",
+            ["ip", "netns", "exec", ips_ns, str(BIN / "hps-api"), "serve", "--bind", "[::]:80",
              "--workers", "1"], env=env, cwd=root, stdout=stderr, stderr=stderr,
             start_new_session=True)
         hood = Neighbourhood(ips_ns, node_ns, root, store)
@@ -361,3 +369,68 @@ def test_bad_input_from_curl_is_a_json_error_and_writes_nothing(lan, node_record
     body, status = out.rsplit("\n", 1)
     assert status == code and body.startswith('{"ok": false')
     assert lan.store.items(node_record) == before
+
+
+# --- the kickstart's %pre/%post and the diskless overlay's start script ----------------------
+
+def test_the_kickstart_bootstrap_lines_run_the_queue_and_report_installed(
+        lan, node_record, tmp_path) -> None:
+    lan.store.update(node_record, {"STATE": "INSTALLING"}, "test:setup")
+    root = tmp_path / "node"
+    root.mkdir()
+    script = f"""
+export HPS_NODE_ROOT={root}
+curl -fsSL "{URL}?cmd=node_get_bootstrap_functions" >{root}/remote_functions.sh
+source {root}/remote_functions.sh
+hps_load_node_functions
+n_remote_log "Entering PRE stage compat-marker-41"
+n_queue_add "echo queued-ran > {root}/ran"
+n_queue_add false
+n_queue_run; echo "failed=$?"
+curl -X POST "{URL}?&cmd=set_status&status=INSTALLED"
+"""
+    out = ok(lan.node(script))
+    assert "failed=1\n" in out and out.endswith(f"{NODE_MAC12} set to INSTALLED\n")
+    assert (root / "ran").read_text() == "queued-ran\n"
+    assert lan.store.items(node_record)["STATE"] == "INSTALLED"
+    assert any("compat-marker-41" in line for line in lan.event_log.read_text().splitlines())
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_the_overlay_start_script_runs_hps_node_init(lan, node_record, tmp_path,
+                                                     shell: str) -> None:
+    root = tmp_path / "node"
+    root.mkdir()
+    ok(lan.node(f'wget -qO {root}/hps-bootstrap-lib.sh '
+                f'"{URL}?cmd=node_get_bootstrap_functions"', shell))
+    script = (f"export HPS_NODE_ROOT={root}; . {root}/hps-bootstrap-lib.sh && "
+              f"n_queue_add 'n_remote_host_variable overlay_boot done' && hps_node_init; "
+              'echo "rc=$?"')
+    assert ok(lan.node(script, shell)).endswith("rc=0\n")
+    config = ok(lan.node(f'eval "$(curl -fsSL "{URL}?cmd=host_get_config")"; '
+                         'echo "$overlay_boot"', shell))
+    assert config == "done\n"
+
+
+# --- identity over IPv6 and through a dual-stack socket --------------------------------------
+
+URL6 = f"http://[{IPS_ADDRESS6}]/cgi-bin/boot_manager.sh"
+
+
+def test_an_ipv6_neighbour_is_known_by_its_neighbour_entry(lan, node_record) -> None:
+    out = ok(lan.node(f'curl -g -fsS "{URL6}?cmd=host_variable&name=NOTE6&value=over-v6"'))
+    assert out == f"{NODE_MAC12} set NOTE6 to over-v6\n"
+    assert lan.store.items(node_record)["NOTE6"] == "over-v6"
+
+
+@pytest.mark.parametrize("url", [URL, URL6], ids=["ipv4-mapped", "ipv6"])
+def test_a_neighbour_cannot_write_another_hosts_key_over_either_family(lan, node_record,
+                                                                        url: str) -> None:
+    result = lan.node(f'curl -g -sS -w "\\n%{{http_code}}" '
+                      f'"{url}?cmd=set_status&status=UNMANAGED&mac={OTHER_MAC}"')
+    assert ok(result).endswith("\n403")
+    result = lan.node(f'curl -g -sS -w "\\n%{{http_code}}" '
+                      f'"{url}?cmd=host_variable&name=NOTE&value=owned&mac={OTHER_MAC}"')
+    assert ok(result).endswith("\n403")
+    assert lan.store.items(lan.host(OTHER_MAC)) == {**lan.store.items(lan.host(OTHER_MAC)),
+                                                    "STATE": "INSTALLED", "NOTE": "other"}

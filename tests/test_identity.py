@@ -107,3 +107,112 @@ def test_an_address_is_found_in_a_large_table_and_never_by_its_prefix(tmp_path: 
     assert found.mac_of("10.99.7.207") == "5254000007cf"  # the last line
     assert found.mac_of("10.99.0.0") is None
     assert found.mac_of("10.99.0") is None
+
+
+# --- IPv6, dual-stack sockets, on-link callers (F1) ------------------------------------------
+
+ROUTE = ("Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+         "br0\t00000000\t0100630A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+         "br0\t0000630A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n")
+IPV6_ROUTE = (
+    "fd990000000000000000000000000000 40 00000000000000000000000000000000 00 "
+    "00000000000000000000000000000000 00000100 00000001 00000000 00000001     br0\n"
+    "00000000000000000000000000000000 00 00000000000000000000000000000000 00 "
+    "fd990000000000000000000000000001 00000400 00000003 00000000 00000003     br0\n"
+    "fd990000000000000000000000000001 80 00000000000000000000000000000000 00 "
+    "00000000000000000000000000000000 00000000 00000003 00000000 80200001     br0\n")
+IPV6_NEIGH = ("fd99::21 dev br0 lladdr 52:54:00:aa:bb:21 REACHABLE\n"
+              "fd99::22 dev br0 lladdr 52:54:00:aa:bb:22 FAILED\n"
+              "fe80::5054:ff:feaa:bb23 dev br0 lladdr 52:54:00:aa:bb:23 STALE\n")
+
+
+@pytest.fixture
+def network(neighbours: Neighbours, tmp_path: Path) -> Neighbours:
+    """10.99.0.0/24 and fd99::/64 are on-link; a default route via 10.99.0.1 / fd99::1."""
+    (tmp_path / "route").write_text(ROUTE)
+    (tmp_path / "ipv6_route").write_text(IPV6_ROUTE)
+    (tmp_path / "ipv6_neigh").write_text(IPV6_NEIGH)
+    return Neighbours(tmp_path / "arp", tmp_path / "leases")
+
+
+@pytest.mark.parametrize(("remote", "expected"), [
+    ("::ffff:10.99.0.21", "10.99.0.21"), ("::FFFF:10.99.0.21", "10.99.0.21"),
+    ("10.99.0.21", "10.99.0.21"), ("fd99::21", "fd99::21"), ("::ffff:zz", "::ffff:zz"),
+])
+def test_ipv4_mapped_addresses_are_looked_up_as_ipv4(remote: str, expected: str) -> None:
+    assert client_address(remote, "", ()) == expected
+
+
+def test_a_mapped_caller_is_known_by_its_arp_entry_and_cannot_spoof(network) -> None:
+    ip = client_address("::ffff:10.99.0.21", "", ())
+    assert identify(ip, None, "", network, "").mac == "525400aabb01"
+    with pytest.raises(Forbidden):
+        identify(ip, "52:54:00:aa:bb:03", "", network, "")
+
+
+@pytest.mark.parametrize(("ip", "mac"), [
+    ("fd99::21", "525400aabb21"), ("FD99:0:0::21", "525400aabb21"),
+    ("fe80::5054:ff:feaa:bb23%br0", "525400aabb23"), ("fd99::22", None), ("fd99::99", None),
+])
+def test_ipv6_callers_are_looked_up_in_the_ipv6_neighbour_table(network, ip, mac) -> None:
+    assert network.mac_of(ip) == mac
+
+
+def test_an_ipv6_neighbour_cannot_claim_another_mac(network) -> None:
+    with pytest.raises(Forbidden, match="verified MAC"):
+        identify("fd99::21", "52:54:00:aa:bb:01", "", network, "")
+
+
+@pytest.mark.parametrize("ip", ["10.99.0.77", "fd99::77"])
+def test_an_on_link_caller_nobody_knows_cannot_name_itself(network, ip: str) -> None:
+    with pytest.raises(Forbidden, match="no neighbour table or lease"):
+        identify(ip, "52:54:00:aa:bb:01", "", network, "")
+
+
+@pytest.mark.parametrize("ip", ["192.0.2.7", "2001:db8::7"])
+def test_a_routed_caller_may_still_name_itself(network, ip: str) -> None:
+    assert identify(ip, "52:54:00:aa:bb:01", "", network, "").mac == "525400aabb01"
+
+
+def test_an_admin_on_link_may_still_name_any_host(network) -> None:
+    assert identify("10.99.0.77", "52:54:00:aa:bb:01", "Bearer tok", network, "tok").admin
+
+
+def test_on_link_networks_come_from_routes_without_a_gateway(network) -> None:
+    assert [network.is_on_link(a) for a in ("10.99.0.200", "10.98.0.1", "fd99::1234",
+                                            "fd98::1", "127.0.0.1", "not-an-ip")] == \
+        [True, False, True, False, False, False]
+
+
+def test_the_netlink_dump_parser_keeps_resolved_entries_only() -> None:
+    import socket
+    import struct
+
+    from hps_api import netlink
+
+    def message(address: str, mac: bytes, state: int, seq: int = 7) -> bytes:
+        import ipaddress
+
+        attrs = b""
+        for kind, value in ((netlink.NDA_DST, ipaddress.IPv6Address(address).packed),
+                            (netlink.NDA_LLADDR, mac)):
+            attr = struct.pack("=HH", 4 + len(value), kind) + value
+            attrs += attr + b"\0" * (-len(attr) % 4)
+        body = struct.pack("=BxxxiHBB", socket.AF_INET6, 2, state, 0, 1) + attrs
+        return struct.pack("=LHHLL", 16 + len(body), netlink.RTM_NEWNEIGH, 2, seq, 0) + body
+
+    found: dict[str, str] = {}
+    data = (message("fd99::21", bytes.fromhex("525400aabb21"), 0x02)
+            + message("fd99::22", bytes.fromhex("525400aabb22"), 0x20)  # failed
+            + message("ff02::1", bytes.fromhex("333300000001"), 0x40)  # noarp
+            + message("fd99::23", bytes(6), 0x80)  # no address
+            + message("fd99::24", bytes.fromhex("525400aabb24"), 0x04, seq=8))  # not ours
+    assert netlink._parse(data, 7, found) is False
+    assert found == {"fd99::21": "52:54:00:aa:bb:21"}
+    assert netlink._parse(struct.pack("=LHHLL", 16, netlink.NLMSG_DONE, 2, 7, 0), 7, found)
+
+
+def test_the_kernel_answers_the_netlink_dump() -> None:
+    from hps_api.netlink import ipv6_neighbours
+
+    assert isinstance(ipv6_neighbours(), dict)
