@@ -54,12 +54,19 @@ class StoreUnreadable(HpsError):
     """A record file exists but cannot be read (permissions, I/O error)."""
 
 
+class StoreUnavailable(HpsError):
+    """The store cannot be written: disk full, over quota, read-only, or a file in the way (a
+    journal turned into a directory, an immutable file). Nothing was changed; an operator has
+    to act, then the caller may retry."""
+
+
 HTTP_STATUS: dict[type[HpsError], int] = {
     InvalidInput: 400,
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     StoreBusy: 503,
+    StoreUnavailable: 503,
     CorruptRecord: 500,
     StoreUnreadable: 500,
 }

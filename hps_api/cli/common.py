@@ -16,6 +16,7 @@ from hps_api.errors import (
     InvalidInput,
     NotFound,
     StoreBusy,
+    StoreUnavailable,
     StoreUnreadable,
 )
 from hps_api.settings import Settings, load_settings
@@ -33,6 +34,7 @@ EXIT_CODES: dict[type[HpsError], int] = {
     Forbidden: EXIT_USAGE,
     Conflict: EXIT_USAGE,
     StoreBusy: EXIT_STORE,
+    StoreUnavailable: EXIT_STORE,
     CorruptRecord: EXIT_STORE,
     StoreUnreadable: EXIT_STORE,
 }

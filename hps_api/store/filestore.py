@@ -1,10 +1,13 @@
 """The file backend: one `KEY=value` file per record, a lock file beside each, atomic replace.
 
 Write protocol (storage.md): take `<file>.lock` with a finite timeout, parse the current file
-(a corrupt one is never rewritten), write the new bytes to a temporary file in the same
-directory, fsync it, parse it back and compare, `os.replace` it over the record, fsync the
-directory, then append the journal. Readers take no lock: `os.replace` is atomic, so a reader
-sees the old file or the new one, never a mix.
+(a corrupt one is never rewritten), open the journal, write the new bytes to a temporary file
+in the same directory, fsync it, parse it back and compare, keep the old file under a hidden
+name (a hard link), `os.replace` the new one over the record, fsync the directory, append the
+journal lines, drop the kept file. Readers take no lock: `os.replace` is atomic, so a reader
+sees the old file or the new one, never a mix. A change and its journal lines happen together
+or not at all (`_commit`): a journal that cannot be opened refuses the change before anything
+moves, and one that refuses the lines gets the old file renamed back.
 
 `stamp` keeps a host's bookkeeping keys (the boot-session stamp `init` writes at every boot of
 a host whose state does not change) in `hosts/<mac12>.stamp` beside the record: one small file
@@ -25,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from hps_api.errors import (
@@ -35,6 +38,7 @@ from hps_api.errors import (
     InvalidInput,
     KeyNotSet,
     NotFound,
+    StoreUnavailable,
     StoreUnreadable,
 )
 from hps_api.ids import (
@@ -149,7 +153,8 @@ class FileStore:
         checked under the lock: each named key must still hold that value (None: not set), else
         Conflict and nothing is written. Keys already holding the given value are not rewritten;
         with nothing to change, nothing is written at all.
-        Raises InvalidInput, NotFound, Conflict, CorruptRecord, StoreBusy.
+        Raises InvalidInput, NotFound, Conflict, CorruptRecord, StoreBusy, StoreUnavailable
+        (nothing changed).
         """
         wanted = {normalize_key(k): None if v is None else validate_value(v)
                   for k, v in changes.items()}
@@ -168,8 +173,8 @@ class FileStore:
             if rid.stamped:
                 effective["UPDATED"] = journal.utc_now()
             new = base.updated(effective)
-            self._replace(path, new, rid=rid)
-            self._journal(rid, base, effective, actor)
+            self._commit(rid, self._changes(rid, base, effective, actor),
+                         lambda undo: self._replace(path, new, rid, undo))
         return new.as_dict()
 
     def stamp(self, rid: RecordId, values: Mapping[str, str], actor: str) -> None:
@@ -183,7 +188,7 @@ class FileStore:
         depends on; anything else goes through `update`. When the stamp already holds every
         key given (every boot after the first), the record is not even parsed. Raises
         InvalidInput (not a host, bad key or value, too large), NotFound, CorruptRecord,
-        StoreBusy.
+        StoreBusy, StoreUnavailable (the stamp as it was).
         """
         if rid.kind is not Kind.HOST:
             raise InvalidInput(f"{rid.label}: only host records take stamps")
@@ -205,11 +210,18 @@ class FileStore:
             if not effective:
                 return
             effective["UPDATED"] = journal.utc_now()
-            stamps.write_stamp(stamp_path, {**current, **effective}, path)
-            self._journal(rid, before, effective, actor)
+
+            def write(undo: files.Undo) -> None:
+                undo.call(lambda: stamps.put_back(stamp_path, current, path))
+                stamps.write_stamp(stamp_path, {**current, **effective}, path)
+
+            self._commit(rid, self._changes(rid, before, effective, actor), write)
 
     def unset(self, rid: RecordId, key: str, actor: str) -> dict[str, str]:
-        """Remove one key and return the new record; KeyNotSet when it was not set."""
+        """Remove one key and return the new record; KeyNotSet when it was not set.
+
+        Raises NotFound, CorruptRecord, StoreBusy, StoreUnavailable (nothing changed) too.
+        """
         name = normalize_key(key)
         path = self.layout.path(rid)
         if not path.is_file():
@@ -224,13 +236,13 @@ class FileStore:
             if rid.stamped:
                 effective["UPDATED"] = journal.utc_now()
             new = old.updated(effective)
-            self._replace(path, new, rid=rid)
-            self._journal(rid, old, effective, actor)
+            self._commit(rid, self._changes(rid, old, effective, actor),
+                         lambda undo: self._replace(path, new, rid, undo))
         return new.as_dict()
 
     def delete(self, rid: RecordId, actor: str) -> None:
         """Remove a record and a host's attachments (its lock file stays); NotFound when it
-        does not exist."""
+        does not exist, StoreUnavailable (nothing removed) when the store cannot be written."""
         path = self.layout.path(rid)
         if not path.is_file():
             raise NotFound(f"{rid.label} not found")
@@ -238,12 +250,16 @@ class FileStore:
             old = self._read(path)
             if old is None:
                 raise NotFound(f"{rid.label} not found")
-            path.unlink()
-            if rid.kind is Kind.HOST:
-                for suffix in (*ATTACHMENT_SUFFIXES, stamps.STAMP_SUFFIX[1:]):
-                    path.with_suffix(f".{suffix}").unlink(missing_ok=True)
-            files.fsync_dir(path.parent)
-            self._journal(rid, old, dict.fromkeys(old.keys()), actor)
+
+            def remove(undo: files.Undo) -> None:
+                with files.writing(path):
+                    undo.move(path)
+                    if rid.kind is Kind.HOST:
+                        for suffix in (*ATTACHMENT_SUFFIXES, stamps.STAMP_SUFFIX[1:]):
+                            undo.move(path.with_suffix(f".{suffix}"))
+                files.fsync_dir(path.parent)
+
+            self._commit(rid, self._changes(rid, old, dict.fromkeys(old.keys()), actor), remove)
 
     # -- attachments: files kept beside a host record -----------------------------------------
 
@@ -251,9 +267,10 @@ class FileStore:
         """Write `hosts/<mac12>.<suffix>` beside a host record, atomically; return its path.
 
         Same protocol as a record (its lock, temp file, fsync, read-back check, `os.replace`,
-        directory fsync); the journal gets the sha256 of the old and new content. Identical
-        content is not rewritten. Raises InvalidInput (not a host, suffix not allowed, too large,
-        not encodable), NotFound (no such host), StoreBusy, StoreUnreadable.
+        directory fsync); the journal gets the sha256 of the old and new content, and the file
+        is put back when it cannot. Identical content is not rewritten. Raises InvalidInput (not
+        a host, suffix not allowed, too large, not encodable), NotFound (no such host),
+        StoreBusy, StoreUnreadable, StoreUnavailable (nothing changed).
         """
         path = _attachment_path(self.layout, rid, suffix)
         try:
@@ -268,10 +285,10 @@ class FileStore:
                 raise NotFound(f"{rid.label} not found")
             old = files.read_bytes(path)
             if old != encoded:
-                files.write_durably(path, encoded)
                 change = Change(journal.utc_now(), rid.label, f".{suffix}", _digest(old),
                                 _digest(encoded), actor)
-                journal.append(self.layout.journal_for(rid), [change])
+                self._commit(rid, [change],
+                             lambda undo: files.write_durably(path, encoded, undo=undo))
         return path
 
     def read_attachment(self, rid: RecordId, suffix: str) -> str:
@@ -302,7 +319,9 @@ class FileStore:
         parent = self.layout.parent_record(rid)
         if parent is not None and not self.exists(parent):
             raise NotFound(f"{parent.label} not found")
-        self.layout.path(rid).parent.mkdir(parents=True, exist_ok=True)
+        directory = self.layout.path(rid).parent
+        with files.writing(directory):
+            directory.mkdir(parents=True, exist_ok=True)
 
     def _locked(self, path: Path) -> contextlib.AbstractContextManager[None]:
         return self._locked_file(path.with_name(path.name + ".lock"))
@@ -367,30 +386,56 @@ class FileStore:
         data = files.read_bytes(path)
         return None if data is None else parse(data, str(path))
 
-    def _replace(self, path: Path, record: Record, *, rid: RecordId | None = None) -> None:
-        """Write a record atomically and durably over `path`; for a host (`rid`), remove its
-        stamp, which `record` has folded in, before the directory fsync, so both reach the disk
-        together."""
+    def _replace(self, path: Path, record: Record, rid: RecordId, undo: files.Undo) -> None:
+        """Write a record atomically and durably over `path`, the old file kept in `undo`; for
+        a host, move its stamp, which `record` has folded in, aside before the directory fsync,
+        so both reach the disk together."""
         data = format_record(record)
         if len(data) > MAX_RECORD_BYTES:
             raise InvalidInput(f"{path.name} would exceed {MAX_RECORD_BYTES} bytes")
         files.write_durably(path, data, lambda written, name: _verify(written, record, name),
-                       sync_dir=False)
-        if rid is not None and rid.kind is Kind.HOST:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(stamps.stamp_path(path))
+                            sync_dir=False, undo=undo)
+        if rid.kind is Kind.HOST:
+            stamp = stamps.stamp_path(path)
+            with files.writing(stamp):
+                undo.move(stamp)
         files.fsync_dir(path.parent)
 
-    def _journal(self, rid: RecordId, old: Record | Mapping[str, str],
-                 effective: Mapping[str, str | None], actor: str) -> None:
+    def _commit(self, rid: RecordId, changes: list[Change],
+                make: Callable[[files.Undo], None]) -> None:
+        """Make a change (`make`, which sets aside in an Undo what it replaces or removes) and
+        append its journal lines: both happen, or neither.
+
+        The journal is opened first, so one that cannot be written refuses the change before
+        anything moves. When the lines are refused after all (a full disk), what was set aside
+        is put back by renames, which need no free space. Raises StoreUnavailable.
+        """
+        with journal.appender(self.layout.journal_for(rid)) as append:
+            undo = files.Undo()
+            try:
+                make(undo)
+                append(changes)
+            except BaseException as err:
+                try:
+                    undo.restore(self.layout.path(rid).parent)
+                except (OSError, HpsError) as again:
+                    detail = again.strerror if isinstance(again, OSError) else again
+                    raise StoreUnavailable(f"{err}; and {rid.label} could not be put back "
+                                           f"({detail}): it may hold the change without its "
+                                           "journal lines") from None
+                raise
+            undo.discard()
+
+    def _changes(self, rid: RecordId, old: Record | Mapping[str, str],
+                 effective: Mapping[str, str | None], actor: str) -> list[Change]:
+        """Return the journal lines of a change (UPDATED is not journaled; secrets redacted)."""
         now = journal.utc_now()
         label = rid.label
-        changes = [
+        return [
             Change(now, label, key, self._shown(key, old.get(key)), self._shown(key, new), actor)
             for key, new in effective.items()
             if key != "UPDATED"
         ]
-        journal.append(self.layout.journal_for(rid), changes)
 
     def _shown(self, key: str, value: str | None) -> str | None:
         if value is None or not is_sensitive(key, self.sensitive_patterns):

@@ -3,18 +3,24 @@
 Lines are appended with a single `write()` on an `O_APPEND` descriptor, so concurrent writers never
 interleave inside a line. The journal is history for people (`host_config MAC history`, the web
 UI); the record files are the truth, so a crash between a record's replace and its journal line
-loses at most that line and the journal is not fsynced.
+loses at most that line and the journal is not fsynced. A journal that cannot be written is
+another matter: the store opens it before a change (`appender`) and takes the change back when
+the line is refused (FileStore._commit), so a change is never made without its line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from hps_api.store.files import unwritable
 
 REDACTED = "<redacted>"
 
@@ -47,16 +53,59 @@ _last_stamp: tuple[int, str] = (-1, "")
 
 
 def append(path: Path, changes: list[Change]) -> None:
-    """Append changes to a journal file (created on first use)."""
+    """Append changes to a journal file (created on first use); StoreUnavailable when it
+    cannot be written."""
+    if changes:
+        with appender(path) as write:
+            write(changes)
+
+
+@contextlib.contextmanager
+def appender(path: Path) -> Iterator[Callable[[list[Change]], None]]:
+    """Open a journal for appending (created on first use) and yield the function that appends
+    changes with one `write()`.
+
+    Opened before the change it records is made, so a journal that cannot be opened (a
+    directory in its place, an immutable file, a read-only filesystem) refuses the change
+    before anything moves. Raises StoreUnavailable; a write cut short by a full disk is taken
+    back (see `_write`), so it leaves no partial line for the next one to be glued to.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    except OSError as err:
+        raise unwritable(err, path) from None
+    try:
+        yield lambda changes: _write(fd, path, changes)
+    finally:
+        os.close(fd)
+
+
+def _write(fd: int, path: Path, changes: list[Change]) -> None:
+    """Append the changes' lines in one write; StoreUnavailable when not all of them land."""
     if not changes:
         return
     # vars(), not asdict(): the fields are plain strings, and asdict deep-copies each one.
-    data = "".join(json.dumps(vars(c), ensure_ascii=False) + "\n" for c in changes)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    data = "".join(json.dumps(vars(c), ensure_ascii=False) + "\n" for c in changes).encode()
     try:
-        os.write(fd, data.encode("utf-8"))
-    finally:
-        os.close(fd)
+        written = os.write(fd, data)
+        if written < len(data):
+            _take_back(fd, written)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    except OSError as err:
+        raise unwritable(err, path) from None
+
+
+def _take_back(fd: int, written: int) -> None:
+    """Cut off the `written` bytes of a short append: complete lines among them would record a
+    change that is being taken back, and a partial one would swallow the next line.
+
+    Only while they are still the file's last bytes: another writer cannot have appended
+    after them on a disk too full for this write to finish, short of space freed meanwhile.
+    """
+    with contextlib.suppress(OSError):
+        end = os.lseek(fd, 0, os.SEEK_CUR)
+        if os.fstat(fd).st_size == end:
+            os.ftruncate(fd, end - written)
 
 
 def read(path: Path, record: str | None = None) -> Iterator[Change]:

@@ -8,6 +8,8 @@ CRC wrong reads again once, then ignores it. See FileStore.stamp and docs/storag
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
 import zlib
@@ -51,12 +53,20 @@ def read_stamp(path: Path | str) -> dict[str, str] | None:
 
 def write_stamp(path: str, values: Mapping[str, str], record_path: Path) -> None:
     """Rewrite a stamp file in place with one `pwrite` (created with the record's mode and, as
-    root, its owner); InvalidInput when it would exceed MAX_STAMP_BYTES."""
+    root, its owner); InvalidInput when it would exceed MAX_STAMP_BYTES.
+
+    StoreUnavailable when the disk refuses it; a stamp file created for this write is removed
+    again, an existing one may be left torn (ignored by readers) for the caller to put back.
+    """
     body = format_record(from_mapping(values))
     data = b"# hps-stamp %08x %d\n" % (zlib.crc32(body), len(body)) + body
     if len(body) > MAX_STAMP_BYTES:
         raise InvalidInput(f"{os.path.basename(path)} would exceed {MAX_STAMP_BYTES} bytes")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, files.NEW_FILE_MODE)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, files.NEW_FILE_MODE)
+    except OSError as err:
+        raise files.unwritable(err, path) from None
+    size = 0
     try:
         size = os.fstat(fd).st_size
         if size == 0:
@@ -64,8 +74,29 @@ def write_stamp(path: str, values: Mapping[str, str], record_path: Path) -> None
             os.fchmod(fd, mode)
             if owner is not None:
                 os.fchown(fd, *owner)
-        os.pwrite(fd, data, 0)
+        if os.pwrite(fd, data, 0) < len(data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         if size > len(data):
             os.ftruncate(fd, len(data))
+    except BaseException as err:
+        if size == 0:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        if isinstance(err, OSError):
+            raise files.unwritable(err, path) from None
+        raise
     finally:
         os.close(fd)
+
+
+def put_back(path: str, values: Mapping[str, str], record_path: Path) -> None:
+    """Make the stamp hold `values` again after a change that is being taken back (no values:
+    no stamp file). Rewritten in place, into the space the stamp already had, unless it still
+    holds them (the write being taken back never landed)."""
+    if (read_stamp(path) or {}) == dict(values):
+        return
+    if values:
+        write_stamp(path, values, record_path)
+    else:
+        with files.writing(path), contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
