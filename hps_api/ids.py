@@ -18,10 +18,10 @@ MAX_KEY_LENGTH = 128
 MAX_VALUE_BYTES = 64 * 1024
 
 _MAC_FORMS = (
-    re.compile(r"^([0-9a-f]{2})(?::([0-9a-f]{2})){5}$"),
-    re.compile(r"^([0-9a-f]{2})(?:-([0-9a-f]{2})){5}$"),
-    re.compile(r"^[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}$"),
-    re.compile(r"^[0-9a-f]{12}$"),
+    re.compile(r"([0-9a-f]{2})(?::([0-9a-f]{2})){5}"),
+    re.compile(r"([0-9a-f]{2})(?:-([0-9a-f]{2})){5}"),
+    re.compile(r"[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}"),
+    re.compile(r"[0-9a-f]{12}"),
 )
 _KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _CLUSTER = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
@@ -40,14 +40,17 @@ def normalize_mac(text: str) -> str:
     """Return the MAC as 12 lower-case hex digits; raise InvalidInput for anything else.
 
     Accepts `52:54:00:AA:BB:01`, `52-54-00-aa-bb-01`, `5254.00aa.bb01` and `525400aabb01` (any
-    case). Mixed separators, other lengths, multicast/broadcast and all-zero addresses are refused:
-    none of them can be a host's NIC.
+    case), exactly as written: surrounding spaces, tabs or newlines are refused (a MAC arriving
+    in a URL with `%0a` is not the host it resembles), so a caller that wants to be lenient (a
+    pasted command-line argument) strips first. Mixed separators, other lengths,
+    multicast/broadcast and all-zero addresses are refused: none of them can be a host's NIC.
     """
-    if not isinstance(text, str) or len(text) > 17:
+    if not isinstance(text, str):
         raise InvalidInput(f"invalid MAC address: {_shown(text)}")
-    low = text.strip().lower()
-    if not any(form.match(low) for form in _MAC_FORMS):
-        raise InvalidInput(f"invalid MAC address: {_shown(text)}")
+    low = text.lower() if len(text) <= 17 else ""
+    if not any(form.fullmatch(low) for form in _MAC_FORMS):
+        hint = " (surrounding whitespace)" if text[:1].isspace() or text[-1:].isspace() else ""
+        raise InvalidInput(f"invalid MAC address: {_shown(text)}{hint}")
     mac = re.sub(r"[^0-9a-f]", "", low)
     if mac == "000000000000" or int(mac[:2], 16) & 1:
         raise InvalidInput(f"not a host MAC address (zero, multicast or broadcast): {text}")
@@ -69,6 +72,36 @@ def normalize_key(text: str) -> str:
     if not text.isascii() or not _KEY.fullmatch(key):
         raise InvalidInput(f"invalid key {_shown(text)}: use letters, digits and _")
     return key
+
+
+#: names a shell gives a meaning to: set by `eval` of host_get_config, they would change what
+#: the old node's script runs (PATH, IFS, PS4 with `set -x`, ENV/BASH_ENV for the next shell...)
+SHELL_SPECIAL = frozenset({
+    "PATH", "IFS", "ENV", "BASH_ENV", "CDPATH", "HOME", "SHELL", "SHELLOPTS", "BASHOPTS",
+    "PROMPT_COMMAND", "PS0", "PS1", "PS2", "PS3", "PS4", "GLOBIGNORE", "EXECIGNORE", "FPATH",
+    "TMOUT", "HISTFILE", "HISTCONTROL", "MAIL", "MAILPATH", "MAILCHECK", "OPTIND", "OPTARG",
+    "OPTERR", "PPID", "UID", "EUID", "GROUPS", "PWD", "OLDPWD", "TMPDIR", "POSIXLY_CORRECT",
+    "INPUTRC", "TERM", "HOSTFILE", "FUNCNEST", "COMP_WORDBREAKS", "NODE_OPTIONS", "GCONV_PATH",
+    "LOCPATH", "NLSPATH", "RESOLV_HOST_CONF", "HOSTALIASES", "LOCALDOMAIN", "RES_OPTIONS",
+    "MALLOC_CHECK_", "PERL5OPT", "PERL5LIB", "PERLLIB", "RUBYOPT", "RUBYLIB"})
+SHELL_SPECIAL_PREFIXES = ("LD_", "BASH_", "DYLD_", "PYTHON", "LC_", "HISTTIME")
+
+
+def check_host_value(key: str, value: str) -> None:
+    """Raise InvalidInput when a host record cannot hold `value` under `key`, whoever writes it.
+
+    HOSTNAME is one DNS label (RFC 1123, any case): it reaches iPXE scripts, dnsmasq's files
+    and kickstarts, and a name like `n1 ; chain http://elsewhere/` must never get that far.
+    """
+    if key == "HOSTNAME" and value and not HOSTNAME_PATTERN.fullmatch(value.lower()):
+        raise InvalidInput(f"HOSTNAME {_shown(value)} is not a host name (one DNS label: "
+                           "letters, digits and inner '-', at most 63)")
+
+
+def is_shell_special(key: str) -> bool:
+    """Return True for a key whose name a shell, the dynamic loader or an interpreter reads."""
+    name = key.upper()
+    return name in SHELL_SPECIAL or name.startswith(SHELL_SPECIAL_PREFIXES)
 
 
 #: the host key that remembers keys a node wrote in another spelling than upper-case

@@ -33,6 +33,7 @@ class Settings:
     dnsmasq_pidfile: Path = Path("/run/dnsmasq.pid")
     admin_token: str = ""
     trusted_proxies: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
     bind: str = "127.0.0.1:8080"
     workers: int = 0
 

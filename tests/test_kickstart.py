@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import write_raw
 
 from hps_api.commands.kickstart import INSTALLERS_DIR, kickstart_values, render_kickstart
 from hps_api.errors import InvalidInput, NotFound
@@ -145,7 +146,11 @@ REFUSED = [
 def test_a_host_that_cannot_install_is_refused_and_nothing_changes(
     web, store, host, config_dir: Path, snapshot, changes, status: int, message: str
 ) -> None:
-    store.update(host, changes, "t")
+    bad_name = changes.get("HOSTNAME") and "--" in changes["HOSTNAME"]
+    store.update(host, {k: v for k, v in changes.items() if not (bad_name and k == "HOSTNAME")},
+                 "t")
+    if bad_name:  # the store refuses such a name for every writer: a record edited by hand
+        write_raw(store, host, {"HOSTNAME": changes["HOSTNAME"]})
     before = snapshot(config_dir)
     assert message in get_kickstart(web, status=status).text
     assert snapshot(config_dir) == before

@@ -76,7 +76,7 @@ ERRORS = [
     ("cmd=set_status&status=UNCONFIGURED", 409, "illegal state transition"),
     ("cmd=cluster_variable&name=ROOT_PASSWORD", 403, "sensitive"),
     ("cmd=cluster_variable&name=NTP&value=x", 403, "admin only"),
-    ("cmd=host_variable&name=IP&value=10.99.0.99", 403, "managed by the boot flow"),
+    ("cmd=host_variable&name=IP&value=10.99.0.99", 403, "managed by address allocation"),
     ("cmd=host_variable&name=bad-key", 400, "invalid key"),
     ("cmd=host_variable&name=NOTE&value=a%0Ab", 400, "control character"),
     ("cmd=os_variable&os_id=../../etc&name=X", 400, "invalid OS id"),
@@ -148,6 +148,8 @@ COMMANDS = ["cmd=determine_state", "cmd=host_variable&name=HOSTNAME",
     (JSON, "application/json"), (SCRIPT, "text/plain"),
 ])
 def test_every_command_answers_every_client_type(web, query, headers, content_type) -> None:
+    if headers is BROWSER and query.startswith(("cmd=log_message", "cmd=set_status")):
+        return  # writes: refused to browsers (test_a_browser_may_read_but_never_write)
     res = web.get(f"{URL}?{query}", headers=headers)
     assert res.status_int == 200
     assert res.content_type == content_type
@@ -157,6 +159,30 @@ def test_every_command_answers_every_client_type(web, query, headers, content_ty
         assert f'href="/hosts/{MAC}"' in res.text
     if headers is IPXE and "host_get_config" not in query and "log_message" not in query:
         assert res.text.startswith("#!ipxe\nset hps_reply ")
+
+
+BROWSER_MARKS = [{"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/120"},
+                 {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Mode": "no-cors"},
+                 {"Sec-Fetch-Dest": "image"}, {"Origin": "http://evil.example"},
+                 {"Referer": "http://evil.example/page.html"}]
+
+
+@pytest.mark.parametrize("marks", BROWSER_MARKS)
+@pytest.mark.parametrize("query", [
+    "cmd=host_variable&name=RESCUE_NOTE&value=yes", "cmd=host_variable&name=NOTE&action=unset",
+    "cmd=set_status&status=INSTALLED", "cmd=log_message&message=x",
+    "cmd=cluster_variable&name=DHCP_IP&value=6.6.6.6"])
+def test_a_browser_may_read_but_never_write(web, store, host, marks, query) -> None:
+    """A page on any site, open in a browser on the IPS, makes it send these (F2)."""
+    store.update(host, {"NOTE": "kept"}, "t")
+    before = (store.items(host), store.items(RecordId.of_cluster("default")))
+    loopback = {"REMOTE_ADDR": "127.0.0.1"}
+    res = web.get(f"{URL}?{query}&mac={MAC}", headers=marks, extra_environ=loopback,
+                  status=403)
+    assert "browser" in res.text
+    assert (store.items(host), store.items(RecordId.of_cluster("default"))) == before
+    assert "kept" in web.get(f"{URL}?cmd=host_variable&name=NOTE&mac={MAC}", headers=marks,
+                             extra_environ=loopback).text
 
 
 def test_the_aliases_serve_the_same_commands(web) -> None:
@@ -337,14 +363,14 @@ def test_host_get_config_evaluated_by_a_real_shell_yields_the_exact_values(
 def test_an_old_node_reads_back_the_lower_case_key_it_wrote(web, store, host, tmp_path: Path,
                                                             shell: str) -> None:
     web.get(f"{URL}?cmd=host_variable&name=virtualization_status&value=active", headers=CURL)
-    web.get(f"{URL}?cmd=host_variable&name=storage0_ip&value=10.31.0.5", headers=CURL)
+    web.get(f"{URL}?cmd=host_variable&name=storage0_interface&value=eth1.31", headers=CURL)
     assert store.items(host)["VIRTUALIZATION_STATUS"] == "active"
     (tmp_path / "config").write_text(web.get(f"{URL}?cmd=host_get_config", headers=CURL).text)
     result = subprocess.run(
         [shell, "-c", 'eval "$(cat config)"; echo "$virtualization_status $VIRTUALIZATION_STATUS '
-                      '$storage0_ip $HOSTNAME ${hostname:-none}"'],
+                      '$storage0_interface $HOSTNAME ${hostname:-none}"'],
         cwd=tmp_path, capture_output=True, text=True, timeout=10, check=True)
-    assert result.stdout == "active active 10.31.0.5 sch-001 none\n"
+    assert result.stdout == "active active eth1.31 sch-001 none\n"
 
 
 def test_the_latest_spelling_wins_and_unset_forgets_it(web, store, host) -> None:

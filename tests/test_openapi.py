@@ -138,6 +138,20 @@ def test_every_operation_declares_its_parameters_and_error_responses(path: str,
         assert {"400", "413"} <= set(responses)
 
 
+JSON_BODIES = [(path, method) for path, method in OPERATIONS if "application/json" in
+               DOC["paths"][path][method].get("requestBody", {}).get("content", {})]
+
+
+@pytest.mark.parametrize(("path", "method"), JSON_BODIES)
+def test_a_json_body_takes_only_its_documented_fields_and_only_as_json(path: str,
+                                                                      method: str) -> None:
+    operation = DOC["paths"][path][method]
+    content = operation["requestBody"]["content"]
+    assert list(content) == ["application/json"]
+    assert resolve(content["application/json"]["schema"])["additionalProperties"] is False
+    assert "415" in operation["responses"]
+
+
 def test_every_reference_in_the_document_resolves() -> None:
     def refs(node: Any) -> list[str]:
         if isinstance(node, dict):

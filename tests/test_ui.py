@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 import webtest
+from conftest import write_raw
 from flask import Flask
 
 from hps_api import __version__, create_app
+from hps_api.accounts import Accounts
 from hps_api.errors import Forbidden, NotFound
 from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId
@@ -59,11 +61,26 @@ def web(app: Flask) -> webtest.TestApp:
                                                "HTTP_USER_AGENT": BROWSER})
 
 
+ADMIN = "alice"
+PASSWORD = "correct horse battery"
+
+
+def log_in(client: webtest.TestApp, name: str = ADMIN, password: str = PASSWORD,
+           status: int = 303) -> webtest.TestResponse:
+    """Fill in and submit the login form as a person would."""
+    form = client.get("/login").forms[0]
+    form["name"], form["password"] = name, password
+    return form.submit(status=status)
+
+
 @pytest.fixture
-def admin(app: Flask) -> webtest.TestApp:
-    """The operator's browser on the IPS itself (loopback: admin)."""
-    return webtest.TestApp(app, extra_environ={"REMOTE_ADDR": LOOPBACK,
-                                               "HTTP_USER_AGENT": BROWSER})
+def admin(app: Flask, config_dir: Path) -> webtest.TestApp:
+    """The operator's browser, logged in as an admin account."""
+    Accounts(config_dir).add(ADMIN, PASSWORD)
+    client = webtest.TestApp(app, extra_environ={"REMOTE_ADDR": LOOPBACK,
+                                                 "HTTP_USER_AGENT": BROWSER})
+    log_in(client)
+    return client
 
 
 def add_host(store: FileStore, mac: str, **values: str) -> RecordId:
@@ -247,9 +264,12 @@ def secret_host(store: FileStore) -> RecordId:
     (OUTSIDER, {}, False),
     (OUTSIDER, {"Authorization": "Bearer wrong"}, False),
     (OUTSIDER, {"Authorization": "Bearer t0k"}, True),
-    (LOOPBACK, {}, True),
-    ("::1", {}, True),
-], ids=["outsider", "wrong-token", "bearer-admin", "loopback", "loopback-v6"])
+    (LOOPBACK, {}, False),
+    (LOOPBACK, {"User-Agent": "curl/8.5.0"}, True),
+    ("::1", {"User-Agent": "curl/8.5.0"}, True),
+    ("::ffff:127.0.0.1", {"User-Agent": "curl/8.5.0"}, True),
+], ids=["outsider", "wrong-token", "bearer-admin", "browser-on-loopback", "tool-on-loopback",
+        "tool-on-loopback-v6", "tool-on-mapped-loopback"])
 def test_sensitive_values_are_hidden_from_everyone_but_admins(
         web, secret_host, remote: str, headers: dict[str, str], shown: bool) -> None:
     body = web.get("/hosts/525400aabb01", headers=headers,
@@ -286,7 +306,8 @@ def test_the_dashboard_hides_a_summary_column_that_settings_call_sensitive(
 
 @pytest.mark.parametrize("url", ["/", "/hosts/525400aabb01"])
 def test_hostile_values_are_escaped(web, store: FileStore, url: str) -> None:
-    add_host(store, "52:54:00:aa:bb:01", STATE="INSTALLED", HOSTNAME=HOSTILE)
+    rid = add_host(store, "52:54:00:aa:bb:01", STATE="INSTALLED")
+    write_raw(store, rid, {"HOSTNAME": HOSTILE})  # the store refuses it: a hand-edited record
     body = web.get(url).text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
     assert "<script" not in body
@@ -306,7 +327,10 @@ def test_health_shows_status_version_cluster_and_config_dir(web, config_dir: Pat
     assert "<h1>Health: degraded</h1>" in body  # the fixture cluster has no network yet
     assert f"<td>{__version__}</td>" in body
     assert '<a href="/">default</a>' in body
-    assert f"<code>{config_dir}</code>" in body
+    assert "<code>$HPS_CONFIG_DIR</code>" in body  # where it is, only for admins
+    assert str(config_dir) not in body
+    with_token = web.get("/health", headers={"Authorization": f"Bearer {TOKEN}"}).text
+    assert f"<code>{config_dir}</code>" in with_token
     assert '<th scope="row">Config dir writable</th><td>yes</td>' in body
     assert "IPS self-test" in body and "NETWORK_CIDR" in body
 
@@ -396,7 +420,7 @@ def test_non_admins_see_the_waiting_hosts_without_forms_and_are_told_why(web) ->
 @pytest.mark.usefixtures("hosts_in_states")
 def test_the_refreshing_dashboard_has_no_form_and_links_to_the_waiting_hosts(admin) -> None:
     body = admin.get("/").text
-    assert "<form" not in body
+    assert "<form" not in body.split("</header>", 1)[1]  # the header's logout button only
     assert '3 hosts wait for a type: <a href="/unconfigured">configure them</a>' in body
 
 
@@ -467,7 +491,7 @@ def test_the_change_shows_in_the_history_of_the_host_page(admin) -> None:
     form["choice"] = "SCH/DEFAULT"
     history = form.submit(status=303).follow().text.split("<h2>History</h2>")[1]
     assert "<td>TYPE</td>\n<td><span class=\"muted\">(unset)</span></td>\n<td>SCH</td>" in history
-    assert f"<td>admin:{LOOPBACK}</td>" in history
+    assert f"<td>admin:{ADMIN}</td>" in history
 
 
 @pytest.mark.usefixtures("hosts_in_states")
@@ -835,9 +859,10 @@ def test_log_tail_of_a_missing_file_is_empty(tmp_path: Path) -> None:
 @pytest.mark.parametrize("url", ["/", "/unconfigured", "/hosts/525400aabb01"])
 def test_hostile_values_everywhere_are_escaped(admin, store: FileStore, tmp_path: Path,
                                                url: str) -> None:
-    add_host(store, "52:54:00:aa:bb:01", STATE="UNCONFIGURED", HOSTNAME=HOSTILE,
-             HW_PRODUCT=HOSTILE, HW_PREVIOUS_PRODUCT=HOSTILE + "x", SELFTEST_X=HOSTILE,
-             SELFTEST_RESULT=HOSTILE, LAST_SEEN=HOSTILE, BOOT_SESSION=HOSTILE)
+    rid = add_host(store, "52:54:00:aa:bb:01", STATE="UNCONFIGURED",
+                   HW_PRODUCT=HOSTILE, HW_PREVIOUS_PRODUCT=HOSTILE + "x", SELFTEST_X=HOSTILE,
+                   SELFTEST_RESULT=HOSTILE, LAST_SEEN=HOSTILE, BOOT_SESSION=HOSTILE)
+    write_raw(store, rid, {"HOSTNAME": HOSTILE})
     (tmp_path / "log").mkdir(exist_ok=True)
     with (tmp_path / "log" / "hps-api.log").open("a") as log:
         log.write(log_line("525400aabb01", HOSTILE))

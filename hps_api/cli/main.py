@@ -1,4 +1,4 @@
-"""`hps-api`: the server's own command (init, fsck, import-legacy, serve, cgi, os).
+"""`hps-api`: the server's own command (init, fsck, import-legacy, serve, cgi, os, admin).
 
 Exit codes follow the config CLIs: 0 done, 1 problems found (fsck) or lines skipped
 (import-legacy), 2 bad usage or input, 3 store busy, corrupt or unreadable.
@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 from hps_api import __version__
 from hps_api.boot import osreg
 from hps_api.boot.osreg import STATUSES
+from hps_api.cli import admin as admin_cli
 from hps_api.cli import cluster as cluster_cli
 from hps_api.cli.common import (
     EXIT_NOT_SET,
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--cluster", help="cluster to render (default: the active one)")
     _add_os_parser(sub, common)
     cluster_cli.register(sub)
+    admin_cli.register(sub)
     return parser
 
 
@@ -252,7 +254,7 @@ def _selftest(args: argparse.Namespace) -> int:
 
 COMMANDS = {"init": _init, "fsck": _fsck, "import-legacy": _import_legacy, "serve": _serve,
             "cgi": _cgi, "render-services": _render_services, "os": _os,
-            "cluster": cluster_cli.dispatch, "selftest": _selftest}
+            "cluster": cluster_cli.dispatch, "selftest": _selftest, "admin": admin_cli.dispatch}
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from hps_api.commands import audit, boot, host_state, kickstart, menu, node, overlay, variables
 from hps_api.commands.base import CommandContext, Reply
@@ -39,3 +39,19 @@ COMMANDS: dict[str, Command] = {
 SCRIPT_COMMANDS = frozenset({"init", "process_menu_item", "kickstart", "apkovl",
                              "get_remote_functions", "node_get_functions",
                              "node_get_bootstrap_functions"})
+
+#: commands that never change anything (host_variable and cluster_variable only without
+#: `value=` or `action=`): the only ones a browser may run (hps_api.web.legacy)
+READ_COMMANDS = frozenset({"determine_state", "os_variable", "host_get_config",
+                           "get_remote_functions", "node_get_functions",
+                           "node_get_bootstrap_functions", "syslog_check"})
+GETTERS = frozenset({"host_variable", "cluster_variable"})
+
+
+def writes(name: str, params: Mapping[str, str]) -> bool:
+    """Return True when command `name` with these parameters may change state or logs."""
+    if name in READ_COMMANDS:
+        return False
+    if name in GETTERS:
+        return "value" in params or "action" in params
+    return True

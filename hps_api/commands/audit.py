@@ -58,11 +58,17 @@ class Audit:
 def host_audit(ctx: CommandContext) -> Reply:
     """Store the caller's hardware facts; answer `ok` (iPXE: a script that does nothing).
 
-    Raises InvalidInput (bad or too much data, bad prefix), NotFound (unknown host), Conflict
+    Raises InvalidInput (bad or too much data, bad prefix, a fact whose HW_ key is sensitive:
+    `HW_ROOT_PASSWORD` would be hidden from non-admins yet written by the host), NotFound
+    (unknown host), Conflict
     (another audit of this host changed it meanwhile), StoreBusy.
     """
     prefix = fact_name(ctx.params["prefix"]) if ctx.params.get("prefix") else ""
     facts = parse_facts(decode_data(ctx.param("data")), prefix)
+    refused = [f"HW_{name}" for name in facts
+               if is_sensitive(f"HW_{name}", ctx.settings.sensitive_keys)]
+    if refused:
+        raise InvalidInput(f"fact {refused[0]} has a sensitive name: a host cannot set it")
     host = ctx.host_items()
     audit = plan_audit(host, facts, prefix, utc_now())
     ctx.store.update(ctx.host, audit.changes, ctx.actor, expect={"HW_HASH": host.get("HW_HASH")})

@@ -99,8 +99,8 @@ class CommandContext:
 
     @property
     def actor(self) -> str:
-        """Return the journal actor: `admin:<ip>` or `api:<mac>`."""
-        return f"admin:{self.caller.ip}" if self.caller.admin else f"api:{self.caller.label}"
+        """Return the journal actor: `admin:<ip>` or `api:<mac>` (see Caller.actor)."""
+        return self.caller.actor
 
     @property
     def session(self) -> str | None:

@@ -13,18 +13,14 @@ the same transition table as `set_status`, so an old kickstart that reported INS
 
 from __future__ import annotations
 
+from hps_api.boot.host_keys import node_write_refusal
 from hps_api.boot.states import parse_state
 from hps_api.commands.base import CommandContext, Reply
 from hps_api.commands.host_state import change_state
-from hps_api.errors import Conflict, Forbidden
-from hps_api.ids import KEY_SPELLINGS, normalize_key, respelled, spellings
+from hps_api.errors import Conflict, Forbidden, InvalidInput
+from hps_api.ids import KEY_SPELLINGS, is_shell_special, normalize_key, respelled, spellings
 from hps_api.store import RecordId
 
-#: host keys only the boot flow or an admin may write
-PROTECTED_HOST_KEYS = frozenset({
-    "TYPE", "PROFILE", "HOSTNAME", "IP", "NETMASK", "OS_ID", "ARCH", "RESCUE", "FORCE_INSTALL",
-    "UPDATED", "FIRST_SEEN", "LAST_SEEN", "BOOT_SESSION", "BOOT_TIME", "HW_HASH", KEY_SPELLINGS,
-})
 SPELLING_RETRIES = 5
 
 
@@ -34,7 +30,7 @@ def host_variable(ctx: CommandContext) -> Reply:
     name = normalize_key(written)
     items = ctx.host_items()
     if ctx.params.get("action", "").lower() == "unset":
-        _check_writable(ctx, name)
+        _check_writable(ctx, name, unset=True)
         if name in items and name in spellings(items.get(KEY_SPELLINGS)):
             _write_spelled(ctx, written, None)
         else:
@@ -74,11 +70,14 @@ def host_get_config(ctx: CommandContext) -> Reply:
     """Return the caller's record as `KEY="value"` lines that `eval` reads back exactly.
 
     A key a node wrote in another spelling follows its upper-case line under that spelling too.
+    Names a shell gives a meaning to (PATH, IFS, PS4, ...) are never emitted.
     """
     items = ctx.visible(ctx.host_items())
     spelled = spellings(items.get(KEY_SPELLINGS))
     lines = []
     for key, value in items.items():
+        if is_shell_special(key):
+            continue  # never handed to an old node's eval, whoever stored it
         lines.append(f'{key}="{shell_escape(value)}"\n')
         if key in spelled:
             lines.append(f'{spelled[key]}="{shell_escape(value)}"\n')
@@ -94,7 +93,7 @@ def shell_escape(value: str) -> str:
 
 def _set_host_key(ctx: CommandContext, written: str, value: str) -> Reply:
     name = normalize_key(written)
-    _check_writable(ctx, name)
+    _check_writable(ctx, name, value=value)
     if name == "STATE":
         value = parse_state(value)
         change_state(ctx, value)
@@ -122,10 +121,17 @@ def _write_spelled(ctx: CommandContext, written: str, value: str | None) -> None
     raise Conflict(f"Key '{name}' kept changing: try again")
 
 
-def _check_writable(ctx: CommandContext, name: str) -> None:
+def _check_writable(ctx: CommandContext, name: str, *, unset: bool = False,
+                    value: str | None = None) -> None:
+    """A node writes only its own free keys (hps_api.boot.host_keys); STATE changes only
+    through the state table, so a node can set it (set_status rules) but never unset it."""
+    if is_shell_special(name):
+        raise InvalidInput(f"Key '{name}' is a name shells give a meaning to: refused")
     if ctx.caller.admin:
         return
-    if name in PROTECTED_HOST_KEYS:
-        raise Forbidden(f"Key '{name}' is managed by the boot flow: admin only")
-    ctx.readable(name)
+    if name == "STATE" and not unset:
+        return
+    refusal = node_write_refusal(name, ctx.settings.sensitive_keys, None if unset else value)
+    if refusal:
+        raise Forbidden(refusal)
 

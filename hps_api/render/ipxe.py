@@ -1,7 +1,15 @@
 """iPXE scripts from the templates in `ipxe/` (Jinja2, strict: a missing variable is a bug).
 
-Every value put into a script goes through the `ipxe` filter, which refuses newlines and
-iPXE's own expansion syntax (`${`), so data can never become script.
+Every value put into a script goes through one of two filters, so data can never become script.
+iPXE splits a line into words at white space, runs `${...}` expansions, and treats the words
+`;`, `&&` and `||` as command separators (`set x a ; chain http://elsewhere/` is two commands).
+
+- `ipxe` (URLs, ids, numbers, kernel arguments: values with a structure) refuses a value with
+  control characters, `${`, or a separator word (InvalidInput: the request fails, nothing runs).
+- `text` (free text for `echo`, `menu`, `item` and `set`: host names, notes, hardware facts,
+  messages) never fails: control characters become spaces, `${` becomes `$ {`, a separator word
+  becomes a harmless one (`;` -> `,`, `&&` -> `and`, `||` -> `or`), and a leading `-` becomes
+  `_` so text cannot be read as an option of the command it follows.
 """
 
 from __future__ import annotations
@@ -15,6 +23,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from hps_api.errors import InvalidInput
 
 IPXE_DIR = Path(__file__).resolve().parents[2] / "ipxe"
+#: the words iPXE reads as command separators, and what free text shows instead
+SEPARATORS = {";": ",", "&&": "and", "||": "or"}
 
 
 def ipxe_value(value: object) -> str:
@@ -22,13 +32,18 @@ def ipxe_value(value: object) -> str:
     text = str(value)
     if "${" in text or any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
         raise InvalidInput(f"value not safe for an iPXE script: {text[:40]!r}")
+    if any(word in SEPARATORS for word in text.split()):
+        raise InvalidInput(f"value holds an iPXE command separator: {text[:40]!r}")
     return text
 
 
 def ipxe_text(value: object) -> str:
-    """Return free text for an `echo` line: control characters and `${` neutralised."""
-    text = "".join(ch if ch.isprintable() else " " for ch in str(value))
-    return text.replace("${", "$ {")
+    """Return free text for an `echo`/`menu`/`item`/`set` line, neutralised (see above)."""
+    text = "".join(ch if ch.isprintable() and (ch.isascii() or not ch.isspace()) else " "
+                   for ch in str(value))
+    words = [SEPARATORS.get(word, word) for word in text.replace("${", "$ {").split(" ")]
+    shown = " ".join(words)
+    return "_" + shown[1:] if shown.startswith("-") else shown
 
 
 @lru_cache(maxsize=1)

@@ -43,7 +43,9 @@ from hps_api.errors import (
 )
 from hps_api.ids import (
     DEFAULT_SENSITIVE_PATTERNS,
+    check_host_value,
     is_sensitive,
+    is_shell_special,
     normalize_key,
     normalize_mac,
     os_id_to_stem,
@@ -158,6 +160,12 @@ class FileStore:
         """
         wanted = {normalize_key(k): None if v is None else validate_value(v)
                   for k, v in changes.items()}
+        for key, value in wanted.items():
+            if value is not None and is_shell_special(key):
+                raise InvalidInput(f"key {key} is a name shells give a meaning to (an old "
+                                   "node's eval of its config would obey it): refused")
+            if value is not None and rid.kind is Kind.HOST:
+                check_host_value(key, value)
         path = self.layout.path(rid)
         if not path.is_file():
             self._check_creatable(rid, create)

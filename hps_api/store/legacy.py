@@ -31,7 +31,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hps_api.errors import InvalidInput, NotFound
-from hps_api.ids import KEY_SPELLINGS, normalize_mac, respelled, validate_cluster
+from hps_api.ids import (
+    KEY_SPELLINGS,
+    check_host_value,
+    is_shell_special,
+    normalize_mac,
+    respelled,
+    validate_cluster,
+)
 from hps_api.store import journal
 from hps_api.store.bootstrap import active_cluster
 from hps_api.store.filestore import FileStore
@@ -355,7 +362,7 @@ class _Importer:
         planned: list[_Planned] = []
         for rid in sorted(self.plans, key=_write_order):
             plan = self.plans[rid]
-            winners = self.winners(plan.found)
+            winners = self.storable(rid, self.winners(plan.found))
             stamp = winners.pop(UPDATED_KEY, None) if rid.stamped else None
             updated = self.carried_update(rid, stamp) if stamp is not None else None
             values = {key: item.value for key, item in winners.items()}
@@ -366,6 +373,22 @@ class _Importer:
                 values[KEY_SPELLINGS] = spelled
             planned.append(_Planned(rid, values, converted, updated))
         return planned
+
+    def storable(self, rid: RecordId, winners: dict[str, _Found]) -> dict[str, _Found]:
+        """Return the assignments the store accepts; report the others (a name shells give a
+        meaning to, a HOSTNAME that is no DNS label), so one bad line never stops an import."""
+        kept: dict[str, _Found] = {}
+        for key, item in winners.items():
+            try:
+                if is_shell_special(key):
+                    raise InvalidInput(f"{key} is a name shells give a meaning to: not imported")
+                if rid.kind is Kind.HOST:
+                    check_host_value(key, item.value)
+            except InvalidInput as err:
+                self.skip_found(item, str(err))
+                continue
+            kept[key] = item
+        return kept
 
     def spellings(self, rid: RecordId, kept: Iterable[_Found]) -> str | None:
         """Return the host's KEY_SPELLINGS with the lower-case spellings of its legacy keys

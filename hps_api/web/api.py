@@ -7,10 +7,10 @@ cluster unless `?cluster=` names another.
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from flask import Blueprint, Response, g, request
@@ -18,6 +18,7 @@ from flask import Blueprint, Response, g, request
 from hps_api import __version__, eventlog, inventory
 from hps_api.boot.configure import configure_host
 from hps_api.boot.flow import decision_for, explain, host_or_none
+from hps_api.boot.states import STATES
 from hps_api.errors import Forbidden, InvalidInput, NotFound
 from hps_api.identity import Caller
 from hps_api.ids import normalize_key, normalize_mac
@@ -26,14 +27,20 @@ from hps_api.selftest import run_selftest, summary
 from hps_api.store import FileStore, RecordId
 from hps_api.store.bootstrap import active_cluster
 from hps_api.web import openapi
-from hps_api.web.caller import current_caller
-from hps_api.web.respond import base_url, json_response
+from hps_api.web.caller import cross_site, current_caller
+from hps_api.web.params import TEXT, TEXT_MAP, Fields, json_object, require_json
+from hps_api.web.respond import base_url, hide_paths, json_response
 from hps_api.web.runtime import runtime
 
 PREFIX = "/api/v1"
 bp = Blueprint("api", __name__, url_prefix=PREFIX)
 PUBLIC_ENDPOINTS = frozenset({"api.health", "api.openapi"})
-_BODY_SHAPE = 'the request body must be a JSON object such as {"value": "text"}'
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_STATE_SPELLING = re.compile(r"[A-Za-z_]+")  # a state in any case, nothing around it
+#: the fields of each request body: name -> (required, what it must be); nothing else is taken
+VALUE_BODY: Fields = {"value": (True, TEXT)}
+NEW_CLUSTER_BODY: Fields = {"name": (True, TEXT), "config": (False, TEXT_MAP)}
+CONFIGURE_BODY: Fields = {"type": (True, TEXT), "profile": (False, TEXT)}
 
 bp.add_url_rule("/openapi.json", endpoint="openapi", view_func=openapi.serve)
 
@@ -42,11 +49,17 @@ bp.add_url_rule("/openapi.json", endpoint="openapi", view_func=openapi.serve)
 def _json_only() -> None:
     """Everything under /api/v1 answers JSON, errors included (unknown paths and methods too,
     which never reach a blueprint hook, hence an app-wide hook that looks at the path)."""
+    found = negotiated()
+    if found is not None:
+        g.negotiated = found
+
+
+def negotiated() -> Negotiated | None:
+    """Return the JSON rendering for a request under /api/v1, None for any other path."""
     if request.path != PREFIX and not request.path.startswith(f"{PREFIX}/"):
-        return
+        return None
     agent = request.headers.get("User-Agent", "")
-    client = client_from_agent(agent) if agent else Client.SCRIPT
-    g.negotiated = Negotiated(client, "json")
+    return Negotiated(client_from_agent(agent) if agent else Client.SCRIPT, "json")
 
 
 @bp.before_request
@@ -56,8 +69,10 @@ def _admin_only() -> None:
         return
     caller = current_caller()
     if not caller.admin:
-        raise Forbidden("admin only: call from loopback or send "
-                        "'Authorization: Bearer <HPS_ADMIN_TOKEN>'")
+        raise Forbidden("admin only: log in (/login), send 'Authorization: Bearer "
+                        "<HPS_ADMIN_TOKEN>', or call from the IPS itself")
+    if caller.account and request.method not in SAFE_METHODS and cross_site():
+        raise Forbidden("a write with the login cookie must come from this site's own pages")
     g.caller = caller
 
 
@@ -72,15 +87,21 @@ def _log_change(response: Response) -> Response:
 
 @bp.get("/health")
 def health() -> Response:
-    """Anyone: status, version and the active cluster; with `?deep=1` the IPS self-test too."""
+    """Anyone: status, version and the active cluster; with `?deep=1` the IPS self-test too
+    (its details name directories by their setting unless an admin asks)."""
     rt = runtime()
+    deep = request.args.get("deep")
+    if deep not in (None, "1"):
+        raise InvalidInput("deep must be 1 (or absent)")
     active = active_cluster(rt.store)
     data: dict[str, Any] = {"status": "ok" if active else "degraded", "version": __version__,
                             "active_cluster": active}
-    if request.args.get("deep") == "1":
-        selftest = summary(run_selftest(rt.store, rt.settings))
-        data["selftest"] = selftest
-        if selftest["result"] != "pass":
+    if deep:
+        checks = run_selftest(rt.store, rt.settings)
+        if not current_caller().admin:
+            checks = [replace(c, detail=hide_paths(c.detail, rt.settings)) for c in checks]
+        data["selftest"] = summary(checks)
+        if data["selftest"]["result"] != "pass":
             data["status"] = "degraded"
     return json_response(data)
 
@@ -96,8 +117,8 @@ def clusters() -> Response:
 @bp.post("/clusters")
 def create_cluster() -> Response:
     """Create a cluster from `{"name": ..., "config": {KEY: value}}`; 201 with its record."""
-    body = _body()
-    name, config = _text(body, "name"), _text_map(body, "config")
+    body = _body(NEW_CLUSTER_BODY)
+    name, config = body["name"], body.get("config", {})
     record = inventory.create_cluster(_store(), name, config, _actor())
     return json_response({"name": name, "config": record}, 201)
 
@@ -133,9 +154,10 @@ def unset_cluster_key(name: str, key: str) -> Response:
 @bp.get("/hosts")
 def hosts() -> Response:
     """The hosts' summary columns, newest activity first, filtered by `?state=` / `?type=`."""
-    cluster = _cluster()
-    rows = inventory.list_hosts(_store(), cluster, request.args.get("state"),
-                                request.args.get("type"))
+    cluster, state = _cluster(), request.args.get("state")
+    if state and not _STATE_SPELLING.fullmatch(state):
+        raise InvalidInput(f"unknown state {state[:40]!r} (one of: {', '.join(STATES)})")
+    rows = inventory.list_hosts(_store(), cluster, state, request.args.get("type"))
     return json_response({"cluster": cluster, "hosts": rows})
 
 
@@ -181,11 +203,10 @@ def unset_host_key(mac: str, key: str) -> Response:
 @bp.post("/hosts/<mac>/configure")
 def configure(mac: str) -> Response:
     """Configure a host from `{"type": "SCH", "profile": "DEFAULT"}` (same as the menu choice)."""
-    body = _body()
+    body = _body(CONFIGURE_BODY)
     cluster = _cluster()
-    profile = body.get("profile")
-    record = configure_host(_store(), runtime().settings, cluster, mac, _text(body, "type"),
-                            profile if isinstance(profile, str) else None, _actor(), admin=True)
+    record = configure_host(_store(), runtime().settings, cluster, mac, body["type"],
+                            body.get("profile"), _actor(), admin=True)
     return json_response({"mac": normalize_mac(mac), "cluster": cluster, "record": record})
 
 
@@ -224,7 +245,7 @@ def _store() -> FileStore:
 
 def _actor() -> str:
     caller: Caller = g.caller
-    return f"admin:{caller.ip}"
+    return caller.actor
 
 
 def _cluster() -> str:
@@ -232,36 +253,15 @@ def _cluster() -> str:
     return request.args.get("cluster") or runtime().active_cluster()
 
 
-def _body() -> dict[str, Any]:
-    """Return the JSON object in the body; InvalidInput for anything else (413 above 1 MiB)."""
-    try:
-        body = json.loads(request.get_data(cache=False))
-    except (ValueError, RecursionError):
-        raise InvalidInput(f"{_BODY_SHAPE}; it is not JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidInput(_BODY_SHAPE)
-    return body
+def _body(fields: Fields) -> dict[str, Any]:
+    """Return the request's JSON object, checked against `fields` (see params.json_object)."""
+    require_json(request.mimetype, request.mimetype_params)
+    return json_object(request.get_data(cache=False), fields)
 
 
 def _value() -> str:
     """Return the `value` of a `{"value": "..."}` body."""
-    value = _body().get("value")
-    if not isinstance(value, str):
-        raise InvalidInput(f'{_BODY_SHAPE}: "value" is missing or not a string')
-    return value
-
-
-def _text(body: Mapping[str, Any], field: str) -> str:
-    value = body.get(field)
-    if not isinstance(value, str):
-        raise InvalidInput(f'"{field}" is required and must be a string')
-    return value
-
-
-def _text_map(body: Mapping[str, Any], field: str) -> dict[str, str]:
-    value = body.get(field, {})
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise InvalidInput(f'"{field}" must be an object of KEY: "text" pairs')
+    value: str = _body(VALUE_BODY)["value"]
     return value
 
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from hps_api import eventlog
-from hps_api.errors import HpsError, http_status
+from hps_api.errors import HpsError, StoreUnavailable, http_status
 from hps_api.identity import Neighbours
 from hps_api.render import ipxe
 from hps_api.render.negotiate import Negotiated, negotiate
 from hps_api.settings import Settings, load_settings
 from hps_api.store import FileStore
-from hps_api.web import api, bootstrap, legacy, static, ui
-from hps_api.web.respond import error_response
+from hps_api.web import api, bootstrap, legacy, login, static, ui
+from hps_api.web.respond import error_response, shown_to_caller
 from hps_api.web.runtime import Runtime
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -34,6 +34,7 @@ def build_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(legacy.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(ui.bp)
+    app.register_blueprint(login.bp)
     app.register_blueprint(bootstrap.bp)
     app.register_blueprint(static.bp)
     app.register_error_handler(HpsError, _domain_error)
@@ -43,7 +44,9 @@ def build_app(settings: Settings | None = None) -> Flask:
 
 
 def _negotiated() -> Negotiated:
-    found: Negotiated | None = g.get("negotiated")
+    """Return the answer format: JSON under /api/v1 whatever failed first (a bad query string
+    fails before the API's own hook runs), else what the request negotiated."""
+    found: Negotiated | None = api.negotiated() or g.get("negotiated")
     return found or negotiate({}, request.headers.get("Accept", ""),
                               request.headers.get("User-Agent", ""))
 
@@ -56,8 +59,10 @@ def _mac() -> str | None:
 def _domain_error(error: HpsError) -> Response:
     status = http_status(error)
     level = logging.WARNING if status in (403, 409) else logging.INFO
+    if isinstance(error, StoreUnavailable):  # an operator must free space or fix the store
+        level = logging.ERROR
     _log(level, f"{request.path} -> {status} {error}")
-    return error_response(str(error), status, _negotiated(), mac=_mac())
+    return error_response(shown_to_caller(str(error)), status, _negotiated(), mac=_mac())
 
 
 def _http_error(error: HTTPException) -> Response:
@@ -66,7 +71,10 @@ def _http_error(error: HTTPException) -> Response:
                404: f"no such page: {eventlog.clean(request.path)[:80]}"}.get(
         status, error.description or error.name)
     _log(logging.INFO, f"{request.path} -> {status} {message}")
-    return error_response(message, status, _negotiated(), mac=_mac())
+    response = error_response(message, status, _negotiated(), mac=_mac())
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        response.headers["Allow"] = ", ".join(sorted(error.valid_methods))  # RFC 9110 15.5.6
+    return response
 
 
 def _bug(error: Exception) -> Response:

@@ -1,42 +1,130 @@
 """Who sent this request: the one place the web layer identifies callers and admin rights.
 
-The token-less loopback right is for the operator's own tools on the IPS. It is not granted to
-a request an untrusted proxy forwarded (a local nginx in front of gunicorn would otherwise make
-every LAN caller loopback), nor to one carrying a foreign `Origin` (a web page open in the
-operator's browser, posting to the IPS). The bearer token is admin from anywhere.
+An admin is one of:
+
+- a caller with `Authorization: Bearer <HPS_ADMIN_TOKEN>` (scripts, from anywhere);
+- a logged-in account (`hps_api.web.login`): the session cookie, on the pages and `/api/v1`,
+  never on the legacy endpoint;
+- the IPS's own command-line tools on loopback. That right is narrow on purpose (a browser on
+  the IPS is also on loopback, and any web site it opens can make it send requests): it is not
+  granted to a request that looks like a browser's (`Sec-Fetch-*`, `Origin`, `Referer`, a
+  `Mozilla` agent), to one an untrusted proxy forwarded (a local nginx in front of gunicorn
+  would otherwise make every LAN caller loopback), nor to one whose `Host` is not a loopback
+  name or a name of this IPS (`HPS_ALLOWED_HOSTS`, the bind address, the cluster's DHCP_IP):
+  a DNS-rebound name reaching 127.0.0.1 gets no rights.
 """
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from flask import request
+from werkzeug.datastructures import Headers
 
-from hps_api.identity import Caller, client_address, identify
+from hps_api.errors import HpsError
+from hps_api.identity import Caller, client_address, identify, is_loopback
+from hps_api.store import RecordId
 from hps_api.web.runtime import runtime
 
 PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+BROWSER_HEADERS = ("Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User",
+                   "Origin", "Referer")
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
-def current_caller(claimed_mac: str | None = None) -> Caller:
-    """Return the Caller of this request; Forbidden when `mac=` contradicts a verified MAC."""
+def current_caller(claimed_mac: str | None = None, *, sessions: bool = True) -> Caller:
+    """Return the Caller of this request; Forbidden when `mac=` contradicts a verified MAC.
+
+    `sessions=False` ignores the login cookie (the legacy endpoint, which writes on GET).
+    """
     rt = runtime()
     settings = rt.settings
-    remote = request.remote_addr or ""
+    remote = client_address(request.remote_addr or "", "", ())
     ip = client_address(remote, request.headers.get("X-Forwarded-For", ""),
                         settings.trusted_proxies)
     proxied = remote not in settings.trusted_proxies and any(
         request.headers.get(h) for h in PROXY_HEADERS)
-    origin = request.headers.get("Origin")
-    cross_site = origin is not None and not same_site(origin)
+    local_admin = (not proxied and not looks_like_browser(request.headers)
+                   and is_loopback(ip) and host_is_ours(request.host))
+    account = None
+    if sessions:
+        from hps_api.web.login import session_account
+
+        account = session_account()
     return identify(ip, claimed_mac, request.headers.get("Authorization", ""), rt.neighbours,
-                    settings.admin_token, local_admin=not (proxied or cross_site))
+                    settings.admin_token, local_admin=local_admin, account=account)
+
+
+def looks_like_browser(headers: Headers | Mapping[str, str]) -> bool:
+    """Return True when the request carries what browsers send and command-line clients don't."""
+    return (any(headers.get(name) for name in BROWSER_HEADERS)
+            or "Mozilla" in headers.get("User-Agent", ""))
+
+
+def host_is_ours(host_header: str) -> bool:
+    """Return True when `Host` names loopback or this IPS (allowed hosts, bind, DHCP_IP)."""
+    name = host_name(host_header)
+    if not name:
+        return False
+    if name in LOOPBACK_NAMES or is_loopback(name):
+        return True
+    return name in allowed_hosts()
+
+
+def allowed_hosts() -> set[str]:
+    """Return the names this IPS answers to as itself, lower-case."""
+    rt = runtime()
+    names = {h.lower() for h in rt.settings.allowed_hosts}
+    names.add(host_name(rt.settings.bind))
+    try:
+        cluster = rt.store.items(RecordId.of_cluster(rt.active_cluster()))
+    except HpsError:  # no cluster yet, or unreadable: only the configured names
+        cluster = {}
+    if cluster.get("DHCP_IP"):
+        names.add(cluster["DHCP_IP"].strip().lower())
+    names.discard("")
+    names.discard("0.0.0.0")  # noqa: S104 - a wildcard bind names no host
+    names.discard("::")
+    return names
+
+
+def host_name(authority: str) -> str:
+    """Return the host part of `host[:port]` / `[v6]:port`, lower-case; '' when malformed."""
+    text = (authority or "").strip().lower()
+    if text.startswith("["):
+        inside, sep, _ = text[1:].partition("]")
+        return _valid_ip(inside) if sep else ""
+    if text.count(":") > 1:
+        return _valid_ip(text)
+    return text.partition(":")[0]
+
+
+def cross_site() -> bool:
+    """Return True when the browser says this request came from another site.
+
+    `Sec-Fetch-Site` (cross-site, same-site: a sibling host) or an `Origin` naming another
+    host and port. The login cookie is `SameSite=Strict` already; this is the second line.
+    """
+    fetch_site = request.headers.get("Sec-Fetch-Site", "")
+    if fetch_site and fetch_site not in ("same-origin", "none"):
+        return True
+    origin = request.headers.get("Origin")
+    return origin is not None and (origin == "null" or not same_site(origin))
 
 
 def same_site(origin: str) -> bool:
     """Return True when `Origin` names the host and port this request was sent to."""
     parts = urlsplit(origin)
     return _authority(parts.netloc, parts.scheme) == _authority(request.host, request.scheme)
+
+
+def _valid_ip(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return ""
 
 
 def _authority(netloc: str, scheme: str) -> str:

@@ -27,6 +27,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from flask import current_app, request
@@ -44,6 +45,19 @@ SECRET_FILE = "ui-secret"
 MISSING = "the form has no CSRF token: reload the page and submit it again"
 _LABEL = b"hps-api ui csrf v1"
 _EXTENSION = "hps_ui_csrf_secret"
+
+
+@dataclass(frozen=True)
+class Form:
+    """A protected form: where it posts and the CSRF token bound to that path."""
+
+    action: str
+    token: str
+
+
+def form(action: str) -> Form:
+    """Return a form posting to `action` with a fresh token."""
+    return Form(action, token_for(action))
 
 
 def issue(secret: bytes, action: str, now: float | None = None) -> str:

@@ -1,7 +1,9 @@
 """The legacy command endpoint `/cgi-bin/boot_manager.sh?cmd=...` (and its aliases).
 
 The handler decodes parameters, negotiates the format, identifies the caller, runs one command
-and renders its reply; everything else lives in `hps_api.commands`.
+and renders its reply; everything else lives in `hps_api.commands`. Old clients write with GET,
+so a request that looks like a web browser's may only read (any page on any site can make the
+operator's browser send a GET), and the login cookie counts for nothing here.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ import logging
 from flask import Blueprint, Response, g, request
 
 from hps_api import eventlog
-from hps_api.commands import COMMANDS, SCRIPT_COMMANDS
+from hps_api.commands import COMMANDS, SCRIPT_COMMANDS, writes
 from hps_api.commands.base import CommandContext
-from hps_api.errors import InvalidInput, NotFound
+from hps_api.errors import Forbidden, InvalidInput, NotFound
 from hps_api.render.negotiate import negotiate
-from hps_api.web.caller import current_caller
+from hps_api.web.caller import current_caller, looks_like_browser
 from hps_api.web.params import MAX_QUERY_BYTES, merge, parse_pairs
 from hps_api.web.respond import base_url, reply_response
 from hps_api.web.runtime import runtime
@@ -48,8 +50,11 @@ def command() -> Response:
     handler = COMMANDS.get(name)
     if handler is None:
         raise NotFound(f"Unknown or unsupported command: {eventlog.clean(name)[:64]}")
+    if looks_like_browser(request.headers) and writes(name, params):
+        raise Forbidden(f"cmd={name} changes state and is not run for a web browser (any site "
+                        "can make a browser send it): use the pages or a command-line client")
     rt = runtime()
-    caller = current_caller(params.get("mac"))
+    caller = current_caller(params.get("mac"), sessions=False)
     g.caller = caller
     ctx = CommandContext(name, params, caller, rt.store, rt.settings, rt.active_cluster(),
                          g.negotiated, base_url())

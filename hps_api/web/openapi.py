@@ -12,17 +12,26 @@ from flask import Response
 
 from hps_api import __version__
 from hps_api.boot.states import STATES
+from hps_api.ids import MAX_VALUE_BYTES
 from hps_api.inventory import SUMMARY_COLUMNS
 from hps_api.web.legacy import PATHS as LEGACY_PATHS
 
 Schema = dict[str, Any]
 
 ERROR_RESPONSES = {400: "BadRequest", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
-                   413: "TooLarge", 503: "Busy"}
+                   413: "TooLarge", 415: "NotJson", 503: "Busy"}
 _ERROR_TEXT = {400: "bad parameter, key, value, MAC or body", 403: "not an admin",
                404: "unknown cluster, host or key", 409: "conflicts with the current state",
-               413: "request body larger than 1 MiB", 503: "store busy (a lock timed out): retry"}
+               413: "request body larger than 1 MiB",
+               415: "the body is not application/json (UTF-8)",
+               503: "store busy (a lock timed out): retry"}
+#: the errors of an operation that takes a JSON body
+_BODY_ERRORS = (400, 403, 404, 413, 415, 503)
 _TEXT: Schema = {"type": "string"}
+_CLUSTER_PATTERN = "^[a-z][a-z0-9-]{0,62}$"
+_HEX2, _HEX4 = "[0-9A-Fa-f]{2}", "[0-9A-Fa-f]{4}"
+_MAC_PATTERN = (f"^(?:{_HEX2}(?::{_HEX2}){{5}}|{_HEX2}(?:-{_HEX2}){{5}}"
+                f"|{_HEX4}\\.{_HEX4}\\.{_HEX4}|[0-9A-Fa-f]{{12}})$")
 _NULLABLE_TEXT: Schema = {"type": "string", "nullable": True}
 
 
@@ -57,87 +66,87 @@ def document() -> dict[str, Any]:
 def _api_paths() -> dict[str, Any]:
     name, key, mac, cluster = (_ref("parameters", p) for p in ("name", "key", "mac", "cluster"))
     value_body = _json_body(_ref("schemas", "ValueBody"))
-    key_result = _ref("schemas", "KeyResult")
+    key_result, record = _ref("schemas", "KeyResult"), _ref("schemas", "Record")
     return {
         "/api/v1/health": {"get": _op(
             "health", "Status, version and active cluster (anyone); ?deep=1 adds the IPS "
-            "self-test", _ref("schemas", "Health"), errors=(), public=True,
-            params=[{"name": "deep", "in": "query", "required": False,
-                     "schema": {"type": "string", "enum": ["1"]}}])},
+            "self-test", _ref("schemas", "Health"), errors=(400,), public=True,
+            params=[_query("deep", "1: run the IPS self-test too", {
+                "type": "string", "enum": ["1"]})])},
         "/api/v1/openapi.json": {"get": {
             "operationId": "openapi", "summary": "This document (anyone)", "security": [],
             "responses": {"200": {"description": "the OpenAPI document",
                                   "content": {"application/json": {"schema": {
-                                      "type": "object"}}}}}}},
+                                      "type": "object"}}}},
+                          "400": _ref("responses", ERROR_RESPONSES[400])}}},
         "/api/v1/clusters": {
             "get": _op("listClusters", "Every cluster, its host count, whether it is active",
-                       {"type": "array", "items": _ref("schemas", "Cluster")}, errors=(403, 503)),
+                       {"type": "array", "items": _ref("schemas", "Cluster")},
+                       errors=(400, 403, 503)),
             "post": _op("createCluster", "Create a cluster (never activates it)",
-                        {"type": "object", "properties": {"name": _TEXT,
-                                                          "config": _ref("schemas", "Record")}},
-                        errors=(400, 403, 409, 413, 503), status=201,
+                        _object({"name": _TEXT, "config": record}),
+                        errors=(400, 403, 409, 413, 415, 503), status=201,
                         body=_json_body(_ref("schemas", "NewCluster")))},
         "/api/v1/clusters/{name}/activate": {"post": _op(
             "activateCluster", "Make a cluster the active one",
-            {"type": "object", "properties": {"active": _TEXT, "previous": _NULLABLE_TEXT}},
-            params=[name])},
+            _object({"active": _TEXT, "previous": _NULLABLE_TEXT}), params=[name])},
         "/api/v1/clusters/{name}/config": {"get": _op(
-            "getClusterConfig", "A cluster's record",
-            {"type": "object", "properties": {"cluster": _TEXT,
-                                              "config": _ref("schemas", "Record")}},
+            "getClusterConfig", "A cluster's record", _object({"cluster": _TEXT,
+                                                               "config": record}),
             params=[name])},
         "/api/v1/clusters/{name}/config/{key}": {
             "put": _op("setClusterKey", "Set a cluster key", key_result, params=[name, key],
-                       body=value_body, errors=(400, 403, 404, 413, 503)),
+                       body=value_body, errors=_BODY_ERRORS),
             "delete": _op("unsetClusterKey", "Remove a cluster key", key_result,
                           params=[name, key])},
         "/api/v1/hosts": {"get": _op(
             "listHosts", "Host summaries, newest activity first",
-            {"type": "object", "properties": {
-                "cluster": _TEXT,
-                "hosts": {"type": "array", "items": _ref("schemas", "HostSummary")}}},
-            params=[cluster, _query("state", "only hosts in this state",
-                                    {"type": "string", "enum": list(STATES)}),
-                    _query("type", "only hosts of this TYPE (SCH, TCH, CCH, DRH...)", _TEXT)])},
+            _object({"cluster": _TEXT,
+                     "hosts": {"type": "array", "items": _ref("schemas", "HostSummary")}}),
+            params=[cluster, _query("state", f"only hosts in this state, any case: "
+                                    f"{', '.join(STATES)} (empty: every state)",
+                                    {"type": "string", "pattern": "^[A-Za-z_]*$"}),
+                    _query("type", "only hosts of this TYPE, any case (SCH, TCH, CCH, DRH...; "
+                                   "empty: every type)", _TEXT)])},
         "/api/v1/hosts/{mac}": {
             "get": _op("getHost", "A host's record and summary", _ref("schemas", "Host"),
                        params=[mac, cluster]),
             "delete": _op("deleteHost", "Remove a host's record",
-                          {"type": "object", "properties": {
-                              "mac": _TEXT, "cluster": _TEXT, "deleted": {"type": "boolean"}}},
+                          _object({"mac": _TEXT, "cluster": _TEXT,
+                                   "deleted": {"type": "boolean"}}),
                           params=[mac, cluster])},
         "/api/v1/hosts/{mac}/config/{key}": {
             "get": _op("getHostKey", "One key of a host",
-                       {"type": "object", "properties": {
-                           "mac": _TEXT, "cluster": _TEXT, "key": _TEXT, "value": _TEXT}},
+                       _object({"mac": _TEXT, "cluster": _TEXT, "key": _TEXT, "value": _TEXT}),
                        params=[mac, key, cluster]),
             "put": _op("setHostKey", "Set a key of a registered host (STATE: a known state)",
                        key_result, params=[mac, key, cluster], body=value_body,
-                       errors=(400, 403, 404, 413, 503)),
+                       errors=_BODY_ERRORS),
             "delete": _op("unsetHostKey", "Remove a key of a host", key_result,
                           params=[mac, key, cluster])},
         "/api/v1/hosts/{mac}/configure": {
             "post": _op("configureHost", "Set type and profile, allocate identity, CONFIGURED",
-                        {"type": "object", "properties": {
-                            "mac": _TEXT, "cluster": _TEXT, "record": _ref("schemas", "Record")}},
-                        params=[mac, cluster], body=_json_body({
-                            "type": "object", "required": ["type"], "properties": {
-                                "type": _TEXT, "profile": _TEXT}}),
-                        errors=(400, 403, 404, 409, 413, 503))},
+                        _object({"mac": _TEXT, "cluster": _TEXT, "record": record}),
+                        params=[mac, cluster], body=_json_body(_ref("schemas", "Configure")),
+                        errors=(400, 403, 404, 409, 413, 415, 503))},
         "/api/v1/hosts/{mac}/boot": {
             "get": _op("explainBoot", "The script init would serve now, and why (no writes)",
-                       {"type": "object", "properties": {
-                           "mac": _TEXT, "state": _TEXT, "action": _TEXT, "template": _TEXT,
-                           "reason": _TEXT, "script": _TEXT, "changes": {"type": "object"}}},
-                       params=[mac, cluster])},
+                       _ref("schemas", "BootExplained"), params=[mac, cluster])},
         "/api/v1/hosts/{mac}/events": {
             "get": _op("hostEvents", "The host's journal and boot sessions, newest first",
-                       {"type": "object", "properties": {
-                           "mac": _TEXT, "changes": {"type": "array", "items": {
-                               "type": "object"}},
-                           "sessions": {"type": "array", "items": {"type": "object"}}}},
+                       _object({"mac": _TEXT, "cluster": _TEXT,
+                                "changes": {"type": "array", "items": _ref("schemas", "Change")},
+                                "sessions": {"type": "array", "items": _object({
+                                    "session": _TEXT, "time": _TEXT})}}),
                        params=[mac, cluster])},
     }
+
+
+def _object(properties: dict[str, Schema], *, optional: Iterable[str] = ()) -> Schema:
+    """Return an object schema whose properties are always present, but the `optional` ones."""
+    left_out = set(optional)
+    return {"type": "object", "required": [p for p in properties if p not in left_out],
+            "properties": properties}
 
 
 def _op(operation_id: str, summary: str, data: Schema, *, params: Iterable[Schema] = (),
@@ -204,6 +213,9 @@ _LEGACY_PARAMS = {
 }
 
 
+_LEGACY_SCHEMAS = {"mac": {"type": "string", "pattern": f"^(?:{_MAC_PATTERN[1:-1]})?$"}}
+
+
 def _legacy_paths() -> dict[str, Any]:
     return {path: _legacy_item(path, index) for index, path in enumerate(LEGACY_PATHS)}
 
@@ -211,7 +223,8 @@ def _legacy_paths() -> dict[str, Any]:
 def _legacy_item(path: str, index: int) -> dict[str, Any]:
     suffix = "" if index == 0 else f"Alias{index}"
     alias = "" if index == 0 else f" (alias of {LEGACY_PATHS[0]})"
-    parameters = [_query(name, text, _TEXT) for name, text in _LEGACY_PARAMS.items()]
+    parameters = [_query(name, text, _LEGACY_SCHEMAS.get(name, _TEXT))
+                  for name, text in _LEGACY_PARAMS.items()]
     parameters[0]["required"] = True
     responses = {"200": {"description": "the bare value and a newline (text, the default for "
                                         "curl and wget), an iPXE script (iPXE clients: errors "
@@ -246,13 +259,16 @@ def _components() -> dict[str, Any]:
             "description": "HPS_ADMIN_TOKEN (requests from loopback need no token)"}},
         "parameters": {
             "name": _path("name", "cluster name", {"type": "string",
-                                                   "pattern": "^[a-z][a-z0-9-]{0,62}$"}),
+                                                   "pattern": _CLUSTER_PATTERN}),
             "key": _path("key", "key name, any case (stored upper-case)",
                          {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
                           "maxLength": 128}),
-            "mac": _path("mac", "MAC in any common spelling: 52:54:00:aa:bb:01, "
-                         "52-54-00-aa-bb-01, 5254.00aa.bb01, 525400aabb01", _TEXT),
-            "cluster": _query("cluster", "cluster to use instead of the active one", _TEXT),
+            "mac": _path("mac", "MAC in any common spelling, exactly (nothing around it): "
+                         "52:54:00:aa:bb:01, 52-54-00-aa-bb-01, 5254.00aa.bb01, 525400aabb01",
+                         {"type": "string", "pattern": _MAC_PATTERN}),
+            "cluster": _query("cluster", "cluster to use instead of the active one (empty: the "
+                              "active one)", {"type": "string",
+                                              "pattern": f"^(?:{_CLUSTER_PATTERN[1:-1]})?$"}),
         },
         "schemas": _schemas(),
         "responses": {
@@ -270,28 +286,44 @@ def _schemas() -> dict[str, Any]:
             "error": {"type": "object", "required": ["code", "message"], "properties": {
                 "code": {"type": "integer"}, "message": _TEXT}}}},
         "Record": {**text_map, "description": "KEY: value pairs of one record"},
-        "ValueBody": {"type": "object", "required": ["value"], "properties": {
-            "value": {**_TEXT, "description": "no control characters, at most 64 KiB"}}},
-        "NewCluster": {"type": "object", "required": ["name"], "properties": {
-            "name": {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,62}$"},
-            "config": {**text_map, "description": "initial keys (not NAME, CREATED, UPDATED)"}}},
-        "KeyResult": {"type": "object", "properties": {
-            "cluster": _TEXT, "mac": _TEXT, "key": _TEXT,
+        "ValueBody": {"type": "object", "required": ["value"], "additionalProperties": False,
+                      "properties": {"value": {
+                          **_TEXT, "maxLength": MAX_VALUE_BYTES,
+                          "description": "no control characters, at most 64 KiB of UTF-8"}}},
+        "NewCluster": {"type": "object", "required": ["name"], "additionalProperties": False,
+                       "properties": {
+                           "name": {"type": "string", "pattern": _CLUSTER_PATTERN},
+                           "config": {**text_map, "description": "initial keys (not NAME, "
+                                                                 "CREATED, UPDATED)"}}},
+        "Configure": {"type": "object", "required": ["type"], "additionalProperties": False,
+                      "properties": {"type": {**_TEXT, "description": "a host type: SCH, TCH..."},
+                                     "profile": {**_TEXT, "description": "default: DEFAULT"}}},
+        "KeyResult": _object({
+            "cluster": _TEXT, "mac": {**_TEXT, "description": "host keys only"}, "key": _TEXT,
             "value": {**_NULLABLE_TEXT, "description": "null once removed"},
-            "record": _ref("schemas", "Record")}},
-        "Cluster": {"type": "object", "properties": {
-            "name": _TEXT, "active": {"type": "boolean"}, "hosts": {"type": "integer"}}},
-        "HostSummary": {"type": "object", "properties": {
+            "record": _ref("schemas", "Record")}, optional=["mac"]),
+        "Cluster": _object({"name": _TEXT, "active": {"type": "boolean"},
+                            "hosts": {"type": "integer"}}),
+        "HostSummary": _object({
             "mac": _TEXT, **dict.fromkeys(SUMMARY_COLUMNS, _NULLABLE_TEXT),
-            "error": {**_TEXT, "description": "only when the record cannot be read"}}},
-        "Host": {"type": "object", "properties": {
-            "mac": _TEXT, "cluster": _TEXT, "record": _ref("schemas", "Record"),
-            "summary": _ref("schemas", "HostSummary")}},
-        "Health": {"type": "object", "properties": {
+            "error": {**_TEXT, "description": "only when the record cannot be read"}},
+            optional=["error"]),
+        "Host": _object({"mac": _TEXT, "cluster": _TEXT, "record": _ref("schemas", "Record"),
+                         "summary": _ref("schemas", "HostSummary")}),
+        "BootExplained": _object({
+            "mac": _TEXT, "cluster": _TEXT, "state": _NULLABLE_TEXT, "type": _NULLABLE_TEXT,
+            "profile": _NULLABLE_TEXT, "os_id": _NULLABLE_TEXT, "action": _TEXT,
+            "template": _TEXT, "reason": _TEXT, "script": _TEXT,
+            "changes": {"type": "object", "additionalProperties": _NULLABLE_TEXT,
+                        "description": "what init would write (null: remove the key)"}}),
+        "Change": _object({"time": _TEXT, "record": _TEXT, "key": _TEXT, "old": _NULLABLE_TEXT,
+                           "new": _NULLABLE_TEXT, "actor": _TEXT}),
+        "Health": _object({
             "status": {"type": "string", "enum": ["ok", "degraded"]}, "version": _TEXT,
             "active_cluster": _NULLABLE_TEXT,
-            "selftest": {"type": "object", "properties": {
+            "selftest": _object({
                 "result": {"type": "string", "enum": ["pass", "fail"]},
-                "checks": {"type": "array", "items": {"type": "object", "properties": {
-                    "name": _TEXT, "ok": {"type": "boolean"}, "detail": _TEXT}}}}}}},
+                "checks": {"type": "array", "items": _object({
+                    "name": _TEXT, "ok": {"type": "boolean"}, "detail": _TEXT})}})},
+            optional=["selftest"]),
     }

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
-from flask import Response, request
+from flask import Response, g, request
 
 from hps_api.commands.base import Reply
 from hps_api.render import html, ipxe
 from hps_api.render.negotiate import Negotiated
+from hps_api.settings import Settings
+from hps_api.web.runtime import runtime
 
 MIME = {
     "ipxe": "text/plain; charset=utf-8",
@@ -20,7 +23,8 @@ MIME = {
     "html": "text/html; charset=utf-8",
 }
 ERROR_TITLES = {400: "Bad request", 403: "Forbidden", 404: "Not found", 405: "Not allowed",
-                409: "Conflict", 413: "Too large", 414: "Too long", 500: "Internal error",
+                409: "Conflict", 413: "Too large", 414: "Too long", 415: "Not JSON",
+                500: "Internal error",
                 503: "Busy"}
 RETRY_SECONDS = 10
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
@@ -51,7 +55,7 @@ def reply_response(reply: Reply, negotiated: Negotiated, *, mac: str | None,
     if fmt == "html":
         page = html.render("reply.html", {"title": reply.title or "hps-api", "text": reply.text,
                                           "mac": mac})
-        return Response(page, 200, content_type=MIME["html"])
+        return html_response(page, 200)
     if fmt == "ipxe" and not reply.raw:
         answer = reply.ipxe
         rendered = (ipxe.render(answer.template, dict(answer.context)) if answer
@@ -76,8 +80,22 @@ def error_response(message: str, status: int, negotiated: Negotiated | None,
     if fmt == "html":
         page = html.render("error.html", {"title": ERROR_TITLES.get(status, "Error"),
                                           "status": status, "message": message})
-        return Response(page, status, content_type=MIME["html"])
+        return html_response(page, status)
     return Response(message + "\n", status, content_type=MIME["text"])
+
+
+def html_response(page: str, status: int) -> Response:
+    """Return an HTML answer with the security headers the pages send (hps_api.web.ui).
+
+    The same headers on every HTML answer, whichever door it comes from: no framing, no
+    inline code, no sniffing, no caching of a page that may show a host's record.
+    """
+    from hps_api.web.ui import SECURITY_HEADERS  # ui imports this module: look it up when used
+
+    response = Response(page, status, content_type=MIME["html"])
+    response.headers.update(SECURITY_HEADERS)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def json_response(data: Any, status: int = 200) -> Response:
@@ -85,5 +103,41 @@ def json_response(data: Any, status: int = 200) -> Response:
     return _json({"ok": True, "data": data}, status)
 
 
+def shown_to_caller(message: str) -> str:
+    """Return a message as this request's caller may read it: with the store's absolute paths
+    unless the caller is an admin (identified earlier in the request, see `g.caller`)."""
+    caller = g.get("caller")
+    if caller is not None and caller.admin:
+        return message
+    return hide_paths(message, runtime().settings)
+
+
+def hide_paths(text: str, settings: Settings) -> str:
+    """Return `text` with the config, resources and log directories named by their setting.
+
+    `/srv/hps-config/clusters/lab/hosts/525400aabb01.conf` becomes
+    `$HPS_CONFIG_DIR/clusters/lab/hosts/525400aabb01.conf`: what is wrong stays readable, where
+    the store lives on this machine is not told.
+    """
+    for label, root in _path_labels(settings):
+        text = re.sub(re.escape(root) + r"(?![^/\s:'\",;)\]<&])", label, text)
+    return text
+
+
+def _path_labels(settings: Settings) -> list[tuple[str, str]]:
+    """Return (label, absolute directory) pairs, longest directory first (nested ones win)."""
+    named = {"$HPS_CONFIG_DIR": settings.config_dir, "$HPS_RESOURCES_DIR":
+             settings.resources_dir, "$HPS_LOG_DIR": settings.log_dir}
+    pairs = {(label, str(spelling)) for label, path in named.items()
+             for spelling in (Path(path).absolute(), Path(path).resolve())
+             if len(spelling.parts) > 1}
+    return sorted(pairs, key=lambda pair: len(pair[1]), reverse=True)
+
+
 def _json(payload: dict[str, Any], status: int) -> Response:
-    return Response(json.dumps(payload, ensure_ascii=False), status, content_type=MIME["json"])
+    try:
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        # a lone surrogate (`"\ud800"` in a JSON body) echoed in a message: escape everything
+        body = json.dumps(payload).encode("ascii")
+    return Response(body, status, content_type=MIME["json"])

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, g, request
@@ -50,7 +49,8 @@ from hps_api.store import FileStore, RecordId
 from hps_api.store.bootstrap import active_cluster
 from hps_api.web import csrf
 from hps_api.web.caller import current_caller
-from hps_api.web.respond import MIME, base_url
+from hps_api.web.login import header_context
+from hps_api.web.respond import MIME, base_url, hide_paths
 from hps_api.web.runtime import runtime
 from hps_api.web.views import (
     COLUMN_LABELS,
@@ -96,14 +96,6 @@ SECURITY_HEADERS = {
     # same-origin keeps Origin/Referer on our own posts, so csrf.check_same_site can use them
     "Referrer-Policy": "same-origin",
 }
-
-
-@dataclass(frozen=True)
-class Form:
-    """An admin form: where it posts and the CSRF token bound to that path."""
-
-    action: str
-    token: str
 
 
 # -- hooks ---------------------------------------------------------------------------------------
@@ -300,18 +292,17 @@ def boot_view(store: FileStore, cluster: str, mac12: str, record: Mapping[str, s
 def _require_admin() -> Caller:
     caller = current_caller()
     if not caller.admin:
-        raise Forbidden("admin only: use the IPS itself (loopback) to change hosts")
+        raise Forbidden("admin only: log in at /login to change hosts")
     return caller
 
 
 def _actor() -> str:
     caller: Caller = g.caller
-    return f"admin:{caller.ip}"
+    return caller.actor
 
 
-def _form(mac12: str, action: str) -> Form:
-    path = f"/hosts/{mac12}/{action}"
-    return Form(path, csrf.token_for(path))
+def _form(mac12: str, action: str) -> csrf.Form:
+    return csrf.form(f"/hosts/{mac12}/{action}")
 
 
 def _done(mac12: str, action: str) -> Response:
@@ -319,4 +310,8 @@ def _done(mac12: str, action: str) -> Response:
 
 
 def _page(template: str, **context: Any) -> Response:
-    return Response(html.render(template, context), 200, content_type=MIME["html"])
+    """Render a page; for non-admins the store's absolute paths are named by their setting."""
+    page = html.render(template, {**header_context(), **context})
+    if not viewer_is_admin():
+        page = hide_paths(page, runtime().settings)
+    return Response(page, 200, content_type=MIME["html"])
