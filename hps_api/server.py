@@ -108,9 +108,25 @@ def serve(settings: Settings, bind: str | None = None, workers: int | None = Non
 
     options = gunicorn_options(settings, bind, workers)
     app = create_app(settings)
+    sweep_debris(settings)
     log_selftest(settings)
     run_app(app, options)
     return 0
+
+
+def sweep_debris(settings: Settings) -> None:
+    """Remove the temp files killed writers left in the store (older than a minute), and log
+    how many: a crash heals itself instead of waiting for an operator."""
+    import logging
+
+    from hps_api import eventlog
+    from hps_api.store.fsck import sweep_stale_temps
+    from hps_api.store.layout import Layout
+
+    removed = sweep_stale_temps(Layout(settings.config_dir))
+    if removed:
+        eventlog.event(logging.INFO, f"removed {len(removed)} temp file(s) left by interrupted "
+                       "writes", host="ips")
 
 
 def log_selftest(settings: Settings) -> None:

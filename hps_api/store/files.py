@@ -12,7 +12,7 @@ import errno
 import fcntl
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from hps_api.errors import HpsError, StoreBusy, StoreUnavailable, StoreUnreadable
@@ -53,11 +53,14 @@ def write_all(fd: int, data: bytes) -> None:
 
 def write_durably(path: Path, data: bytes, check: Callable[[bytes, str], None] | None = None, *,
                   sync_dir: bool = True, mode: int | None = None,
-                  undo: Undo | None = None) -> None:
+                  undo: Undo | None = None, locked: bool = False) -> None:
     """Put `data` at `path`: temp file in the same directory, fsync, `check` the bytes read back
     (by default: they must be `data`), `os.replace`, directory fsync (left to the caller when
     not `sync_dir`). The file gets `mode`, else the old file's mode; as root, the old owner.
     With `undo`, the old file is kept there first, so the replace can be taken back.
+    `locked`: the caller holds the file's lock, so the temp file gets its one fixed name
+    (`temp_name`), which a later writer reuses: what a killed writer left is overwritten or
+    swept (`heal`), never accumulated.
 
     Raises StoreUnavailable (nothing replaced, no temp file left) or what `check` raises.
     """
@@ -67,8 +70,12 @@ def write_durably(path: Path, data: bytes, check: Callable[[bytes, str], None] |
         kept, owner = mode_and_owner(path)
         mode = kept if mode is None else mode
         check = check or expect_bytes(data)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX,
-                                        dir=path.parent)
+        if locked:
+            tmp_name = str(temp_name(path))
+            fd = os.open(tmp_name, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        else:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX,
+                                            dir=path.parent)
         try:
             try:
                 write_all(fd, data)
@@ -165,8 +172,33 @@ class Undo:
         self._aside.clear()
 
 
+def temp_name(path: Path) -> Path:
+    """Return the fixed temp name of a file written under its lock (`.NAME.tmp`)."""
+    return path.with_name(f".{path.name}{TEMP_SUFFIX}")
+
+
 def _aside_name(path: Path) -> str:
-    return str(path.with_name(f".{path.name}.{os.urandom(6).hex()}.aside{TEMP_SUFFIX}"))
+    """Return the fixed name a file is set aside under (only ever under its lock)."""
+    return str(path.with_name(f".{path.name}.aside{TEMP_SUFFIX}"))
+
+
+def heal(paths: Iterable[Path]) -> list[Path]:
+    """Remove what a killed writer left beside these files: their temp and set-aside names.
+
+    Only for a caller holding the files' lock: no live writer can own those names then.
+    Returns the paths removed.
+    """
+    removed = []
+    for path in paths:
+        for debris in (temp_name(path), Path(_aside_name(path))):
+            try:
+                os.unlink(debris)
+            except FileNotFoundError:
+                continue
+            except OSError:
+                continue  # left for fsck; the write itself reports a store it cannot use
+            removed.append(debris)
+    return removed
 
 
 def _put_back(aside: str, path: Path | str) -> None:

@@ -62,6 +62,8 @@ from hps_api.store.records import Kind, RecordId
 MAX_RECORD_BYTES = 1024 * 1024
 #: files a host record may have beside it (`hosts/<mac12>.<suffix>`): the rendered kickstart
 ATTACHMENT_SUFFIXES = frozenset({"ks"})
+#: the files of one record that share its lock: the record, a host's stamp and attachments
+_FAMILY = (".conf", stamps.STAMP_SUFFIX, *(f".{suffix}" for suffix in sorted(ATTACHMENT_SUFFIXES)))
 #: record kinds whose parsed files are kept in memory between reads (see the module docstring)
 CACHED_KINDS = frozenset({Kind.GLOBAL, Kind.CLUSTER, Kind.OS})
 SETTLE_SECONDS = 1.0
@@ -296,7 +298,8 @@ class FileStore:
                 change = Change(journal.utc_now(), rid.label, f".{suffix}", _digest(old),
                                 _digest(encoded), actor)
                 self._commit(rid, [change],
-                             lambda undo: files.write_durably(path, encoded, undo=undo))
+                             lambda undo: files.write_durably(path, encoded, undo=undo,
+                                                              locked=True))
         return path
 
     def read_attachment(self, rid: RecordId, suffix: str) -> str:
@@ -332,12 +335,17 @@ class FileStore:
             directory.mkdir(parents=True, exist_ok=True)
 
     def _locked(self, path: Path) -> contextlib.AbstractContextManager[None]:
-        return self._locked_file(path.with_name(path.name + ".lock"))
+        return self._locked_file(path.with_name(path.name + ".lock"), heal=path)
 
     @contextlib.contextmanager
-    def _locked_file(self, lock_path: Path) -> Iterator[None]:
+    def _locked_file(self, lock_path: Path, heal: Path | None = None) -> Iterator[None]:
+        """Hold a lock; holding a record's, first sweep what a killed writer of that record
+        left (its temp and set-aside files, and those of its stamp and attachment): a crash
+        heals at the record's next write instead of leaving debris for fsck."""
         fd = files.acquire(lock_path, self.lock_timeout)
         try:
+            if heal is not None:
+                files.heal(heal.with_suffix(suffix) for suffix in _FAMILY)
             yield
         finally:
             os.close(fd)  # closing the only descriptor releases the lock
@@ -402,7 +410,7 @@ class FileStore:
         if len(data) > MAX_RECORD_BYTES:
             raise InvalidInput(f"{path.name} would exceed {MAX_RECORD_BYTES} bytes")
         files.write_durably(path, data, lambda written, name: _verify(written, record, name),
-                            sync_dir=False, undo=undo)
+                            sync_dir=False, undo=undo, locked=True)
         if rid.kind is Kind.HOST:
             stamp = stamps.stamp_path(path)
             with files.writing(stamp):

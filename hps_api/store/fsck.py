@@ -43,6 +43,16 @@ def check_tree(layout: Layout) -> list[Problem]:
     return problems
 
 
+def sweep_stale_temps(layout: Layout, min_age: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Delete every temp file under the store older than `min_age` seconds; return them.
+
+    What a killed writer leaves is swept by the next writer of the same record; this sweep (the
+    server runs it at start, fsck every time) reaches the records nobody has written since.
+    """
+    temps = [p for d in _record_dirs(layout) for p in _strays(d) if p.kind == "temp"]
+    return remove_stale_temps(temps, min_age)
+
+
 def remove_stale_temps(problems: list[Problem], min_age: float = STALE_TEMP_SECONDS) -> list[Path]:
     """Delete the temp files among the problems older than `min_age` seconds; return them.
 
