@@ -18,7 +18,7 @@ import webtest
 from hps_api import create_app
 from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId
-from hps_api.web.ui import SECURITY_HEADERS
+from hps_api.web.respond import SECURITY_HEADERS
 
 MAC = "525400dd0001"
 LAN = "10.99.0.21"

@@ -27,6 +27,7 @@ from hps_api.errors import HpsError
 from hps_api.identity import Caller, client_address, identify, is_loopback
 from hps_api.store import RecordId
 from hps_api.web.runtime import runtime
+from hps_api.web.session import session_account
 
 PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
 BROWSER_HEADERS = ("Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User",
@@ -48,11 +49,7 @@ def current_caller(claimed_mac: str | None = None, *, sessions: bool = True) -> 
         request.headers.get(h) for h in PROXY_HEADERS)
     local_admin = (not proxied and not looks_like_browser(request.headers)
                    and is_loopback(ip) and host_is_ours(request.host))
-    account = None
-    if sessions:
-        from hps_api.web.login import session_account
-
-        account = session_account()
+    account = session_account() if sessions else None
     return identify(ip, claimed_mac, request.headers.get("Authorization", ""), rt.neighbours,
                     settings.admin_token, local_admin=local_admin, account=account)
 

@@ -19,32 +19,16 @@ import logging
 from flask import Blueprint, Response, g, request
 
 from hps_api import eventlog
-from hps_api.accounts import SESSION_SECONDS, Accounts, LoginRefused
+from hps_api.accounts import SESSION_SECONDS, LoginRefused
 from hps_api.identity import client_address
 from hps_api.render import html
 from hps_api.render.negotiate import Negotiated, client_from_agent
 from hps_api.web import csrf
-from hps_api.web.respond import MIME
+from hps_api.web.respond import MIME, SECURITY_HEADERS
 from hps_api.web.runtime import runtime
+from hps_api.web.session import COOKIE, accounts, session_account
 
 bp = Blueprint("login", __name__)
-COOKIE = "hps_session"
-_UNSET = object()
-
-
-def accounts() -> Accounts:
-    """Return the accounts of this IPS."""
-    return Accounts(runtime().settings.config_dir)
-
-
-def session_account() -> str | None:
-    """Return the account of this request's session cookie, if it is live (once per request)."""
-    found = g.get("session_account", _UNSET)
-    if found is _UNSET:
-        token = request.cookies.get(COOKIE, "")
-        found = accounts().session_account(token) if token else None
-        g.session_account = found
-    return found if isinstance(found, str) else None
 
 
 @bp.before_request
@@ -57,8 +41,6 @@ def _guard() -> None:
 
 @bp.after_request
 def _headers(response: Response) -> Response:
-    from hps_api.web.ui import SECURITY_HEADERS
-
     response.headers.update(SECURITY_HEADERS)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -27,6 +27,16 @@ ERROR_TITLES = {400: "Bad request", 403: "Forbidden", 404: "Not found", 405: "No
                 500: "Internal error",
                 503: "Busy"}
 RETRY_SECONDS = 10
+#: on every HTML answer, whichever door: no framing (clickjacking of the admin buttons), no
+#: inline code, no sniffing; same-origin keeps Origin/Referer on our own posts for the CSRF check
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    # same-origin keeps Origin/Referer on our own posts, so csrf.check_same_site can use them
+    "Referrer-Policy": "same-origin",
+}
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 
 
@@ -85,13 +95,11 @@ def error_response(message: str, status: int, negotiated: Negotiated | None,
 
 
 def html_response(page: str, status: int) -> Response:
-    """Return an HTML answer with the security headers the pages send (hps_api.web.ui).
+    """Return an HTML answer with the security headers the pages send.
 
     The same headers on every HTML answer, whichever door it comes from: no framing, no
     inline code, no sniffing, no caching of a page that may show a host's record.
     """
-    from hps_api.web.ui import SECURITY_HEADERS  # ui imports this module: look it up when used
-
     response = Response(page, status, content_type=MIME["html"])
     response.headers.update(SECURITY_HEADERS)
     response.headers["Cache-Control"] = "no-store"

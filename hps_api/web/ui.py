@@ -50,7 +50,7 @@ from hps_api.store.bootstrap import active_cluster
 from hps_api.web import csrf
 from hps_api.web.caller import current_caller
 from hps_api.web.login import header_context
-from hps_api.web.respond import MIME, base_url, hide_paths
+from hps_api.web.respond import MIME, SECURITY_HEADERS, base_url, hide_paths
 from hps_api.web.runtime import runtime
 from hps_api.web.views import (
     COLUMN_LABELS,
@@ -87,14 +87,6 @@ DONE_MESSAGES = {
     "reinstall": "Marked for reinstall: the host installs again at its next network boot.",
     "unconfigure": "Unconfigured: the host shows the install menu at its next network boot "
                    "(hostname and IP are kept).",
-}
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
-                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    # same-origin keeps Origin/Referer on our own posts, so csrf.check_same_site can use them
-    "Referrer-Policy": "same-origin",
 }
 
 
