@@ -36,6 +36,12 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     bind: str = "127.0.0.1:8080"
     workers: int = 0
+    front_bind: str = "0.0.0.0:80"
+    tls_cert: str = ""
+    tls_key: str = ""
+    #: the operator's own data files (host types, installer and iPXE templates), each winning
+    #: over the shipped file of the same relative name (see hps_api.resources); None: none
+    site_dir: Path | None = None
 
     def with_overrides(self, **changes: Any) -> Settings:
         """Return a copy with some fields replaced (tests point config_dir at tmp_path)."""
@@ -43,6 +49,8 @@ class Settings:
 
 
 _ENV_NAMES = {f.name: "HPS_" + f.name.upper() for f in fields(Settings)}
+#: settings naming a directory that must exist when the process starts (nothing creates it)
+_DIRECTORIES = ("site_dir",)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Settings:
@@ -69,6 +77,8 @@ def env_name(field_name: str) -> str:
 
 
 def _convert(name: str, raw: str) -> Any:
+    if name in _DIRECTORIES:
+        return _existing_directory(raw)
     default = getattr(Settings, name)
     if isinstance(default, Path):
         return Path(raw)
@@ -87,6 +97,28 @@ def _convert(name: str, raw: str) -> Any:
     if isinstance(default, tuple):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw
+
+
+def _existing_directory(raw: str) -> Path:
+    path = Path(raw)
+    if not path.exists():
+        raise ValueError("no such directory")
+    if not path.is_dir():
+        raise ValueError("not a directory")
+    return path.absolute()
+
+
+def environment() -> dict[str, str]:
+    """Return the variables the settings are read from: `.env` in the working directory, under
+    the process's own environment (which wins), without changing the process's environment."""
+    merged: dict[str, str] = {}
+    env_file = Path.cwd() / ".env"
+    if env_file.is_file():
+        from dotenv import dotenv_values
+
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ)
+    return merged
 
 
 def _load_dotenv() -> None:

@@ -144,3 +144,10 @@ def test_import_legacy_of_a_missing_dir_exits_2(cli, tmp_path: Path) -> None:
     result = cli("hps-api", "import-legacy", str(tmp_path / "nope"))
     assert result.returncode == 2
     assert result.stderr.startswith("hps-api: ")
+
+
+def test_a_site_dir_that_does_not_exist_stops_a_command_at_start(cli, tmp_path: Path) -> None:
+    missing = tmp_path / "no-site"
+    result = cli("hps-api", "init", env={"HPS_SITE_DIR": str(missing)})
+    assert result.returncode == 2
+    assert result.stderr == f"hps-api: HPS_SITE_DIR='{missing}': no such directory\n"

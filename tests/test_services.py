@@ -77,8 +77,8 @@ def test_rendered_files_hold_the_reservations_range_and_boot_rules(
     out = services_dir(seeded)
     tftp = lab_settings.resources_dir / "tftp"
     assert written == [out / "dhcp-hosts", out / "dns-hosts", out / "rsyslog.conf",
-                       out / "dnsmasq.conf", tftp / "undionly.kpxe", tftp / "ipxe.efi",
-                       tftp / "snponly.efi"]
+                       out / "dnsmasq.conf", out / "nginx.conf", out / "front-end.env",
+                       tftp / "undionly.kpxe", tftp / "ipxe.efi", tftp / "snponly.efi"]
     assert (out / "dhcp-hosts").read_text() == (
         "52:54:00:aa:bb:01,10.99.0.10,sch-001\n"
         "52:54:00:aa:bb:02,10.99.0.11,sch-002\n"
@@ -237,11 +237,12 @@ def test_ipxe_binaries_are_copied_only_when_missing_or_different(
     tftp = lab_settings.resources_dir / "tftp"
     render_services(seeded, lab_settings, "default", ipxe_dir=ipxe_dir)
     again = render_services(seeded, lab_settings, "default", ipxe_dir=ipxe_dir)
-    assert [p.name for p in again] == ["dhcp-hosts", "dns-hosts", "rsyslog.conf", "dnsmasq.conf"]
+    assert [p.name for p in again] == ["dhcp-hosts", "dns-hosts", "rsyslog.conf", "dnsmasq.conf",
+                                       "nginx.conf", "front-end.env"]
     (tftp / "snponly.efi").write_bytes(b"stale")
     (tftp / "ipxe.efi").unlink()
     third = render_services(seeded, lab_settings, "default", ipxe_dir=ipxe_dir)
-    assert [p.name for p in third][4:] == ["ipxe.efi", "snponly.efi"]
+    assert [p.name for p in third][6:] == ["ipxe.efi", "snponly.efi"]
     assert (tftp / "snponly.efi").read_bytes() == (ipxe_dir / "snponly.efi").read_bytes()
 
 
@@ -273,13 +274,63 @@ def cli_env(tmp_path: Path) -> dict[str, str | None]:
             "HPS_DNSMASQ_PIDFILE": str(tmp_path / "run" / "dnsmasq.pid")}
 
 
-def test_render_services_cli_writes_the_files_and_exits_0(
+def test_render_services_cli_with_no_reload_writes_the_files_and_exits_0(
         cli: Cli, seeded: FileStore, cli_env: dict[str, str | None]) -> None:
-    result = cli("hps-api", "render-services", env=cli_env)
+    result = cli("hps-api", "render-services", "--no-reload", env=cli_env)
     assert result.returncode == 0, result.stderr
     assert f"wrote {services_dir(seeded) / 'dnsmasq.conf'}" in result.stdout.splitlines()
     assert f"wrote {services_dir(seeded) / 'rsyslog.conf'}" in result.stdout.splitlines()
-    assert "dnsmasq not reloaded: no running dnsmasq in" in result.stdout
+    assert "dnsmasq not reloaded (--no-reload)" in result.stdout.splitlines()
+    assert result.stderr == ""
+
+
+def test_render_services_cli_exits_1_after_writing_the_files_when_no_dnsmasq_runs(
+        cli: Cli, seeded: FileStore, cli_env: dict[str, str | None]) -> None:
+    result = cli("hps-api", "render-services", env=cli_env)
+    assert result.returncode == 1
+    assert f"wrote {services_dir(seeded) / 'dnsmasq.conf'}" in result.stdout.splitlines()
+    assert result.stderr.startswith(
+        f"hps-api: files written, but dnsmasq not reloaded: no running dnsmasq in "
+        f"{cli_env['HPS_DNSMASQ_PIDFILE']} (No such file or directory)")
+    assert "--no-reload" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("content", ["garbage\n", "99999999\n"])
+def test_render_services_cli_exits_1_for_a_pidfile_naming_no_dnsmasq(
+        cli: Cli, seeded: FileStore, cli_env: dict[str, str | None], content: str) -> None:
+    pidfile = Path(str(cli_env["HPS_DNSMASQ_PIDFILE"]))
+    pidfile.parent.mkdir(parents=True)
+    pidfile.write_text(content)
+    result = cli("hps-api", "render-services", env=cli_env)
+    assert result.returncode == 1
+    assert "dnsmasq not reloaded" in result.stderr and str(pidfile) in result.stderr
+
+
+def test_render_services_cli_exits_1_for_a_process_that_is_not_dnsmasq(
+        cli: Cli, seeded: FileStore, cli_env: dict[str, str | None]) -> None:
+    pidfile = Path(str(cli_env["HPS_DNSMASQ_PIDFILE"]))
+    pidfile.parent.mkdir(parents=True)
+    pidfile.write_text(f"{os.getpid()}\n")  # pytest itself: alive, not dnsmasq
+    result = cli("hps-api", "render-services", env=cli_env)
+    assert result.returncode == 1
+    assert f"pid {os.getpid()} is not dnsmasq; not signalled" in result.stderr
+
+
+def test_render_services_cli_reloads_a_running_dnsmasq_and_exits_0(
+        cli: Cli, seeded: FileStore, cli_env: dict[str, str | None],
+        fake_dnsmasq: tuple[subprocess.Popen[str], Path]) -> None:
+    child, marker = fake_dnsmasq
+    pidfile = Path(str(cli_env["HPS_DNSMASQ_PIDFILE"]))
+    pidfile.parent.mkdir(parents=True)
+    pidfile.write_text(f"{child.pid}\n")
+    result = cli("hps-api", "render-services", env=cli_env)
+    assert result.returncode == 0, result.stderr
+    assert f"dnsmasq reloaded (pid from {pidfile})" in result.stdout.splitlines()
+    deadline = time.monotonic() + 10
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert marker.read_text() == "hup"
 
 
 def test_render_services_cli_writes_nothing_when_an_rsyslog_key_is_bad(
@@ -294,7 +345,8 @@ def test_render_services_cli_writes_nothing_when_an_rsyslog_key_is_bad(
 
 def test_render_services_cli_takes_a_cluster_name(
         cli: Cli, seeded: FileStore, cli_env: dict[str, str | None]) -> None:
-    assert cli("hps-api", "render-services", "--cluster", "default", env=cli_env).returncode == 0
+    assert cli("hps-api", "render-services", "--cluster", "default", "--no-reload",
+               env=cli_env).returncode == 0
     missing = cli("hps-api", "render-services", "--cluster", "nosuch", env=cli_env)
     assert missing.returncode == 1
     assert "cluster/nosuch not found" in missing.stderr

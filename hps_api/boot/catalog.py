@@ -1,4 +1,5 @@
-"""Host types and profiles, read from `cluster-config/host-types.toml` (data, not code)."""
+"""Host types and profiles, read from `cluster-config/host-types.toml` (data, not code; a site's
+own file wins, see hps_api.resources)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from hps_api import resources
 from hps_api.errors import InvalidInput
 
-CATALOG_FILE = Path(__file__).resolve().parents[2] / "cluster-config" / "host-types.toml"
+CATALOG_FILE = "cluster-config/host-types.toml"
 STORAGE_TYPE = "SCH"
 
 
@@ -30,9 +32,10 @@ class HostType:
 
 
 @lru_cache(maxsize=4)
-def load_catalog(path: Path = CATALOG_FILE) -> dict[str, HostType]:
-    """Return the host types by name (read once per process)."""
-    with path.open("rb") as handle:
+def load_catalog(path: Path | None = None) -> dict[str, HostType]:
+    """Return the host types by name (read once per process): `path`, else CATALOG_FILE as
+    hps_api.resources finds it."""
+    with (path or resources.find(CATALOG_FILE)).open("rb") as handle:
         raw = tomllib.load(handle)
     return {name: HostType(name, str(spec["description"]), str(spec["install"]),
                            bool(spec.get("needs_storage", False)),

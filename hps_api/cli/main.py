@@ -75,8 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("selftest", parents=[common],
                    help="the IPS self-test: one line per check; exit 0 when all pass")
     render = sub.add_parser("render-services", parents=[common],
-                            help="write the dnsmasq and rsyslog files of a cluster, reload dnsmasq")
+                            help="write the dnsmasq and rsyslog files of a cluster, reload dnsmasq "
+                                 "(exit 1 when it could not be reloaded)")
     render.add_argument("--cluster", help="cluster to render (default: the active one)")
+    render.add_argument("--no-reload", action="store_true",
+                        help="write the files only (dnsmasq not started yet, or started later)")
     _add_os_parser(sub, common)
     cluster_cli.register(sub)
     admin_cli.register(sub)
@@ -110,9 +113,12 @@ def _add_os_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `hps-api`."""
-    args = build_parser().parse_args(argv)
-    command = COMMANDS[args.command]
-    return run(PROG, lambda: command(args))
+    # inside run(): the parser lists the host types, so a bad HPS_SITE_DIR fails while it is built
+    return run(PROG, lambda: _command(build_parser().parse_args(argv)))
+
+
+def _command(args: argparse.Namespace) -> int:
+    return COMMANDS[args.command](args)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -166,7 +172,9 @@ def _cgi(args: argparse.Namespace) -> int:
 
 
 def _render_services(args: argparse.Namespace) -> int:
-    from hps_api.services import IPXE_BINARIES, reload_dnsmasq, render_services, tftp_root
+    """Write the files, then reload dnsmasq: without --no-reload a reload is expected, and a
+    dnsmasq that is not running behind HPS_DNSMASQ_PIDFILE is an error (exit 1, files written)."""
+    from hps_api.services import IPXE_BINARIES, render_services, tftp_root, why_not_reloaded
 
     settings = settings_for(args.config_dir)
     store = open_store(settings)
@@ -176,10 +184,15 @@ def _render_services(args: argparse.Namespace) -> int:
     for name in IPXE_BINARIES:
         if not (tftp_root(settings) / name).is_file():
             out(f"warning: {tftp_root(settings) / name} missing (install Debian's ipxe package)")
-    if reload_dnsmasq(settings):
-        out(f"dnsmasq reloaded (pid from {settings.dnsmasq_pidfile})")
-    else:
-        out(f"dnsmasq not reloaded: no running dnsmasq in {settings.dnsmasq_pidfile}")
+    if args.no_reload:
+        out("dnsmasq not reloaded (--no-reload)")
+        return EXIT_OK
+    problem = why_not_reloaded(settings)
+    if problem:
+        fail(PROG, f"files written, but dnsmasq not reloaded: {problem}; start dnsmasq (or set "
+                   "HPS_DNSMASQ_PIDFILE to its pidfile), or pass --no-reload")
+        return EXIT_NOT_SET  # 1, as fsck with problems left
+    out(f"dnsmasq reloaded (pid from {settings.dnsmasq_pidfile})")
     return EXIT_OK
 
 

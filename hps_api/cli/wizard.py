@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from hps_api import resources
 from hps_api.boot import cluster_keys
 from hps_api.boot.cluster_keys import (
     CHECKS,
@@ -37,7 +38,9 @@ from hps_api.boot.cluster_keys import (
 from hps_api.errors import InvalidInput
 from hps_api.ids import is_sensitive, validate_value
 
-WIZARD_DIR = Path(__file__).resolve().parents[2] / "cluster-config" / "wizard"
+#: the shipped steps; not looked for in the site directory: they name the validators and checks
+#: of this version's code, so they change with it
+WIZARD_DIR = resources.shipped("cluster-config/wizard")
 HELP = "?"
 CLEAR = "-"
 MASK = "********"

@@ -25,14 +25,15 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from hps_api import eventlog
+from hps_api import eventlog, resources
 from hps_api.boot.osreg import resolve_os
 from hps_api.commands.base import CommandContext, Reply
 from hps_api.errors import Conflict, InvalidInput, NotFound
 from hps_api.ids import DOMAIN_PATTERN, HOSTNAME_PATTERN, colon_mac
 from hps_api.store import FileStore, RecordId
 
-INSTALLERS_DIR = Path(__file__).resolve().parents[2] / "cluster-config" / "installers"
+#: the shipped installer templates (a site's own `cluster-config/installers/` is searched first)
+INSTALLERS_DIR = resources.shipped("cluster-config/installers")
 #: states in which the installer may fetch its config (boot.md: CONFIGURED/REINSTALL -> INSTALLING)
 INSTALL_STATES = ("CONFIGURED", "REINSTALL", "INSTALLING")
 
@@ -121,7 +122,7 @@ def render_kickstart(host_type: str, values: Mapping[str, str]) -> str:
     """Return `installers/<type>.ks.j2` rendered; Conflict when the type is not a type name or
     has no template."""
     name = f"{_matching(_TYPE, host_type.upper(), 'TYPE').lower()}.ks.j2"
-    if not (INSTALLERS_DIR / name).is_file():
+    if not any((directory / name).is_file() for directory in _installer_dirs()):
         raise Conflict(f"no installer template for {host_type} "
                        f"(cluster-config/installers/{name}); diskless types boot from the network")
     return _environment().get_template(name).render(**values)
@@ -147,7 +148,7 @@ def sh_word(value: object) -> str:
 def _environment() -> Environment:
     # Kickstarts are not HTML: values are checked by the `ks` and `sh` filters, not escaped.
     env = Environment(
-        loader=FileSystemLoader(str(INSTALLERS_DIR)),
+        loader=FileSystemLoader([str(directory) for directory in _installer_dirs()]),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -157,6 +158,10 @@ def _environment() -> Environment:
     env.filters["ks"] = ks_token
     env.filters["sh"] = sh_word
     return env
+
+
+def _installer_dirs() -> tuple[Path, ...]:
+    return resources.search_path("cluster-config/installers")
 
 
 def _host_type(host: Mapping[str, str]) -> str:

@@ -11,16 +11,16 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
-from hps_api import eventlog
+from hps_api import eventlog, resources
 from hps_api.commands.base import CommandContext, Reply
 from hps_api.errors import Conflict, InvalidInput, NotFound
 from hps_api.ids import normalize_key
 from hps_api.store import Kind, RecordId
 
-NODE_LIB_DIR = Path(__file__).resolve().parents[2] / "node_lib"
-NODE_LIBS = {"sh": NODE_LIB_DIR / "sh" / "hps-functions.sh",
-             "python": NODE_LIB_DIR / "python" / "hps_node.py",
-             "bootstrap": NODE_LIB_DIR / "sh" / "hps-bootstrap.sh"}
+#: the served files, as hps_api.resources names them
+NODE_LIBS = {"sh": "node_lib/sh/hps-functions.sh",
+             "python": "node_lib/python/hps_node.py",
+             "bootstrap": "node_lib/sh/hps-bootstrap.sh"}
 SYSLOG_TAIL_BYTES = 1024 * 1024
 MAX_SELFTESTS = 32
 _KEY_TEXT = re.compile(r"^[A-Za-z0-9._:-]{4,128}$")
@@ -31,7 +31,7 @@ _DISTRO = re.compile(r"^[A-Za-z0-9._+-]{1,64}$")
 @lru_cache(maxsize=3)
 def node_library(flavour: str = "sh") -> tuple[str, str]:
     """Return a node library's source and its version (first 12 hex of its sha256)."""
-    source = NODE_LIBS[flavour].read_text(encoding="utf-8")
+    source = resources.find(NODE_LIBS[flavour]).read_text(encoding="utf-8")
     return source, hashlib.sha256(source.encode()).hexdigest()[:12]
 
 

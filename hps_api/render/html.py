@@ -1,24 +1,27 @@
-"""HTML pages from `hps_api/templates/` (Jinja2 with autoescaping on, strict undefined)."""
+"""HTML pages from `hps_api/templates/` (Jinja2 with autoescaping on, strict undefined); a page
+template in the site directory's `templates/` wins over the shipped one (hps_api.resources)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
+from hps_api import resources
+
+#: the shipped page templates (a site's own `templates/` is searched before them)
+TEMPLATE_DIR = resources.shipped("templates")
 
 
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     """Return the page template environment (compiled once per process)."""
     return Environment(
-        loader=FileSystemLoader(str(TEMPLATE_DIR)),
+        loader=FileSystemLoader([str(path) for path in resources.search_path("templates")]),
         undefined=StrictUndefined,
         autoescape=select_autoescape(default=True, default_for_string=True),
-        auto_reload=False,  # shipped with the package: no stat of the file per render
+        auto_reload=False,  # read once per process: no stat of the file per render
     )
 
 

@@ -1,5 +1,8 @@
 """iPXE scripts from the templates in `ipxe/` (Jinja2, strict: a missing variable is a bug).
 
+A template in the site directory's `ipxe/` wins over the shipped one of the same name (see
+hps_api.resources).
+
 Every value put into a script goes through one of two filters, so data can never become script.
 iPXE splits a line into words at white space, runs `${...}` expansions, and treats the words
 `;`, `&&` and `||` as command separators (`set x a ; chain http://elsewhere/` is two commands).
@@ -15,14 +18,15 @@ iPXE splits a line into words at white space, runs `${...}` expansions, and trea
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from hps_api import resources
 from hps_api.errors import InvalidInput
 
-IPXE_DIR = Path(__file__).resolve().parents[2] / "ipxe"
+#: the shipped templates (a site's own `ipxe/` is searched before them)
+IPXE_DIR = resources.shipped("ipxe")
 #: the words iPXE reads as command separators, and what free text shows instead
 SEPARATORS = {";": ",", "&&": "and", "||": "or"}
 
@@ -47,13 +51,13 @@ def ipxe_text(value: object) -> str:
 
 
 @lru_cache(maxsize=1)
-def environment(directory: Path = IPXE_DIR) -> Environment:
+def environment() -> Environment:
     """Return the template environment (compiled templates are cached per process)."""
     # iPXE scripts are not HTML: values are checked by the `ipxe` filter instead of escaped.
-    # auto_reload=False: the templates ship with the package, so a compiled template is never
-    # checked against its file again (that was a stat per render).
+    # auto_reload=False: the templates are read once per process (site and shipped alike), so
+    # a compiled template is never checked against its file again (that was a stat per render).
     env = Environment(
-        loader=FileSystemLoader(str(directory)),
+        loader=FileSystemLoader([str(path) for path in resources.search_path("ipxe")]),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,

@@ -2,10 +2,12 @@
 
 `render_services(store, settings, cluster)` writes the cluster's `services/dnsmasq.conf`,
 `services/dhcp-hosts` and `services/dns-hosts` (see `hps_api.services.dnsmasq`) and
-`services/rsyslog.conf` (see `hps_api.services.rsyslog`; rsyslog reads it only at start), and copies
+`services/rsyslog.conf` (see `hps_api.services.rsyslog`; rsyslog reads it only at start),
+`services/nginx.conf` and `services/front-end.env` (see `hps_api.services.nginx`), and copies
 Debian's iPXE binaries into `HPS_RESOURCES_DIR/tftp`. `reload_dnsmasq(settings)` sends SIGHUP to
 the dnsmasq whose pid is in `HPS_DNSMASQ_PIDFILE`, which makes it re-read `dhcp-hosts` and
-`dns-hosts` (dnsmasq.conf itself is only read at start). Both run after every IP or HOSTNAME
+`dns-hosts` (dnsmasq.conf itself is only read at start); `why_not_reloaded(settings)` does the
+same and says why when it could not. Both run after every IP or HOSTNAME
 change and from `hps-api render-services`.
 
 Renders are serialised by `services/.render.lock` and each reads the store inside that lock, so
@@ -25,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from hps_api.errors import NotFound, StoreBusy
+from hps_api.services import nginx
 from hps_api.services.dnsmasq import (
     ConfPaths,
     provisioning_network,
@@ -48,7 +51,7 @@ IPXE_BINARIES = ("undionly.kpxe", "ipxe.efi", "snponly.efi")
 
 log = logging.getLogger("hps_api.services")
 
-__all__ = ["IPXE_BINARIES", "reload_dnsmasq", "render_services", "tftp_root"]
+__all__ = ["IPXE_BINARIES", "reload_dnsmasq", "render_services", "tftp_root", "why_not_reloaded"]
 
 
 def render_services(store: FileStore, settings: Settings, cluster: str, *,
@@ -74,7 +77,13 @@ def tftp_root(settings: Settings) -> Path:
 
 
 def reload_dnsmasq(settings: Settings) -> bool:
-    """Send SIGHUP to the dnsmasq in HPS_DNSMASQ_PIDFILE; return False when there is none.
+    """Send SIGHUP to the dnsmasq in HPS_DNSMASQ_PIDFILE; return False when there is none."""
+    return why_not_reloaded(settings) is None
+
+
+def why_not_reloaded(settings: Settings) -> str | None:
+    """Send SIGHUP to the dnsmasq in HPS_DNSMASQ_PIDFILE; return None when it was sent, else
+    why not (one line naming the pidfile).
 
     A pidfile naming a process that is not dnsmasq (stale file, recycled pid) is ignored:
     SIGHUP would kill most other programs. The process is held by a pidfd while it is checked,
@@ -83,28 +92,28 @@ def reload_dnsmasq(settings: Settings) -> bool:
     pidfile = settings.dnsmasq_pidfile
     try:
         text = pidfile.read_text(encoding="ascii", errors="replace")[:32].strip()
-    except OSError:
-        return False
+    except OSError as err:
+        return f"no running dnsmasq in {pidfile} ({err.strerror or err})"
     if not text.isdigit() or int(text) <= 1:
         log.warning("%s holds no pid: %r", pidfile, text[:16])
-        return False
+        return f"{pidfile} holds no pid"
     try:
         pidfd = os.pidfd_open(int(text))
     except OSError:
-        return False
+        return f"no running dnsmasq in {pidfile} (pid {text} has exited)"
     try:
         if _comm(int(text)) != "dnsmasq":
             log.warning("%s: pid %s is not dnsmasq; not signalled", pidfile, text)
-            return False
+            return f"{pidfile}: pid {text} is not dnsmasq; not signalled"
         signal.pidfd_send_signal(pidfd, signal.SIGHUP)
     except ProcessLookupError:
-        return False
+        return f"no running dnsmasq in {pidfile} (pid {text} has exited)"
     except PermissionError:
         log.warning("not allowed to signal dnsmasq (pid %s from %s)", text, pidfile)
-        return False
+        return f"not allowed to signal dnsmasq (pid {text} from {pidfile})"
     finally:
         os.close(pidfd)
-    return True
+    return None
 
 
 def _render(store: FileStore, settings: Settings, cluster: str,
@@ -122,7 +131,20 @@ def _render(store: FileStore, settings: Settings, cluster: str,
     return {paths.dhcp_hosts: render_dhcp_hosts(entries),
             paths.dns_hosts: render_dns_hosts(entries, net),
             services / RSYSLOG_CONF: render_rsyslog(settings, cluster_items),
-            services / DNSMASQ_CONF: render_conf(net, paths, cluster)}
+            services / DNSMASQ_CONF: render_conf(net, paths, cluster),
+            **_front_end(settings, cluster, services)}
+
+
+def _front_end(settings: Settings, cluster: str, services: Path) -> dict[Path, str]:
+    """Return nginx.conf and front-end.env; none while gunicorn itself binds the front port."""
+    if nginx.shares_port(settings):
+        log.warning("nginx.conf not written: HPS_BIND %s takes HPS_FRONT_BIND's port (%s); "
+                    "bind hps-api to 127.0.0.1:8080 to put nginx in front", settings.bind,
+                    settings.front_bind)
+        return {}
+    return {services / nginx.NGINX_CONF: nginx.render_nginx(settings, cluster,
+                                                             user=nginx.worker_user()),
+            services / nginx.FRONT_END_ENV: nginx.render_front_end_env(settings)}
 
 
 def _install_ipxe(root: Path, source: Path) -> list[Path]:
