@@ -59,9 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     init = sub.add_parser("init", parents=[common], help="create the store and a first cluster")
     init.add_argument("--cluster", default="default", help="cluster to create (default: default)")
-    fsck = sub.add_parser("fsck", parents=[common], help="list corrupt records and stray files")
+    fsck = sub.add_parser("fsck", parents=[common],
+                          help="list corrupt records and stray files, clean what crashes left")
     fsck.add_argument("--remove-temp", action="store_true",
-                      help="delete temp files left by interrupted writes (older than 60 s)")
+                      help="kept for scripts: temp files older than 60 s are always removed")
     legacy = sub.add_parser("import-legacy", parents=[common],
                             help="convert a bash-era /srv/hps-config tree")
     legacy.add_argument("source", type=Path, help="the old tree")
@@ -141,12 +142,14 @@ def _fsck(args: argparse.Namespace) -> int:
     if not store.layout.root.is_dir():
         raise StoreUnreadable(f"config dir {store.layout.root} does not exist")
     problems = check_tree(store.layout)
-    removed = set(remove_stale_temps(problems)) if args.remove_temp else set()
+    removed = set(remove_stale_temps(problems))
     for problem in problems:
         out(f"removed {problem.path}" if problem.path in removed else str(problem))
-    remaining = [p for p in problems if p.path not in removed]
-    out(f"{len(remaining)} problem(s) in {store.layout.root}")
-    return EXIT_NOT_SET if remaining else EXIT_OK
+    if removed:
+        out(f"cleaned {len(removed)} temp file(s) left by interrupted writes")
+    serious = [p for p in problems if p.needs_person]
+    out(f"{len(serious)} problem(s) in {store.layout.root}")
+    return EXIT_NOT_SET if serious else EXIT_OK
 
 
 def _import_legacy(args: argparse.Namespace) -> int:

@@ -1,5 +1,10 @@
 """Checking the whole tree: corrupt or unreadable records, stray temp files, strange names,
-host stamps that do not verify or have no record."""
+host stamps that do not verify or have no record.
+
+Only what needs a person (corrupt, unreadable, misnamed files) makes `hps-api fsck` exit 1. Temp
+files older than a minute are removed and reported; a younger one may be a write in progress
+and a torn stamp is replaced at the host's next boot, so both are listed as information.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ from hps_api.store.layout import HOST_FILE, Layout
 from hps_api.store.stamps import STAMP_SUFFIX, read_stamp
 
 STALE_TEMP_SECONDS = 60.0
+#: the findings fsck's exit status is about
+PERSON_KINDS = frozenset({"corrupt", "unreadable", "stray"})
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,12 @@ class Problem:
     path: Path
     kind: str
     detail: str
+
+    @property
+    def needs_person(self) -> bool:
+        """True for what only an operator can repair (a corrupt, unreadable or misnamed file);
+        a temp file or a torn stamp heals by itself (next write, next boot, the sweep)."""
+        return self.kind in PERSON_KINDS
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.path}: {self.detail}"
