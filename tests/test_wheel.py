@@ -106,7 +106,7 @@ def test_the_wheel_carries_every_data_file_of_the_checkout(installed: Installed)
                                         ("cluster-config", "**/*.j2"), ("node_lib/sh", "*.sh"))
                 for path in (REPO / folder).glob(pattern)}
     expected |= {f"hps_api/{path.relative_to(REPO / 'hps_api')}"
-                 for folder in ("templates", "static")
+                 for folder in ("templates", "static", "deploy")
                  for path in (REPO / "hps_api" / folder).iterdir()}
     assert "hps_api/_data/ipxe/menu-main.ipxe" in expected
     assert expected - names == set()

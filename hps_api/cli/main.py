@@ -1,4 +1,5 @@
-"""`hps-api`: the server's own command (init, fsck, import-legacy, serve, cgi, os, admin).
+"""`hps-api`: the server's own command (init, fsck, import-legacy, serve, cgi, os, admin,
+install).
 
 Exit codes follow the config CLIs: 0 done, 1 problems found (fsck) or lines skipped
 (import-legacy), 2 bad usage or input, 3 store busy, corrupt or unreadable.
@@ -18,6 +19,7 @@ from hps_api.boot import osreg
 from hps_api.boot.osreg import STATUSES
 from hps_api.cli import admin as admin_cli
 from hps_api.cli import cluster as cluster_cli
+from hps_api.cli import install as install_cli
 from hps_api.cli.common import (
     EXIT_NOT_SET,
     EXIT_OK,
@@ -84,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_os_parser(sub, common)
     cluster_cli.register(sub)
     admin_cli.register(sub)
+    install_cli.register(sub, common)
     return parser
 
 
@@ -270,7 +273,8 @@ def _selftest(args: argparse.Namespace) -> int:
 
 COMMANDS = {"init": _init, "fsck": _fsck, "import-legacy": _import_legacy, "serve": _serve,
             "cgi": _cgi, "render-services": _render_services, "os": _os,
-            "cluster": cluster_cli.dispatch, "selftest": _selftest, "admin": admin_cli.dispatch}
+            "cluster": cluster_cli.dispatch, "selftest": _selftest, "admin": admin_cli.dispatch,
+            "install": install_cli.dispatch}
 
 
 if __name__ == "__main__":
