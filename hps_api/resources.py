@@ -23,7 +23,7 @@ from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 
-from hps_api.settings import environment, load_settings
+from hps_api.settings import environment, setting
 
 #: where the wheel puts the repository's data folders, inside the package
 PACKAGE_DATA = "_data"
@@ -34,9 +34,11 @@ def site_dir() -> Path | None:
     """Return HPS_SITE_DIR as the process started with it (None: not set), from the environment
     or `.env`, like every setting.
 
-    Raises InvalidInput (from the settings) when it names no directory or a bad value is set.
+    Raises InvalidInput (from the settings) when it names no directory; other settings are
+    not read, so a bad one is reported where it is used (the CGI answers it as a 500).
     """
-    return load_settings(environment()).site_dir
+    found: Path | None = setting("site_dir", environment())
+    return found
 
 
 def forget() -> None:

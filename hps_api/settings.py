@@ -61,14 +61,21 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: bool = Tr
         environ = os.environ
     values: dict[str, Any] = {}
     for field in fields(Settings):
-        raw = environ.get(_ENV_NAMES[field.name])
-        if raw is None or raw == "":
-            continue
-        try:
-            values[field.name] = _convert(field.name, raw)
-        except ValueError as err:
-            raise InvalidInput(f"{_ENV_NAMES[field.name]}={raw!r}: {err}") from None
+        if environ.get(_ENV_NAMES[field.name]):
+            values[field.name] = setting(field.name, environ)
     return Settings(**values)
+
+
+def setting(name: str, environ: Mapping[str, str]) -> Any:
+    """Return one setting from `environ` (its default when unset or empty), checked alone: a
+    bad value of another variable is not this one's concern. InvalidInput names the variable."""
+    raw = environ.get(_ENV_NAMES[name])
+    if raw is None or raw == "":
+        return getattr(Settings, name)
+    try:
+        return _convert(name, raw)
+    except ValueError as err:
+        raise InvalidInput(f"{_ENV_NAMES[name]}={raw!r}: {err}") from None
 
 
 def env_name(field_name: str) -> str:
