@@ -1,4 +1,4 @@
-"""The lab tier (boot.md, "The lab"): real dnsmasq with our config, real iPXE, real kernels.
+"""The lab tier (docs/lab.md): real dnsmasq with our config, real iPXE, real kernels.
 
 Everything runs inside network namespaces these tests create, on 10.99.0.0/24, which exists only
 there; the namespaces are deleted afterwards even when a test fails. Needs root and the Debian
@@ -16,10 +16,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -636,6 +638,105 @@ def test_the_installer_stand_in_reports_install_failed_with_its_reason(
     said = [(e[3], e[5]) for e in events(lab, mac12)]
     assert (session, f"[rescue] installer stand-in failed: {reason}") in said, said
     assert (session, "state INSTALLING -> INSTALL_FAILED") in said, said
+
+
+# -- through the production front end; the short path for configured hosts ---------------------
+
+FRONT = f"http://{IPS}"
+# nginx's access log (docs/deploy.md, "Access log"): time client method "path" status bytes
+# request-s upstream-s "cmd" "mac"
+NGINX_LINE = re.compile(r'(\S+) (\S+) (\S+) "([^"]*)" (\d{3}) (\d+) ([\d.]+) (\S+) "([^"]*)" '
+                        r'"([^"]*)"')
+
+
+@pytest.fixture(scope="module")
+def front_lab(rescue_image: Path) -> Iterator[Lab]:
+    """`scripts/pxe-lab up --front-end`: nginx on 10.99.0.1:80 with the generated nginx.conf,
+    gunicorn on 127.0.0.1:8080 with the generated front-end.env, DHCP handing iPXE
+    http://10.99.0.1/boot.ipxe. Always `down`, deleted and removed afterwards."""
+    if shutil.which("nginx") is None:
+        pytest.skip("FRONT-END LAB TEST NOT RUN: nginx missing (apt-get install nginx)")
+    # nginx's workers (www-data) must enter the lab directory and the resources: pytest's
+    # temporary directories are 0700.
+    directory = Path(tempfile.mkdtemp(prefix="hps-front-lab-"))
+    directory.chmod(0o755)
+    resources = directory / "resources"
+    (resources / "distros").mkdir(parents=True)
+    shutil.copytree(rescue_image, resources / "distros" / "rescue")  # the KVM probe's kernel
+    ns = f"hpst{secrets.token_hex(3)}"
+    running = Lab(ns, directory / "lab", lab_env(ns, directory / "lab", resources))
+    try:
+        up = running.pxe_lab("up", "--front-end", timeout=180)
+        assert up.returncode == 0, f"pxe-lab up --front-end failed:\n{up.stdout}\n{up.stderr}"
+        yield running
+    finally:
+        running.pxe_lab("down", timeout=60)
+        delete_namespace(running.ns)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def nginx_lines(lab: Lab, offset: int = 0) -> list[re.Match[str]]:
+    """Return the front end's access log lines from byte `offset` on, parsed."""
+    text = read(lab.dir / "log" / "nginx-access.log")[offset:]
+    return [m for m in map(NGINX_LINE.fullmatch, text.splitlines()) if m is not None]
+
+
+def is_init_of(line: re.Match[str], mac: str) -> bool:
+    """Return True for a `cmd=init` line naming `mac` (iPXE sends it as 52-54-... or %3A)."""
+    return line[9] == "init" and unquote(line[10]).replace("-", ":").lower() == mac
+
+
+def boot_requests(lab: Lab, mac: str, serial: Path) -> tuple[list[re.Match[str]], int]:
+    """Power a VM on, wait for its `cmd=init` through nginx, power it off; return the HTTP
+    requests its boot made, from power-on to that init (the boot decision) included, and the
+    number of DHCP exchanges (DHCPACKs) it took."""
+    dnsmasq_log = lab.dir / "dnsmasq.log"
+    offset, dhcp_offset = len(read(lab.dir / "log" / "nginx-access.log")), len(read(dnsmasq_log))
+    vm = start_vm(lab, mac, serial)
+    try:
+        wait_for(lambda: any(is_init_of(m, mac) for m in nginx_lines(lab, offset)), VM_TIMEOUT,
+                 f"VM {mac} to reach cmd=init through nginx")
+    finally:
+        stop_vm(lab, vm, mac)
+    lines = nginx_lines(lab, offset)
+    init = next(i for i, m in enumerate(lines) if is_init_of(m, mac))
+    acks = re.findall(rf"DHCPACK\(\S+\) \S+ {mac}\b", read(dnsmasq_log)[dhcp_offset:])
+    return [m for m in lines[:init + 1] if m[2] == lines[init][2]], len(acks)
+
+
+def test_through_the_front_end_a_configured_host_boots_with_one_request_and_others_with_two(
+        front_lab: Lab, tmp_path: Path) -> None:
+    """Before its reservation a host's iPXE is handed /boot.ipxe, which chains init: two
+    requests. With HOSTNAME and IP, render-services tags it in dhcp-hosts and dhcp-opts hands
+    its iPXE its own cmd=init URL: one request, and init still records the boot session."""
+    mac, mac12 = "52:54:00:7a:00:0b", "5254007a000b"
+    first, first_dhcp = boot_requests(front_lab, mac, tmp_path / "first.log")
+    assert [(m[4], m[5], m[9]) for m in first] == [
+        ("/boot.ipxe", "200", "-"), ("/cgi-bin/boot_manager.sh", "200", "init")], first
+    assert first_dhcp == 2  # the ROM's, and /boot.ipxe's own `dhcp net0`
+    assert f"Filename: {FRONT}/boot.ipxe" in read(tmp_path / "first.log")
+    before = host_record(front_lab, mac)
+    assert before["STATE"] == "UNCONFIGURED"
+
+    for key, value in (("IP", "10.99.0.31"), ("HOSTNAME", "tch-031"), ("STATE", "INSTALLED")):
+        assert front_lab.cli("host_config", mac, "set", key, value).returncode == 0
+    rendered = front_lab.cli("hps-api", "render-services")
+    assert rendered.returncode == 0 and "dnsmasq reloaded" in rendered.stdout, rendered.stderr
+    wait_for(lambda: re.search(r"read \S*/dhcp-opts", read(front_lab.dir / "dnsmasq.log"))
+             is not None, 10, "dnsmasq to re-read dhcp-opts")
+
+    second, second_dhcp = boot_requests(front_lab, mac, tmp_path / "second.log")
+    assert [(m[2], m[4], m[5], m[9]) for m in second] == [
+        ("10.99.0.31", "/cgi-bin/boot_manager.sh", "200", "init")], second
+    assert second_dhcp == 1
+    assert (f"Filename: {FRONT}/cgi-bin/boot_manager.sh?cmd=init&mac=52:54:00:7a"
+            in read(tmp_path / "second.log"))
+    after = host_record(front_lab, mac)
+    assert after["BOOT_SESSION"] != before["BOOT_SESSION"]
+    assert after["LAST_SEEN"] >= before["LAST_SEEN"]
+    said = [(e[3], e[4], e[5]) for e in events(front_lab, mac12)]
+    assert [e for e in said if e[0] == after["BOOT_SESSION"] and e[1] == "ipxe"
+            and e[2].startswith("init: localboot ")], said
 
 
 # -- the script itself --------------------------------------------------------------------------
