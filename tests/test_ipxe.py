@@ -43,3 +43,24 @@ def test_values_that_could_become_script_are_refused(value: str) -> None:
 
     with pytest.raises(InvalidInput):
         ipxe.ipxe_value(value)
+
+
+def _neutralised_char_by_char(value: str) -> str:
+    """ipxe_text's rules applied without its shortcut for plain text."""
+    text = "".join(ch if ch.isprintable() and (ch.isascii() or not ch.isspace()) else " "
+                   for ch in value)
+    words = [ipxe.SEPARATORS.get(w, w) for w in text.replace("${", "$ {").split(" ")]
+    shown = " ".join(words)
+    return "_" + shown[1:] if shown.startswith("-") else shown
+
+
+@pytest.mark.parametrize("text", ["INSTALLED", "a b", "-x", "a ; b", "x && y", "a || b", "${x}",
+                                  "tab\there", "é", "no\u00a0break", "line\u2028sep", "", " ",
+                                  ";", "a;b", "$ {", "ok."])
+def test_plain_text_shortcut_gives_what_the_rules_give(text: str) -> None:
+    assert ipxe.ipxe_text(text) == _neutralised_char_by_char(text)
+
+
+@pytest.mark.parametrize("text", ["INSTALLED", "a ; b", "${x}", "-x", "tab\there"])
+def test_the_kept_reply_script_is_the_rendered_one(text: str) -> None:
+    assert ipxe.render_reply(text) == ipxe.render("reply.ipxe", {"text": text})

@@ -1,4 +1,4 @@
-"""Output negotiation (api.md §3) as a table: query, Accept, User-Agent -> client, format."""
+"""Output negotiation (docs/api.md §3) as a table: query, Accept, User-Agent -> client, format."""
 
 from __future__ import annotations
 
@@ -59,3 +59,15 @@ def test_only_format_in_the_query_is_remembered_as_requested() -> None:
 ])
 def test_accept_quality_values_are_honoured(accept: str, fmt: str | None) -> None:
     assert format_from_accept(accept) == fmt
+
+
+@pytest.mark.parametrize("params", [{}, {"format": "JSON"}, {"via": "cli"}, {"client": "ipxe"},
+                                    {"format": "", "via": "browser"}, {"format": "sh"},
+                                    {"via": "nonsense", "client": "script"}])
+@pytest.mark.parametrize("accept", ["", "application/json", "text/html;q=0.5, text/plain"])
+@pytest.mark.parametrize("agent", ["", "iPXE/1.21.1", "curl/8.5.0", "Mozilla/5.0", "x"])
+def test_a_repeated_negotiation_answers_as_the_first(params: dict[str, str], accept: str,
+                                                     agent: str) -> None:
+    first = negotiate(params, accept, agent)
+    assert negotiate(dict(params), accept, agent) == first
+    assert negotiate({**params, "other": "1"}, accept, agent) == first

@@ -43,11 +43,23 @@ def ipxe_value(value: object) -> str:
 
 def ipxe_text(value: object) -> str:
     """Return free text for an `echo`/`menu`/`item`/`set` line, neutralised (see above)."""
+    text = str(value)
+    if _plain_text(text):  # nothing to neutralise: the common case, without the loops below
+        return text
     text = "".join(ch if ch.isprintable() and (ch.isascii() or not ch.isspace()) else " "
-                   for ch in str(value))
+                   for ch in text)
     words = [SEPARATORS.get(word, word) for word in text.replace("${", "$ {").split(" ")]
     shown = " ".join(words)
     return "_" + shown[1:] if shown.startswith("-") else shown
+
+
+def _plain_text(text: str) -> bool:
+    """Return True when `ipxe_text` would return `text` unchanged: printable ASCII (no control
+    characters, no white space but the plain space), no `${`, no separator word, no leading
+    `-`."""
+    return (text.isascii() and text.isprintable() and "${" not in text
+            and not text.startswith("-")
+            and not any(word in SEPARATORS for word in text.split(" ")))
 
 
 @lru_cache(maxsize=1)
@@ -73,6 +85,17 @@ def environment() -> Environment:
 def render(template: str, context: dict[str, Any]) -> str:
     """Return the rendered iPXE script of a template under `ipxe/`."""
     return environment().get_template(template).render(**context)
+
+
+@lru_cache(maxsize=256)
+def render_reply(text: str) -> str:
+    """Return `reply.ipxe` for `text`: the plain answer to an iPXE client (`set hps_reply`).
+
+    Kept per process by text: the same few answers (a host's state, `ok`) go to every host of
+    a boot wave, and a template's output depends on its context alone (templates are read once
+    per process, see `environment`).
+    """
+    return render("reply.ipxe", {"text": text})
 
 
 def compile_all() -> int:

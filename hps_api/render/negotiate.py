@@ -1,4 +1,4 @@
-"""Who is asking and which rendering they get (api.md §3): a pure function of the request.
+"""Who is asking and which rendering they get (docs/api.md §3): a pure function of the request.
 
 On the legacy endpoint a success body is the old text unless the caller explicitly asks for
 something else, because that is what every old client parses (`curl -fsSL`, GNU and busybox
@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 
 FORMATS = ("ipxe", "json", "text", "html", "sh")
 
@@ -67,6 +68,17 @@ class Negotiated:
 
 def negotiate(params: Mapping[str, str], accept: str, user_agent: str) -> Negotiated:
     """Return the client type and answer formats for a request's parameters and headers."""
+    return _negotiated(params.get("format", ""), params.get("via", ""),
+                       params.get("client", ""), accept, user_agent)
+
+
+@lru_cache(maxsize=512)
+def _negotiated(format_: str, via: str, client_: str, accept: str,
+                user_agent: str) -> Negotiated:
+    """`negotiate` of the only inputs it reads, kept per process: a boot wave sends the same
+    few User-Agent and Accept headers again and again, and the answer is a frozen value."""
+    params = {name: value for name, value in
+              (("format", format_), ("via", via), ("client", client_)) if value}
     override = client_from_params(params)
     client = override or client_from_agent(user_agent)
     requested = params.get("format", "").lower()

@@ -1,6 +1,6 @@
 """The file backend: one `KEY=value` file per record, a lock file beside each, atomic replace.
 
-Write protocol (storage.md): take `<file>.lock` with a finite timeout, parse the current file
+Write protocol (docs/storage.md): take `<file>.lock` with a finite timeout, parse the current file
 (a corrupt one is never rewritten), open the journal, write the new bytes to a temporary file
 in the same directory, fsync it, parse it back and compare, keep the old file under a hidden
 name (a hard link), `os.replace` the new one over the record, fsync the directory, append the
@@ -67,6 +67,8 @@ _FAMILY = (".conf", stamps.STAMP_SUFFIX, *(f".{suffix}" for suffix in sorted(ATT
 #: record kinds whose parsed files are kept in memory between reads (see the module docstring)
 CACHED_KINDS = frozenset({Kind.GLOBAL, Kind.CLUSTER, Kind.OS})
 SETTLE_SECONDS = 1.0
+#: record ids whose file path FileStore remembers (see `_path_of`)
+PATH_MEMO = 4096
 
 
 class FileStore:
@@ -82,6 +84,7 @@ class FileStore:
         self.lock_timeout = lock_timeout
         self.sensitive_patterns = sensitive_patterns
         self._parsed: dict[str, tuple[tuple[int, ...], Record]] = {}
+        self._paths: dict[RecordId, Path] = {}
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -91,7 +94,7 @@ class FileStore:
 
     def items(self, rid: RecordId) -> dict[str, str]:
         """Return the record's keys and values; NotFound, CorruptRecord or StoreUnreadable."""
-        path = self.layout.path(rid)
+        path = self._path_of(rid)
         if rid.kind not in CACHED_KINDS:
             data = files.read_bytes(path)
             if data is None:
@@ -206,7 +209,7 @@ class FileStore:
         path = self.layout.path(rid)
         if not path.is_file():
             raise NotFound(f"{rid.label} not found")
-        with self._locked(path):
+        with self._locked(path, heal=False):
             stamp_path = stamps.stamp_path(path)
             current = stamps.read_stamp(stamp_path) or {}
             if wanted.keys() <= current.keys() and path.is_file():
@@ -334,8 +337,11 @@ class FileStore:
         with files.writing(directory):
             directory.mkdir(parents=True, exist_ok=True)
 
-    def _locked(self, path: Path) -> contextlib.AbstractContextManager[None]:
-        return self._locked_file(path.with_name(path.name + ".lock"), heal=path)
+    def _locked(self, path: Path, *, heal: bool = True) -> contextlib.AbstractContextManager[None]:
+        """Hold a record's lock; `heal=False` for a stamp, which is rewritten in place and makes
+        no temp or set-aside file, so the boot path pays no sweep (the next update does it)."""
+        return self._locked_file(path.with_name(path.name + ".lock"),
+                                 heal=path if heal else None)
 
     @contextlib.contextmanager
     def _locked_file(self, lock_path: Path, heal: Path | None = None) -> Iterator[None]:
@@ -370,6 +376,18 @@ class FileStore:
             return record
         stamp = stamps.read_stamp(stamps.stamp_path(self.layout.path(rid)))
         return record.updated(stamp) if stamp else record
+
+    def _path_of(self, rid: RecordId) -> Path:
+        """Return `layout.path(rid)`, remembered per record id: a `Path` costs more to build
+        than the read it names (and keeps its string once made), and every request reads
+        hps.conf, a cluster and a host. At most PATH_MEMO ids are kept (then the memo starts
+        again), so memory does not grow with the cluster."""
+        found = self._paths.get(rid)
+        if found is None:
+            if len(self._paths) >= PATH_MEMO:
+                self._paths.clear()
+            found = self._paths[rid] = self.layout.path(rid)
+        return found
 
     def _read_settled(self, path: Path) -> Record | None:
         """Return the parsed file, from memory while `stat` shows the version parsed before."""

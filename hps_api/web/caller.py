@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import request
@@ -33,24 +34,33 @@ PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
 BROWSER_HEADERS = ("Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User",
                    "Origin", "Referer")
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+#: the WSGI environ keys of those headers (`Sec-Fetch-Site` -> HTTP_SEC_FETCH_SITE), which is
+#: where werkzeug's request.headers reads them from; read directly, as every request asks
+_PROXY_KEYS = tuple("HTTP_" + h.upper().replace("-", "_") for h in PROXY_HEADERS)
+_BROWSER_KEYS = tuple("HTTP_" + h.upper().replace("-", "_") for h in BROWSER_HEADERS)
 
 
-def current_caller(claimed_mac: str | None = None, *, sessions: bool = True) -> Caller:
+def current_caller(claimed_mac: str | None = None, *, sessions: bool = True,
+                   browser: bool | None = None) -> Caller:
     """Return the Caller of this request; Forbidden when `mac=` contradicts a verified MAC.
 
     `sessions=False` ignores the login cookie (the legacy endpoint, which writes on GET).
+    `browser` is `environ_looks_like_browser` of this request when the caller has it already.
     """
     rt = runtime()
     settings = rt.settings
-    remote = client_address(request.remote_addr or "", "", ())
-    ip = client_address(remote, request.headers.get("X-Forwarded-For", ""),
+    environ = request.environ
+    remote = client_address(environ.get("REMOTE_ADDR") or "", "", ())
+    ip = client_address(remote, environ.get("HTTP_X_FORWARDED_FOR", ""),
                         settings.trusted_proxies)
     proxied = remote not in settings.trusted_proxies and any(
-        request.headers.get(h) for h in PROXY_HEADERS)
-    local_admin = (not proxied and not looks_like_browser(request.headers)
-                   and is_loopback(ip) and host_is_ours(request.host))
+        environ.get(key) for key in _PROXY_KEYS)
+    if browser is None:
+        browser = environ_looks_like_browser(environ)
+    local_admin = (not proxied and not browser and is_loopback(ip)
+                   and host_is_ours(request.host))
     account = session_account() if sessions else None
-    return identify(ip, claimed_mac, request.headers.get("Authorization", ""), rt.neighbours,
+    return identify(ip, claimed_mac, environ.get("HTTP_AUTHORIZATION", ""), rt.neighbours,
                     settings.admin_token, local_admin=local_admin, account=account)
 
 
@@ -58,6 +68,12 @@ def looks_like_browser(headers: Headers | Mapping[str, str]) -> bool:
     """Return True when the request carries what browsers send and command-line clients don't."""
     return (any(headers.get(name) for name in BROWSER_HEADERS)
             or "Mozilla" in headers.get("User-Agent", ""))
+
+
+def environ_looks_like_browser(environ: Mapping[str, Any]) -> bool:
+    """Return `looks_like_browser` of a request's headers, read from its WSGI environ."""
+    return (any(environ.get(key) for key in _BROWSER_KEYS)
+            or "Mozilla" in environ.get("HTTP_USER_AGENT", ""))
 
 
 def host_is_ours(host_header: str) -> bool:

@@ -17,7 +17,7 @@ from hps_api.commands import COMMANDS, SCRIPT_COMMANDS, writes
 from hps_api.commands.base import CommandContext
 from hps_api.errors import Forbidden, InvalidInput, NotFound
 from hps_api.render.negotiate import negotiate
-from hps_api.web.caller import current_caller, looks_like_browser
+from hps_api.web.caller import current_caller, environ_looks_like_browser
 from hps_api.web.params import MAX_QUERY_BYTES, merge, parse_pairs
 from hps_api.web.respond import base_url, reply_response
 from hps_api.web.runtime import runtime
@@ -32,8 +32,9 @@ def _negotiate() -> None:
     g.params = {}
     raw_query = request.query_string
     query = parse_pairs(raw_query[:MAX_QUERY_BYTES])
-    g.negotiated = negotiate(query, request.headers.get("Accept", ""),
-                             request.headers.get("User-Agent", ""))
+    environ = request.environ
+    g.negotiated = negotiate(query, environ.get("HTTP_ACCEPT", ""),
+                             environ.get("HTTP_USER_AGENT", ""))
     g.params = query
     if len(raw_query) > MAX_QUERY_BYTES:
         raise InvalidInput(f"query string longer than {MAX_QUERY_BYTES} bytes")
@@ -44,26 +45,28 @@ def command() -> Response:
     form = parse_pairs(request.get_data(cache=False)) if request.method == "POST" else {}
     params = merge(g.params, form)
     g.params = params
+    negotiated = g.negotiated
     name = params.get("cmd", "")
     if not name:
         raise InvalidInput("Param 'cmd' is required")
     handler = COMMANDS.get(name)
     if handler is None:
         raise NotFound(f"Unknown or unsupported command: {eventlog.clean(name)[:64]}")
-    if looks_like_browser(request.headers) and writes(name, params):
+    browser = environ_looks_like_browser(request.environ)
+    if browser and writes(name, params):
         raise Forbidden(f"cmd={name} changes state and is not run for a web browser (any site "
                         "can make a browser send it): use the pages or a command-line client")
     rt = runtime()
-    caller = current_caller(params.get("mac"), sessions=False)
+    caller = current_caller(params.get("mac"), sessions=False, browser=browser)
     g.caller = caller
     ctx = CommandContext(name, params, caller, rt.store, rt.settings, rt.active_cluster(),
-                         g.negotiated, base_url())
+                         negotiated, base_url())
     logged = eventlog.written()
     reply = handler(ctx)
     if eventlog.written() == logged:  # one line per request: the command's own, else this one
         eventlog.event(logging.INFO, f"cmd={name} ok", host=caller.label,
-                       session=ctx.session, client=g.negotiated.client.value)
-    return reply_response(reply, g.negotiated, mac=caller.mac, script=name in SCRIPT_COMMANDS)
+                       session=ctx.session, client=negotiated.client.value)
+    return reply_response(reply, negotiated, mac=caller.mac, script=name in SCRIPT_COMMANDS)
 
 
 for _path in PATHS:

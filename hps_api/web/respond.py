@@ -1,4 +1,4 @@
-"""Turning replies and errors into responses in the negotiated format (api.md §2-3)."""
+"""Turning replies and errors into responses in the negotiated format (docs/api.md §2-3)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def reply_response(reply: Reply, negotiated: Negotiated, *, mac: str | None,
     if fmt == "ipxe" and not reply.raw:
         answer = reply.ipxe
         rendered = (ipxe.render(answer.template, dict(answer.context)) if answer
-                    else ipxe.render("reply.ipxe", {"text": reply.text}))
+                    else ipxe.render_reply(reply.text))
         return Response(rendered, 200, content_type=MIME["ipxe"])
     body = reply.text if reply.raw else reply.text + "\n"
     return Response(body, 200, content_type=MIME[fmt])

@@ -2,9 +2,11 @@
 """Pieces shared by the HTTP benchmarks (server.py, boot_storm): gunicorn masters on loopback,
 the ceiling app, wrk and a Python load client, interleaved slices, worker CPU accounting.
 
-Run as a script it only serves the ceiling app (`--serve-ceiling BIND --workers N`): the
-benchmarks start it that way, beside `hps-api serve`, with exactly the options `hps-api serve`
-uses (hps_api.server.gunicorn_options), so the two differ only in the app.
+Run as a script it only serves the ceiling app (`--serve-ceiling BIND --workers N
+[--worker-class sync|gthread]`): the benchmarks start it that way, beside `hps-api serve`, with
+exactly the options `hps-api serve` uses (hps_api.server.gunicorn_options), so the two differ
+only in the app (and, for `--worker-class sync`, in gunicorn's worker class: the other ceiling
+this box could be served with).
 """
 
 from __future__ import annotations
@@ -81,18 +83,23 @@ def ceiling_app() -> object:
     return app
 
 
-def ceiling_command(bind: str, workers: int) -> list[str]:
-    """Return the command that serves the ceiling app on `bind` (see the module docstring)."""
-    return [sys.executable, str(Path(__file__).resolve()), "--serve-ceiling", bind,
-            "--workers", str(workers)]
+def ceiling_command(bind: str, workers: int, worker_class: str = "") -> list[str]:
+    """Return the command that serves the ceiling app on `bind` (see the module docstring);
+    `worker_class` replaces gunicorn's worker class of `hps-api serve` (sync, gthread)."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--serve-ceiling", bind,
+               "--workers", str(workers)]
+    return command + (["--worker-class", worker_class] if worker_class else [])
 
 
-def serve_ceiling(bind: str, workers: int) -> None:
+def serve_ceiling(bind: str, workers: int, worker_class: str = "") -> None:
     """Run the ceiling app under gunicorn with `hps-api serve`'s options (does not return)."""
     from hps_api.server import gunicorn_options, run_app
     from hps_api.settings import load_settings
 
-    run_app(ceiling_app(), gunicorn_options(load_settings(), bind, workers))  # type: ignore[arg-type]
+    options = gunicorn_options(load_settings(), bind, workers)
+    if worker_class:
+        options["worker_class"] = worker_class
+    run_app(ceiling_app(), options)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------- servers
@@ -188,29 +195,51 @@ def memory_kib(pid: int) -> dict[str, int]:
 
 # ---------------------------------------------------------------------------- load: wrk
 
+#: cycles through the paths; with `expect`, an answer that is not 200, lacks `expect` or holds
+#: `reject` (iPXE's retry script: errors reach iPXE as HTTP 200) counts as an error
 WRK_SCRIPT = """
 local paths = {%(paths)s}
-local i = 0
-wrk.headers["User-Agent"] = "%(agent)s"
-request = function()
+local expect, reject = %(expect)s, %(reject)s
+local threads = {}
+wrk.headers["User-Agent"] = %(agent)s
+function setup(thread)
+  table.insert(threads, thread)
+end
+function init(args)
+  i = 0
+  bad = 0
+end
+function request()
   i = i + 1
   return wrk.format("GET", paths[(i %% #paths) + 1])
 end
-done = function(summary, latency, requests)
-  local e = summary.errors
+if expect ~= "" then
+  response = function(status, headers, body)
+    if status ~= 200 or not body:find(expect, 1, true)
+       or (reject ~= "" and body:find(reject, 1, true)) then
+      bad = bad + 1
+    end
+  end
+end
+function done(summary, latency, requests)
+  local e, b = summary.errors, 0
+  for _, t in ipairs(threads) do b = b + (t:get("bad") or 0) end
   io.write(string.format("BENCH %%d %%d %%.1f %%.1f %%d\\n", summary.requests, summary.duration,
     latency:percentile(50), latency:percentile(99),
-    e.connect + e.read + e.write + e.timeout + e.status))
+    e.connect + e.read + e.write + e.timeout + e.status + b))
 end
 """
 
 
 def wrk_load(base: str, paths: Sequence[str], connections: int, seconds: float,
-             work: Path, agent: str) -> Result:
-    """Return what wrk measured cycling through `paths` for `seconds`."""
+             work: Path, agent: str, expect: str = "", reject: str = "") -> Result:
+    """Return what wrk measured cycling through `paths` for `seconds` (with `expect`, every
+    answer is checked: see WRK_SCRIPT)."""
     lua_paths = ", ".join(json.dumps(p) for p in paths)
-    return run_wrk(base, WRK_SCRIPT % {"paths": lua_paths, "agent": agent}, connections,
-                   seconds, work)
+    return run_wrk(base, WRK_SCRIPT % {"paths": lua_paths, "agent": json.dumps(agent),
+                                       "expect": json.dumps(expect),
+                                       "reject": json.dumps(reject)},
+                   connections, seconds, work)
 
 
 def run_wrk(base: str, script: str, connections: int, seconds: float, work: Path,
@@ -358,8 +387,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="serve the benchmarks' ceiling app")
     parser.add_argument("--serve-ceiling", metavar="BIND", required=True)
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--worker-class", choices=("gthread", "sync"), default="")
     args = parser.parse_args(argv)
-    serve_ceiling(args.serve_ceiling, args.workers)
+    serve_ceiling(args.serve_ceiling, args.workers, args.worker_class)
     return 0
 
 

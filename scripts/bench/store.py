@@ -13,7 +13,7 @@ Everything happens in a temporary directory under the system temp dir (removed a
   `hps_api.cli.config` and whether importing it pulls in Flask.
 
 The ratio column is the store's time per operation divided by the baseline's (2.0x = twice the
-baseline's cost). Nothing here asserts a time: machines are shared and noisy (quality.md).
+baseline's cost). Nothing here asserts a time: machines are shared and noisy (docs/performance.md).
 """
 
 from __future__ import annotations
