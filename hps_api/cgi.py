@@ -1,4 +1,4 @@
-"""`hps-api cgi`: the same app as a classic CGI program, one process per request (api.md, top).
+"""`hps-api cgi`: the same app as a classic CGI program, one process per request (docs/api.md §1).
 
 A site that keeps nginx + fcgiwrap (or any CGI server) points `/cgi-bin/boot_manager.sh` at
 `scripts/cgi/boot_manager.sh`, which execs this. The standard library's CGIHandler reads the

@@ -1,4 +1,4 @@
-"""Event logging (api.md §8): one line per event, `<UTC time> <level> <host> <session> <client>
+"""Event logging (docs/api.md §8): one line per event, `<UTC time> <level> <host> <session> <client>
 <message>`, to `HPS_LOG_DIR/hps-api.log` and to the local syslog socket when there is one.
 
 Messages are sanitised here, once: control characters (a newline would forge a second line) are

@@ -1,4 +1,4 @@
-"""Who is calling (api.md §4): MAC from the neighbour table or DHCP leases, admin rights.
+"""Who is calling (docs/api.md §4): MAC from the neighbour table or DHCP leases, admin rights.
 
 The kernel neighbour table (`/proc/net/arp`) is read directly on every lookup: it is an
 in-memory file, and a subprocess (`ip neigh`, `ping`) per request would cost more than the whole

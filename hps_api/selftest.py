@@ -1,4 +1,4 @@
-"""The IPS self-test (node.md): is this server fit to provision? One line per check.
+"""The IPS self-test (docs/node.md): is this server fit to provision? One line per check.
 
 Run by `hps-api selftest`, at server start (results logged) and by `/api/v1/health?deep=1`.
 Every check is independent and bounded in time; none changes provisioning state (the only

@@ -12,7 +12,7 @@ in waves and then mostly stay quiet):
   boot-storm work the default was 2 x cores + 1 with 4 threads.)
 - Worker class `gthread` with 16 threads per worker rather than `sync`: threads release the GIL
   while they wait on a lock or an fsync, gthread keeps HTTP keep-alive connections, and a long
-  response (a kernel or ISO under /distros, api.md §7) does not pin a whole process, nor get it
+  response (a kernel or ISO under /distros, docs/api.md §7) does not pin a whole process, nor get it
   killed by the timeout below, as it would with a sync worker. A download holds its thread for
   as long as the client takes (seconds to minutes for an initrd over a shared 1 GbE link while
   a rack boots), but costs no CPU meanwhile (sendfile), so threads are plentiful: 3 x 16 = 48
@@ -24,7 +24,7 @@ in waves and then mostly stay quiet):
   setting fails at start with one line (`hps-api: HPS_...`, exit 2) rather than in every worker,
   and workers fork with the app ready.
 - Access log: `HPS_LOG_DIR/access.log`, with every query value replaced by `*` except those of
-  the selector parameters in `LOGGED_PARAMS` (api.md §8: no sensitive value in a log line; a
+  the selector parameters in `LOGGED_PARAMS` (docs/api.md §8: no sensitive value in a log line; a
   `host_variable` value may be a password). gunicorn's own messages go to stderr (journald
   under systemd, the terminal under scripts/serve); events go to hps-api.log (eventlog).
 """

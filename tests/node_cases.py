@@ -1,4 +1,4 @@
-"""The node library's conformance table (node.md): one list of calls, four clients.
+"""The node library's conformance table (docs/node.md): one list of calls, four clients.
 
 Every case is run by each client in CLIENTS: the sh library under dash (GNU wget), busybox sh
 (busybox wget) and bash (curl), and the Python client, against the real app on a loopback port.

@@ -1,4 +1,4 @@
-"""The JSON API (api.md §5): every endpoint as an admin, refusals for everyone else, bad input."""
+"""The JSON API (docs/api.md §5): every endpoint as an admin, refusals for others, bad input."""
 
 from __future__ import annotations
 

@@ -305,7 +305,7 @@ def test_concurrent_config_host_of_many_hosts_gives_distinct_names_and_ips(
     assert all(not 100 <= int(h["IP"].rsplit(".", 1)[1]) <= 199 for h in hosts)
 
 
-# -- which writes of init are durable (storage.md: boot-session stamps) ------------------------
+# -- which writes of init are durable (docs/storage.md, "Writes") --------------------
 
 
 

@@ -1,4 +1,4 @@
-"""The event log (api.md §8): line format, whole lines from many threads, logrotate, syslog."""
+"""The event log (docs/api.md §8): line format, whole lines from many threads, logrotate, syslog."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The file backend on a real directory tree (storage.md, "Writing").
+"""The file backend on a real directory tree (docs/storage.md, "Writes").
 
 Every test builds its own tree under tmp_path: hps.conf, one cluster `alpha`, one host and one
 OS record. Nothing is mocked except where a test counts `os.replace` calls.

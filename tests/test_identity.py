@@ -1,4 +1,4 @@
-"""Caller identity (api.md §4): neighbour table, lease file, mac= claims, admin rights."""
+"""Caller identity (docs/api.md §4): neighbour table, lease file, mac= claims, admin rights."""
 
 from __future__ import annotations
 

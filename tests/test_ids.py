@@ -1,6 +1,6 @@
 """Identifiers at the edge: MACs, keys, values, cluster names, OS ids, sensitive key names.
 
-Each table is the grammar from storage.md; a refused input raises InvalidInput before anything
+Each table is the grammar from docs/storage.md; a refused input raises InvalidInput before anything
 can become part of a path or a record line.
 """
 
@@ -401,7 +401,7 @@ def test_sensitive_patterns_can_be_replaced(key, patterns, sensitive):
 
 
 def _value_verdict_by_category(value: str) -> bool:
-    """The rule as storage.md states it: no Cc, Cs, Zl or Zp character, at most 64 KiB."""
+    """The rule as docs/storage.md states it: no Cc, Cs, Zl or Zp character, at most 64 KiB."""
     if any(unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") for ch in value):
         return False
     return len(value.encode("utf-8", "surrogatepass")) <= 64 * 1024

@@ -1,4 +1,4 @@
-"""The record grammar (storage.md, "Grammar of a record file"): parse, format, update in place."""
+"""The record grammar (docs/storage.md, "Grammar"): parse, format, update in place."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The front end (deploy.md): the nginx.conf render-services writes, checked and run by real nginx.
+"""The front end (docs/deploy.md): render-services' nginx.conf, checked and run by real nginx.
 
 The running tier puts the IPS in a network namespace of its own, as a provisioning server is:
 `hps-api serve` on 127.0.0.1:8080, nginx from the rendered file on port 80 and, with a
@@ -54,7 +54,7 @@ def nginx_missing() -> str | None:
 
 def nginx_test(conf: Path, log_dir: Path, *,
                as_nobody: bool = False) -> subprocess.CompletedProcess[str]:
-    """Run `nginx -t` on `conf`, the way deploy.md starts it (`-e` for the start-up log)."""
+    """Run `nginx -t` on `conf`, the way docs/deploy.md starts it (`-e` for the start-up log)."""
     prefix = (["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if as_nobody
               else [])
     return subprocess.run([*prefix, NGINX, "-e", str(log_dir / nginx.ERROR_LOG), "-t", "-c",

@@ -1,4 +1,4 @@
-"""Syslog on the IPS (node.md): the generated rsyslog config, run by a real rsyslogd.
+"""Syslog on the IPS (docs/node.md): the generated rsyslog config, run by a real rsyslogd.
 
 The daemon listens on a free high loopback port with the config hps-api generates (plus a work
 directory in tmp_path); it loads no imuxsock, so the system's /dev/log and /var/log are never

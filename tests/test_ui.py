@@ -1,4 +1,4 @@
-"""The pages for people (api.md §6): dashboard, unconfigured hosts, host page, health and the
+"""The pages for people (docs/api.md §6): dashboard, unconfigured hosts, host page, health and the
 admin actions (configure, reinstall, unconfigure) with their CSRF protection, as a browser sees
 them."""
 

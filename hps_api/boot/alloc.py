@@ -1,4 +1,4 @@
-"""Identity allocation: HOSTNAME and IP under the cluster allocation lock (boot.md, storage.md).
+"""Identity allocation: HOSTNAME and IP under the cluster allocation lock (docs/boot.md).
 
 Two hosts configured at the same instant never get the same name or address: the scan of the
 cluster's hosts and the write of the result happen under one cluster-wide lock. A host that

@@ -1,6 +1,6 @@
-"""The cluster keys of boot.md and their validation: one table for `cluster create` and the wizard.
+"""The cluster keys and their validation: one table for `cluster create` and the wizard.
 
-`key_table()` lists the keys an operator sets when creating a cluster (boot.md's "Cluster keys"
+`key_table()` lists the keys an operator sets when creating a cluster (docs/boot.md, "Cluster keys"
 table, DESCRIPTION, and `OS_<TYPE>` for every host type of the catalog); `spec_for` also knows the
 keys that follow a pattern (`OS_<TYPE>_<ARCH>`, `STORAGE_NETWORKS`, `STORAGE<i>_VLAN|CIDR|GATEWAY|
 MTU`). Each key names a validator in `VALIDATORS`; a validator returns the value in canonical form

@@ -69,7 +69,7 @@ class Blocker:
 
 
 def decide(inputs: BootInputs) -> Decision:
-    """Return the boot decision for a host at `init` (boot.md, "Host states")."""
+    """Return the boot decision for a host at `init` (docs/boot.md, "Host states")."""
     host = inputs.host
     state = host_state(inputs)
     if host.get("RESCUE", "").lower() == "yes":

@@ -19,7 +19,7 @@ from hps_api.store import FileStore, RecordId
 from hps_api.store.journal import utc_now
 
 _ARCH = re.compile(r"^[a-z0-9_]{1,16}$")
-#: facts iPXE reports at init (boot.md step 3), stored when a host registers
+#: facts iPXE reports at init (docs/boot.md, "The chain", step 3), stored when a host registers
 REGISTRATION_FACTS = {"platform": "PLATFORM", "uuid": "SMBIOS_UUID", "serial": "SERIAL",
                       "manufacturer": "MANUFACTURER", "product": "PRODUCT"}
 

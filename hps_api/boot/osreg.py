@@ -5,7 +5,7 @@ served at `/distros/<REPO_PATH>/`), KERNEL and INITRD (boot files inside the rep
 (`prod`, `test`, `retired`) and HPS_TYPES (the host types it may install, `SCH,DRH`); any other
 key is free.
 
-Which OS a host of a type installs (boot.md): the cluster key `OS_<TYPE>_<ARCH>`, then
+Which OS a host of a type installs (docs/boot.md): the cluster key `OS_<TYPE>_<ARCH>`, then
 `OS_<TYPE>`, then the first OS record, by id, whose HPS_TYPES lists the type and whose STATUS is
 `prod`. Two decisions the spec leaves open, taken here:
 

@@ -1,4 +1,4 @@
-"""Host states and which changes a node may report (boot.md, "Host states")."""
+"""Host states and which changes a node may report (docs/boot.md, "Host states")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """`hps-api cluster create|list|show|activate|configure`: clusters as an operator manages them.
 
-`create` takes a flag per cluster key of boot.md (`hps_api.boot.cluster_keys.key_table`) and
+`create` takes a flag per cluster key of docs/boot.md (`hps_api.boot.cluster_keys.key_table`) and
 `--set KEY=VALUE` for any other key, validates everything (one by one, then together) before
 writing anything, and never changes the active cluster unless `--activate` says so.
 `configure` is the interactive wizard (`hps_api.cli.wizard`); it needs a terminal.

@@ -45,7 +45,7 @@ class UsageError(InvalidInput):
 
 
 def exit_code(error: HpsError) -> int:
-    """Return the exit code for a domain error (storage.md: 1 not set, 2 usage, 3 store)."""
+    """Return the exit code for a domain error (README.md: 1 not set, 2 usage, 3 store)."""
     for cls in type(error).__mro__:
         if cls in EXIT_CODES:
             return EXIT_CODES[cls]

@@ -1,4 +1,4 @@
-"""`hps-api install`: the whole IPS on a Debian host, step by step, idempotently (install.md).
+"""`hps-api install`: the whole IPS on a Debian host, step by step, idempotently (docs/install.md).
 
 The steps, in order: the Debian packages, the `hps` account (a sysusers.d file, then adduser),
 the directories, the env file the units load, the config tree (`init`), the cluster's service

@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_os_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Add `hps-api os add|list|show|remove`: the OS registry (boot.md)."""
+    """Add `hps-api os add|list|show|remove`: the OS registry (docs/boot.md)."""
     group = sub.add_parser("os", parents=[common], help="the OS registry: add, list, show, remove")
     verbs = group.add_subparsers(dest="os_command", metavar="add|list|show|remove", required=True,
                                  parser_class=_Parser)

@@ -35,7 +35,7 @@ COMMANDS: dict[str, Command] = {
 }
 
 #: script-like answers: always their native text (iPXE script, shell library, kickstart, archive)
-#: whatever the client, unless the query says `format=json` (api.md §3)
+#: whatever the client, unless the query says `format=json` (docs/api.md §3)
 SCRIPT_COMMANDS = frozenset({"init", "process_menu_item", "kickstart", "apkovl",
                              "get_remote_functions", "node_get_functions",
                              "node_get_bootstrap_functions"})

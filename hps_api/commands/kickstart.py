@@ -34,7 +34,7 @@ from hps_api.store import FileStore, RecordId
 
 #: the shipped installer templates (a site's own `cluster-config/installers/` is searched first)
 INSTALLERS_DIR = resources.shipped("cluster-config/installers")
-#: states in which the installer may fetch its config (boot.md: CONFIGURED/REINSTALL -> INSTALLING)
+#: states in which the installer may fetch its config (docs/boot.md, "Installers")
 INSTALL_STATES = ("CONFIGURED", "REINSTALL", "INSTALLING")
 
 _TYPE = re.compile(r"^[A-Z][A-Z0-9]{0,15}$")

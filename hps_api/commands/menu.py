@@ -1,4 +1,4 @@
-"""`process_menu_item`: acting on a choice made in an iPXE menu (boot.md, "Menus").
+"""`process_menu_item`: acting on a choice made in an iPXE menu (docs/boot.md, "Menus").
 
 Every id a menu sends, ours or the old system's (docs/boot.md, "Old menu ids"), answers a
 script that either acts or says why not and goes back to a menu: never a dead end, never an

@@ -1,4 +1,4 @@
-"""The front end (deploy.md): nginx on ports 80 and 443 in front of gunicorn, `nginx.conf`.
+"""The front end (docs/deploy.md): nginx on ports 80 and 443 in front of gunicorn, `nginx.conf`.
 
 A complete main configuration, started as it is: `nginx -e HPS_LOG_DIR/nginx-error.log -c
 services/nginx.conf`. nginx writes only under HPS_LOG_DIR (`nginx-access.log`,
@@ -22,7 +22,7 @@ itself at start, so nothing needs to exist beforehand).
   then a LAN caller is identified by its own address, and loopback rights stay with loopback.
 - HTTPS on port 443 of HPS_FRONT_BIND's address when HPS_TLS_CERT and HPS_TLS_KEY are set.
 - The access log has one line per request in a fixed field order (`TIMELINE_FORMAT`,
-  deploy.md "Access log"); no query value is logged except `cmd` and `mac`.
+  docs/deploy.md "Access log"); no query value is logged except `cmd` and `mac`.
 
 `render_nginx` is pure: settings in, text out. A bad setting is an InvalidInput naming it.
 """
@@ -159,7 +159,7 @@ def runtime_dir(settings: Settings) -> Path:
 
 
 def render_front_end_env(settings: Settings) -> str:
-    """Return the environment hps-api needs behind this nginx (`front-end.env`, deploy.md)."""
+    """Return the environment hps-api needs behind this nginx (`front-end.env`, docs/deploy.md)."""
     trusted = [*settings.trusted_proxies]
     if proxy_address(settings) not in trusted:
         trusted.append(proxy_address(settings))
@@ -245,7 +245,7 @@ http {{
         application/xml xml;
     }}
 
-    # One line per request, fields in a fixed order (deploy.md, "Access log").
+    # One line per request, fields in a fixed order (docs/deploy.md, "Access log").
     log_format hps_timeline '{timeline}';
     access_log {log}/{access} hps_timeline;
 

@@ -1,4 +1,4 @@
-"""The IPS's rsyslog config (node.md, "Syslog on the IPS"): `services/rsyslog.conf`.
+"""The IPS's rsyslog config (docs/node.md, "Syslog on the IPS"): `services/rsyslog.conf`.
 
 A complete config for its own rsyslogd (`rsyslogd -f services/rsyslog.conf -i <pidfile>`), not a
 drop-in: UDP and TCP input on the cluster's SYSLOG_PORT (default 514), bound to one ruleset that

@@ -1,4 +1,4 @@
-"""Where each record lives under `HPS_CONFIG_DIR` (the file backend's map; see storage.md)."""
+"""Where each record lives under `HPS_CONFIG_DIR` (the file backend's map; see docs/storage.md)."""
 
 from __future__ import annotations
 

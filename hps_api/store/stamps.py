@@ -25,7 +25,7 @@ MAX_STAMP_BYTES = 4096
 _STAMP_HEAD = re.compile(rb"# hps-stamp ([0-9a-f]{8}) ([0-9]{1,4})\n")
 
 
-def stamp_path(record_path: Path) -> str:
+def stamp_path(record_path: Path | str) -> str:
     """Return `hosts/<mac12>.stamp` for `hosts/<mac12>.conf` (as a string: read per request)."""
     return str(record_path)[:-len(".conf")] + STAMP_SUFFIX
 

@@ -1,4 +1,4 @@
-"""The JSON API under `/api/v1` (api.md §5): admin-only except health and the OpenAPI document.
+"""The JSON API under `/api/v1` (docs/api.md §5): admin-only except health and the OpenAPI document.
 
 Handlers parse the request, call one inventory or store function and render the result; the
 admin check is `_admin_only`, the one place access is decided. Host endpoints work on the active

@@ -1,4 +1,4 @@
-"""`/boot.ipxe`: the static bootstrap DHCP hands to iPXE (boot.md, "The chain", step 3)."""
+"""`/boot.ipxe`: the static bootstrap DHCP hands to iPXE (docs/boot.md, "The chain", step 3)."""
 
 from __future__ import annotations
 

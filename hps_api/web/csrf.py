@@ -1,4 +1,4 @@
-"""CSRF protection of the admin forms on the pages (api.md §6), without sessions.
+"""CSRF protection of the admin forms on the pages (docs/api.md §6), without sessions.
 
 A token is `<unix time>.<hex HMAC-SHA256(secret, "<action path>\\n<unix time>")>`: bound to the
 one form action it was issued for (`/hosts/525400aabb01/configure`) and valid for

@@ -190,12 +190,12 @@ def _ref(section: str, name: str) -> Schema:
     return {"$ref": f"#/components/{section}/{name}"}
 
 
-# --- the legacy endpoint (api.md §1) --------------------------------------------------------
+# --- the legacy endpoint (docs/api.md §1) ---------------------------------------------------
 
 _LEGACY_PARAMS = {
     "cmd": "the command: init, determine_state, set_status, host_variable, cluster_variable, "
            "os_variable, host_get_config, config_host, process_menu_item, log_message, "
-           "host_audit, kickstart, selftest_report, ... (api.md §1)",
+           "host_audit, kickstart, selftest_report, ... (docs/api.md §1)",
     "mac": "the host (accepted when no verified source knows the caller; admins: any host)",
     "name": "key name (host_variable, cluster_variable, os_variable)",
     "value": "value to set (present, even empty: set)",

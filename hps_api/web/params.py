@@ -1,4 +1,4 @@
-"""Request input decoding: legacy parameters (api.md §1) and JSON API bodies (§5).
+"""Request input decoding: legacy parameters (docs/api.md §1) and JSON API bodies (§5).
 
 Legacy parameters are decoded by hand because old clients depend on details. Pairs are split on
 `&`; empty pairs are ignored; a pair splits on its first `=` (values may contain `=`); `+` is a

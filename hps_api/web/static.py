@@ -1,4 +1,4 @@
-"""Boot files (api.md §7): `/distros/<path>` and `/packages/<path>` from HPS_RESOURCES_DIR.
+"""Boot files (docs/api.md §7): `/distros/<path>` and `/packages/<path>` from HPS_RESOURCES_DIR.
 
 Files are streamed, never read whole: werkzeug's `send_file` with a path hands the open file to
 the server's `wsgi.file_wrapper` (gunicorn uses sendfile(2)), and with `conditional=True` it

@@ -1,4 +1,4 @@
-"""Pages for people (api.md §6): dashboard, hosts waiting for a type, one page per host, health.
+"""Pages for people (docs/api.md §6): dashboard, hosts waiting for a type, a page per host, health.
 
 Server-rendered, autoescaped Jinja2 that works without JavaScript. Handlers read the store and
 hand plain values to a template; what a page shows (order, counts, hidden values, which actions

@@ -1,4 +1,4 @@
-"""What the pages show (api.md §6): plain functions from records to the values templates render.
+"""What the pages show (docs/api.md §6): plain functions from records to what templates render.
 
 Order, counts, hidden values and which actions a host offers are decided here, without Flask
 and without the store (except `read_hosts`), so each rule is tested on its own. A sensitive

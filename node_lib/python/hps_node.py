@@ -1,4 +1,4 @@
-"""hps-node: the node library of hps-api in Python (node.md), one stdlib-only module.
+"""hps-node: the node library of hps-api in Python (docs/node.md), one stdlib-only module.
 
 The same contract as `node_lib/sh/hps-functions.sh`, for node scripts that prefer Python (nodes
 may have no pip, so only the standard library is used):
@@ -165,7 +165,7 @@ def unescape_config(text: str) -> dict[str, str]:
 
 
 class Node:
-    """This node talking to its IPS: every public method is one `n_` function of node.md.
+    """This node talking to its IPS: every public method is one `n_` function of docs/node.md.
 
     Methods return values or raise NodeError with the exit code of the sh library.
     """
@@ -709,7 +709,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     verbs = "\n".join(f"  {verb} {text}" for verb, text in VERBS.items())
     parser = _Parser(prog="hps-node", formatter_class=argparse.RawDescriptionHelpFormatter,
-                     description="The hps-api node client (node.md).",
+                     description="The hps-api node client (docs/node.md).",
                      epilog=f"verbs:\n{verbs}\n\nexit codes: 0 ok, 1 not found, 2 IPS "
                             "unreachable, 3 refused, 4 bad usage")
     parser.add_argument("verb", choices=sorted(VERBS), metavar="VERB")

@@ -1,5 +1,5 @@
 # shellcheck shell=sh
-# hps-functions.sh: the node library of hps-api (node.md). POSIX sh, sourced, never executed.
+# hps-functions.sh: the node library of hps-api (docs/node.md). POSIX sh, sourced, never executed.
 # Runs unchanged under busybox ash, dash and bash with curl, GNU wget or busybox wget.
 #
 #   . /run/hps/hps-functions.sh && n_remote_host_variable STATE

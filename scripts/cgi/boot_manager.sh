@@ -1,6 +1,6 @@
 #!/bin/sh
 # Usage: copy (or symlink) to <cgi-bin>/boot_manager.sh; the web server runs it once per request.
-# Answers the legacy endpoint /cgi-bin/boot_manager.sh by exec'ing `hps-api cgi` (api.md, top):
+# Answers the legacy endpoint /cgi-bin/boot_manager.sh by exec'ing `hps-api cgi` (docs/api.md §1):
 # the request comes from the CGI environment and stdin, the answer (Status:, headers, body)
 # goes to stdout; exit 0, or 2 when hps-api could not start (it still answers Status: 500).
 #
