@@ -93,18 +93,6 @@ def show_host(store: FileStore, cluster: str, mac: str) -> dict[str, Any]:
             "summary": host_summary(rid.name or "", items)}
 
 
-def set_host_key(store: FileStore, cluster: str, mac: str, key: str, value: str, actor: str,
-                 ) -> dict[str, str]:
-    """Set one key of a registered host and return the new record (never registers a host).
-
-    STATE must be one of the known states (stored upper-case): the boot flow reads it.
-    Raises InvalidInput (MAC, key, value, state), NotFound, StoreBusy.
-    """
-    rid = RecordId.of_host(cluster, mac)
-    name = normalize_key(key)
-    return store.update(rid, {name: parse_state(value) if name == "STATE" else value}, actor)
-
-
 def list_hosts(store: FileStore, cluster: str, state: str | None = None,
                type: str | None = None) -> list[dict[str, str | None]]:
     """Return the summaries of a cluster's hosts, newest activity first.

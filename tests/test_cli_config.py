@@ -199,7 +199,7 @@ def test_a_corrupt_record_exits_3_and_is_never_rewritten(cli, config_dir: Path) 
     path = config_dir / HOST_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"STATE=INSTALLED\nSTATE=INSTALLED\n")
-    for args in (["get", "STATE"], ["set", "STATE", "X"], ["list"], ["unset", "STATE"],
+    for args in (["get", "STATE"], ["set", "STATE", "FAILED"], ["list"], ["unset", "STATE"],
                  ["exists"], ["exists", "STATE"], ["equals", "STATE", "INSTALLED"]):
         result = cli("host_config", MAC, *args)
         assert result.returncode == 3, args

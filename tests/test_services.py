@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from conftest import write_raw
 
-from hps_api.boot.configure import refresh_services
 from hps_api.errors import InvalidInput, NotFound
 from hps_api.ids import HOSTNAME_PATTERN
+from hps_api.ops.services import refresh_services
 from hps_api.services import reload_dnsmasq, render_services
 from hps_api.services.dnsmasq import (
     Reservation,
@@ -301,7 +301,7 @@ def test_a_hand_edited_hostname_never_reaches_the_tags_or_the_opts_file(
 
 def test_the_tags_follow_every_reservation_added_or_removed_by_a_re_render(
         seeded: FileStore, lab_settings: Settings) -> None:
-    """refresh_services is what configure runs after it allocated HOSTNAME and IP."""
+    """refresh_services is what ops.hosts runs after a change of HOSTNAME or IP."""
     out = services_dir(seeded)
     rid = RecordId.of_host("default", "52:54:00:aa:bb:03")
     seeded.update(rid, {"IP": "10.99.0.13", "HOSTNAME": "tch-001"}, "test")

@@ -1,4 +1,7 @@
-"""Configuring a host: type, profile, OS and identity in one step (menu, config_host, API)."""
+"""Configuring a host: type, profile, OS and identity in one step (menu, config_host, API).
+
+The service files that follow the new reservation are the caller's step: `hps_api.ops.hosts`.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +35,6 @@ def configure_host(
         "INSTALL_ATTEMPTS": None, "FORCE_INSTALL": None}, actor)
     eventlog.event(logging.INFO, f"configured as {kind.name}/{chosen} ({os_id}), "
                    f"{record.get('HOSTNAME')} {record.get('IP')}", host=mac)
-    refresh_services(store, settings, cluster)
     return record
 
 
@@ -53,19 +55,6 @@ def storage_ready(store: FileStore, cluster: str) -> bool:
         if items.get("TYPE") == STORAGE_TYPE and items.get("STATE") == "INSTALLED":
             return True
     return False
-
-
-def refresh_services(store: FileStore, settings: Settings, cluster: str) -> None:
-    """Regenerate dnsmasq's files and reload it; a failure is logged, never fatal here."""
-    try:
-        from hps_api.services import reload_dnsmasq, render_services
-    except ImportError:
-        return
-    try:
-        render_services(store, settings, cluster)
-        reload_dnsmasq(settings)
-    except (HpsError, OSError) as err:
-        eventlog.event(logging.WARNING, f"service files not regenerated: {err}")
 
 
 def _resolve(store: FileStore, cluster_items: dict[str, str], kind: HostType, arch: str) -> str:

@@ -36,7 +36,8 @@ from hps_api.cli.common import (
 )
 from hps_api.errors import InvalidInput, NotFound, StoreUnreadable
 from hps_api.ids import colon_mac, normalize_key, validate_value
-from hps_api.store import FileStore, RecordId
+from hps_api.ops import hosts as host_ops
+from hps_api.store import FileStore, Kind, RecordId
 
 #: each verb's arguments; `[X]` is optional
 VERBS_SYNTAX = {"get": "KEY", "set": "KEY VALUE", "unset": "KEY", "list": ""}
@@ -198,13 +199,19 @@ def _get(store: FileStore, rid: RecordId, inv: Invocation) -> int:
 
 def _set(store: FileStore, rid: RecordId, inv: Invocation) -> int:
     key, value = inv.args[:2]
-    create = rid.kind.value != "cluster"
-    store.update(rid, {key: value}, cli_actor(), create=create)
+    if rid.kind is Kind.HOST:  # checks and service files: the same operation as every door
+        host_ops.set_key(store, settings_for(inv.config_dir), rid, key, value, cli_actor(),
+                         create=True)
+    else:
+        store.update(rid, {key: value}, cli_actor(), create=rid.kind is not Kind.CLUSTER)
     return EXIT_OK
 
 
 def _unset(store: FileStore, rid: RecordId, inv: Invocation) -> int:
-    store.unset(rid, inv.args[0], cli_actor())
+    if rid.kind is Kind.HOST:
+        host_ops.unset_key(store, settings_for(inv.config_dir), rid, inv.args[0], cli_actor())
+    else:
+        store.unset(rid, inv.args[0], cli_actor())
     return EXIT_OK
 
 
@@ -263,7 +270,7 @@ def _show(store: FileStore, rid: RecordId, inv: Invocation) -> int:
 
 
 def _delete(store: FileStore, rid: RecordId, inv: Invocation) -> int:
-    store.delete(rid, cli_actor())
+    host_ops.delete(store, settings_for(inv.config_dir), rid, cli_actor())
     out(f"{rid.name} deleted")
     return EXIT_OK
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 
 from hps_api import eventlog
-from hps_api.boot.configure import configure_host
 from hps_api.boot.decide import MENU_STATES
 from hps_api.boot.flow import answer, boot_stamps, explain, host_or_none, inputs_for
 from hps_api.commands.base import CommandContext, Reply
 from hps_api.errors import Conflict
+from hps_api.ops import hosts as host_ops
 
 
 def init(ctx: CommandContext) -> Reply:
@@ -39,8 +39,8 @@ def config_host(ctx: CommandContext) -> Reply:
     """Configure the caller as `hosttype` (and `profile`); answer `<mac> configured as <TYPE>`."""
     type_name = ctx.param("hosttype")
     require_console(ctx, "config_host")
-    record = configure_host(ctx.store, ctx.settings, ctx.cluster, ctx.mac, type_name,
-                            ctx.params.get("profile"), ctx.actor, admin=ctx.caller.admin)
+    record = host_ops.configure(ctx.store, ctx.settings, ctx.cluster, ctx.mac, type_name,
+                                ctx.params.get("profile"), ctx.actor, admin=ctx.caller.admin)
     return Reply(f"{ctx.mac} configured as {record['TYPE']}",
                  {"mac": ctx.mac, "record": ctx.visible(record)})
 

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from hps_api import eventlog
 from hps_api.boot import decide as d
 from hps_api.boot.catalog import STORAGE_TYPE, load_catalog
-from hps_api.boot.configure import configure_host, storage_ready
+from hps_api.boot.configure import storage_ready
 from hps_api.boot.flow import explain, host_or_none, inputs_for, resolve_for, script_of
 from hps_api.commands.base import CommandContext, Reply
 from hps_api.commands.boot import require_console
 from hps_api.errors import Conflict, InvalidInput, NotFound
+from hps_api.ops import hosts as host_ops
 from hps_api.store import RecordId
 
 Action = Callable[[CommandContext, "d.BootInputs"], "d.Decision"]
@@ -185,8 +186,8 @@ def _install(ctx: CommandContext, inputs: d.BootInputs) -> d.Decision:
     item = ctx.param("menu_item").strip()
     type_name, _, profile = item.split("_", 1)[1].partition("_")
     try:
-        configure_host(ctx.store, ctx.settings, ctx.cluster, ctx.mac, type_name,
-                       profile or None, ctx.actor, admin=ctx.caller.admin)
+        host_ops.configure(ctx.store, ctx.settings, ctx.cluster, ctx.mac, type_name,
+                           profile or None, ctx.actor, admin=ctx.caller.admin)
     except (Conflict, NotFound, InvalidInput) as err:
         return _install_menu(ctx, inputs, notice=f"{item}: {err}")
     return _decide_and_apply(ctx)

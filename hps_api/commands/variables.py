@@ -19,6 +19,8 @@ from hps_api.commands.base import CommandContext, Reply
 from hps_api.commands.host_state import change_state
 from hps_api.errors import Conflict, Forbidden, InvalidInput
 from hps_api.ids import KEY_SPELLINGS, is_shell_special, normalize_key, respelled, spellings
+from hps_api.ops import hosts as host_ops
+from hps_api.ops.services import SERVICE_KEYS
 from hps_api.store import RecordId
 
 SPELLING_RETRIES = 5
@@ -97,6 +99,8 @@ def _set_host_key(ctx: CommandContext, written: str, value: str) -> Reply:
     if name == "STATE":
         value = parse_state(value)
         change_state(ctx, value)
+    elif name in SERVICE_KEYS:  # an admin's: dnsmasq's files follow, as from every door
+        host_ops.set_key(ctx.store, ctx.settings, ctx.host, name, value, ctx.actor)
     else:
         _write_spelled(ctx, written, value)
     return Reply(f"{ctx.mac} set {name} to {value}", {"mac": ctx.mac, "key": name, "value": value})

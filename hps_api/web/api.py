@@ -16,12 +16,12 @@ from typing import Any
 from flask import Blueprint, Response, g, request
 
 from hps_api import __version__, eventlog, inventory
-from hps_api.boot.configure import configure_host
 from hps_api.boot.flow import decision_for, explain, host_or_none
 from hps_api.boot.states import STATES
 from hps_api.errors import Forbidden, InvalidInput, NotFound
 from hps_api.identity import Caller
 from hps_api.ids import normalize_key, normalize_mac
+from hps_api.ops import hosts as host_ops
 from hps_api.render.negotiate import Client, Negotiated, client_from_agent
 from hps_api.selftest import run_selftest, summary
 from hps_api.store import FileStore, RecordId
@@ -171,7 +171,7 @@ def host(mac: str) -> Response:
 def delete_host(mac: str) -> Response:
     """Remove a host's record (the journal keeps its history)."""
     rid = RecordId.of_host(_cluster(), mac)
-    _store().delete(rid, _actor())
+    host_ops.delete(_store(), runtime().settings, rid, _actor())
     return json_response({"mac": rid.name, "cluster": rid.cluster, "deleted": True})
 
 
@@ -187,16 +187,16 @@ def host_key(mac: str, key: str) -> Response:
 @bp.put("/hosts/<mac>/config/<key>")
 def set_host_key(mac: str, key: str) -> Response:
     """Set one key of a registered host from `{"value": "..."}` (never registers a host)."""
-    cluster = _cluster()
-    record = inventory.set_host_key(_store(), cluster, mac, key, _value(), _actor())
-    return _key_result({"mac": normalize_mac(mac), "cluster": cluster}, key, record)
+    rid = RecordId.of_host(_cluster(), mac)
+    record = host_ops.set_key(_store(), runtime().settings, rid, key, _value(), _actor())
+    return _key_result({"mac": rid.name, "cluster": rid.cluster}, key, record)
 
 
 @bp.delete("/hosts/<mac>/config/<key>")
 def unset_host_key(mac: str, key: str) -> Response:
     """Remove one key of a host."""
     rid = RecordId.of_host(_cluster(), mac)
-    record = _store().unset(rid, key, _actor())
+    record = host_ops.unset_key(_store(), runtime().settings, rid, key, _actor())
     return _key_result({"mac": rid.name, "cluster": rid.cluster}, key, record)
 
 
@@ -205,8 +205,8 @@ def configure(mac: str) -> Response:
     """Configure a host from `{"type": "SCH", "profile": "DEFAULT"}` (same as the menu choice)."""
     body = _body(CONFIGURE_BODY)
     cluster = _cluster()
-    record = configure_host(_store(), runtime().settings, cluster, mac, body["type"],
-                            body.get("profile"), _actor(), admin=True)
+    record = host_ops.configure(_store(), runtime().settings, cluster, mac, body["type"],
+                                body.get("profile"), _actor(), admin=True)
     return json_response({"mac": normalize_mac(mac), "cluster": cluster, "record": record})
 
 

@@ -29,7 +29,6 @@ from flask import Blueprint, Response, g, request
 
 from hps_api import __version__, eventlog
 from hps_api.boot.catalog import load_catalog
-from hps_api.boot.configure import configure_host
 from hps_api.boot.decide import MENU_STATES
 from hps_api.boot.flow import decision_for, explain
 from hps_api.boot.states import STATES
@@ -41,6 +40,7 @@ from hps_api.errors import (
 )
 from hps_api.identity import Caller
 from hps_api.ids import colon_mac, normalize_mac
+from hps_api.ops import hosts as host_ops
 from hps_api.render import html
 from hps_api.render.negotiate import Negotiated, client_from_agent
 from hps_api.selftest import run_selftest
@@ -218,14 +218,15 @@ def configure_waiting_host(store: FileStore, settings: Settings, cluster: str, m
     """Configure a host waiting for a type from a `TYPE/PROFILE` choice; return its record.
 
     Raises NotFound (no such host), Conflict (the host is not waiting: unconfigure it first;
-    and what configure_host raises), InvalidInput (no or unknown choice).
+    and what ops.hosts.configure raises), InvalidInput (no or unknown choice).
     """
     record = store.items(RecordId.of_host(cluster, mac12))
     if not configurable(record):
         raise Conflict(f"host {mac12} is {record.get('STATE')}: only hosts in "
                        f"{', '.join(sorted(MENU_STATES))} are configured here; unconfigure first")
     type_name, profile = parse_choice(choice)
-    return configure_host(store, settings, cluster, mac12, type_name, profile, actor, admin=True)
+    return host_ops.configure(store, settings, cluster, mac12, type_name, profile, actor,
+                              admin=True)
 
 
 def mark_for_reinstall(store: FileStore, rid: RecordId, actor: str) -> dict[str, str]:
