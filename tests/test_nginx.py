@@ -516,3 +516,24 @@ def test_the_front_end_benchmark_runs_and_reports_numbers() -> None:
         assert int(cells[1].replace(",", "")) > 0  # init answers
         float(cells[2].replace(",", ""))  # p50
         float(cells[4].replace(",", ""))  # max
+
+
+@pytest.mark.slow
+def test_the_static_file_benchmark_reports_numbers_and_no_boot_file_reaches_gunicorn() -> None:
+    if nginx_missing() or not shutil.which("wrk"):
+        pytest.skip(nginx_missing() or "STATIC FILE BENCHMARK NOT RUN: wrk missing")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench" / "static_files.py"), "--size", "2",
+         "--small", "64", "--connections", "2", "--rounds", "1", "--seconds", "1"],
+        capture_output=True, text=True, timeout=180, cwd=ROOT, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines()
+            if line.startswith(("| 2 MiB `/distros/", "| 64 KiB `/ipxe.efi`"))]
+    assert len(rows) == 2
+    for row in rows:
+        cells = [c.strip().replace(",", "") for c in row.strip("|").split("|")]
+        assert all(float(cell) > 0 for cell in cells[1:6])  # req/s, MB/s, ratio
+        assert cells[6] == "0"  # errors
+    assert "gunicorn access-log lines for the boot files: 0 (" in result.stdout
+    assert re.search(r"front end downloads \([\d.,]+ GB\): gunicorn CPU [\d,]+ ms",
+                     result.stdout)

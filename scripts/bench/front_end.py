@@ -44,6 +44,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -229,8 +230,9 @@ def prepare(work: Path, args: argparse.Namespace) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def nginx_front(work: Path, env: dict[str, str], front: int, back: int):  # type: ignore[no-untyped-def]
-    """Run nginx with the rendered configuration in front of 127.0.0.1:`back` until the end."""
+def nginx_front(work: Path, env: dict[str, str], front: int, back: int) -> Iterator[int]:
+    """Run nginx with the rendered configuration in front of 127.0.0.1:`back` until the end;
+    yield its master's pid."""
     from hps_api.services import nginx
     from hps_api.settings import load_settings
 
@@ -238,9 +240,19 @@ def nginx_front(work: Path, env: dict[str, str], front: int, back: int):  # type
                               "HPS_FRONT_BIND": f"127.0.0.1:{front}"})
     conf = work / nginx.NGINX_CONF
     conf.write_text(nginx.render_nginx(settings, "default", user=nginx.worker_user()))
-    error_log = settings.log_dir / nginx.ERROR_LOG
-    subprocess.run([_nginx(), "-e", str(error_log), "-c", str(conf)], check=True, timeout=30)
-    pidfile = nginx.runtime_dir(settings) / nginx.PID_FILE
+    with nginx_running(conf, settings.log_dir / nginx.ERROR_LOG,
+                       nginx.runtime_dir(settings) / nginx.PID_FILE) as pid:
+        yield pid
+
+
+@contextlib.contextmanager
+def nginx_running(conf: Path, error_log: Path, pidfile: Path) -> Iterator[int]:
+    """Run `nginx -c conf` until the block ends; yield its master's pid (read from `pidfile`).
+
+    Raises RuntimeError when nginx writes no pid file within NGINX_START_TIMEOUT.
+    """
+    subprocess.run([nginx_binary(), "-e", str(error_log), "-c", str(conf)], check=True,
+                   timeout=30)
     deadline = time.monotonic() + NGINX_START_TIMEOUT
     while not pidfile.is_file() or not pidfile.read_text().strip():
         if time.monotonic() > deadline:
@@ -248,12 +260,13 @@ def nginx_front(work: Path, env: dict[str, str], front: int, back: int):  # type
         time.sleep(0.05)
     pid = int(pidfile.read_text())
     try:
-        yield
+        yield pid
     finally:
-        _stop_nginx(pid)
+        stop_nginx(pid)
 
 
-def _stop_nginx(pid: int) -> None:
+def stop_nginx(pid: int) -> None:
+    """Stop the nginx master `pid` (SIGTERM, SIGKILL after 15 s)."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 15
@@ -263,11 +276,12 @@ def _stop_nginx(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _nginx() -> str:
+def nginx_binary() -> str:
+    """Return the path of nginx; SystemExit when it is not installed."""
     found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
                                       else None)
     if found is None:
-        raise SystemExit("front_end.py: needs nginx (apt-get install nginx)")
+        raise SystemExit("bench: needs nginx (apt-get install nginx)")
     return found
 
 
