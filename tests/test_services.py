@@ -18,17 +18,8 @@ from conftest import write_raw
 
 from hps_api.errors import InvalidInput, NotFound
 from hps_api.ids import HOSTNAME_PATTERN
-from hps_api.ops.services import refresh_services
 from hps_api.services import reload_dnsmasq, render_services
-from hps_api.services.dnsmasq import (
-    Reservation,
-    default_range,
-    provisioning_network,
-    render_dhcp_hosts,
-    render_dhcp_opts,
-    render_dns_hosts,
-    reservations,
-)
+from hps_api.services.dnsmasq import default_range, provisioning_network
 from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId
 
@@ -85,13 +76,12 @@ def test_rendered_files_hold_the_reservations_range_and_boot_rules(
     written = render_services(seeded, lab_settings, "default", ipxe_dir=ipxe_dir)
     out = services_dir(seeded)
     tftp = lab_settings.resources_dir / "tftp"
-    assert written == [out / "dhcp-opts", out / "dhcp-hosts", out / "dns-hosts",
-                       out / "rsyslog.conf",
+    assert written == [out / "dhcp-hosts", out / "dns-hosts", out / "rsyslog.conf",
                        out / "dnsmasq.conf", out / "nginx.conf", out / "front-end.env",
                        tftp / "undionly.kpxe", tftp / "ipxe.efi", tftp / "snponly.efi"]
     assert (out / "dhcp-hosts").read_text() == (
-        "52:54:00:aa:bb:01,set:configured,set:mac525400aabb01,10.99.0.10,sch-001\n"
-        "52:54:00:aa:bb:02,set:configured,set:mac525400aabb02,10.99.0.11,sch-002\n"
+        "52:54:00:aa:bb:01,10.99.0.10,sch-001\n"
+        "52:54:00:aa:bb:02,10.99.0.11,sch-002\n"
         "52:54:00:aa:bb:04,10.99.0.12\n")
     assert (out / "dns-hosts").read_text() == (
         "10.99.0.1 ips ips.cluster.local\n"
@@ -101,7 +91,6 @@ def test_rendered_files_hold_the_reservations_range_and_boot_rules(
     for line in ("interface=hpsbr0", "bind-interfaces", "domain=cluster.local",
                  "dhcp-range=10.99.0.128,10.99.0.254,255.255.255.0,12h",
                  f"dhcp-hostsfile={out / 'dhcp-hosts'}", f"addn-hosts={out / 'dns-hosts'}",
-                 f"dhcp-optsfile={out / 'dhcp-opts'}",
                  "enable-tftp", f"tftp-root={tftp}",
                  f"dhcp-leasefile={lab_settings.dhcp_leases}",
                  f"pid-file={lab_settings.dnsmasq_pidfile}",
@@ -110,7 +99,7 @@ def test_rendered_files_hold_the_reservations_range_and_boot_rules(
                  "dhcp-match=set:efi64,option:client-arch,9",
                  "dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe",
                  "dhcp-boot=tag:!ipxe,tag:efi64,ipxe.efi",
-                 "dhcp-boot=tag:ipxe,tag:!configured,http://10.99.0.1:8080/boot.ipxe"):
+                 "dhcp-boot=tag:ipxe,http://10.99.0.1:8080/boot.ipxe"):
         assert line in conf
     assert (tftp / "ipxe.efi").read_bytes() == (ipxe_dir / "ipxe.efi").read_bytes()
 
@@ -143,7 +132,7 @@ def test_explicit_range_and_domain_are_used(seeded: FileStore, lab_settings: Set
     conf = (services_dir(seeded) / "dnsmasq.conf").read_text().splitlines()
     assert "dhcp-range=10.99.0.100,10.99.0.199,255.255.255.0,12h" in conf
     assert "domain=lab.example" in conf
-    assert "dhcp-boot=tag:ipxe,tag:!configured,http://10.99.0.1/boot.ipxe" in conf
+    assert "dhcp-boot=tag:ipxe,http://10.99.0.1/boot.ipxe" in conf
     assert "10.99.0.10 sch-001 sch-001.lab.example\n" in (
         services_dir(seeded) / "dns-hosts").read_text()
 
@@ -230,112 +219,6 @@ def test_a_bad_host_record_is_refused_naming_the_host_and_nothing_is_written(
     assert files(snapshot, seeded.layout.root) == before
 
 
-# -- the short path: configured hosts' iPXE sent straight to cmd=init ----------------------------
-
-INIT = "/cgi-bin/boot_manager.sh?cmd=init&mac="
-
-
-@pytest.mark.parametrize(("keys", "host_line", "opts_line"), [
-    ({"IP": "10.99.0.20", "HOSTNAME": "tch-001", "STATE": "INSTALLED"},
-     "52:54:00:7a:00:09,set:configured,set:mac5254007a0009,10.99.0.20,tch-001",
-     f"tag:ipxe,tag:mac5254007a0009,option:bootfile-name,http://10.99.0.1:8080{INIT}"
-     "52:54:00:7a:00:09"),
-    ({"IP": "10.99.0.20", "HOSTNAME": "TCH-001", "STATE": "UNCONFIGURED"},
-     "52:54:00:7a:00:09,set:configured,set:mac5254007a0009,10.99.0.20,tch-001",
-     f"tag:ipxe,tag:mac5254007a0009,option:bootfile-name,http://10.99.0.1:8080{INIT}"
-     "52:54:00:7a:00:09"),
-    ({"IP": "10.99.0.20"}, "52:54:00:7a:00:09,10.99.0.20", None),
-    ({"HOSTNAME": "tch-001", "STATE": "CONFIGURED"}, None, None),
-    ({"STATE": "UNCONFIGURED"}, None, None),
-])
-def test_a_configured_host_is_tagged_and_its_ipxe_sent_to_its_own_init_the_others_are_not(
-        keys: dict[str, str], host_line: str | None, opts_line: str | None) -> None:
-    net = provisioning_network(CLUSTER_KEYS)
-    entries = reservations([("5254007A0009", keys)], net)
-    assert render_dhcp_hosts(entries).splitlines() == ([host_line] if host_line else [])
-    opts = [line for line in render_dhcp_opts(entries, net).splitlines()
-            if not line.startswith("#")]
-    assert opts == ([opts_line] if opts_line else [])
-
-
-@pytest.mark.parametrize(("port", "url"), [
-    ("80", "http://10.99.0.1/cgi-bin/boot_manager.sh?cmd=init&mac=52:54:00:aa:bb:01"),
-    ("8080", "http://10.99.0.1:8080/cgi-bin/boot_manager.sh?cmd=init&mac=52:54:00:aa:bb:01"),
-])
-def test_a_configured_hosts_init_url_names_the_port_unless_it_is_80(port: str, url: str) -> None:
-    assert provisioning_network({**CLUSTER_KEYS, "HPS_PORT": port}).init_url("525400aabb01") == url
-
-
-@pytest.mark.parametrize("hostname", ["tch-001,set:evil", "tch-001\ndhcp-boot=evil", "tch 001",
-                                      "tch#001", "tch\"001"])
-def test_a_hostname_that_would_be_a_second_field_or_line_is_refused_by_the_renderers(
-        hostname: str) -> None:
-    """Reservations are built from checked records; this pins the last check before writing."""
-    net = provisioning_network(CLUSTER_KEYS)
-    entry = Reservation("525400aabb09", IPv4Address("10.99.0.20"), hostname)
-    for render in (render_dhcp_hosts, lambda e: render_dns_hosts(e, net)):
-        with pytest.raises(InvalidInput, match="cannot be written into dnsmasq's files"):
-            render([entry])
-
-
-def test_a_mac_that_is_no_mac_never_becomes_a_tag_or_a_boot_url() -> None:
-    net = provisioning_network(CLUSTER_KEYS)
-    entry = Reservation("52:54:00:aa:bb:09,x", IPv4Address("10.99.0.20"), "tch-001")
-    for render in (render_dhcp_hosts, lambda e: render_dhcp_opts(e, net)):
-        with pytest.raises(InvalidInput, match="invalid MAC address"):
-            render([entry])
-
-
-@pytest.mark.parametrize("hostname", ["tch-001,set:evil", "a b", "x#y", "tch-001/x", "é"])
-def test_a_hand_edited_hostname_never_reaches_the_tags_or_the_opts_file(
-        seeded: FileStore, lab_settings: Settings, ipxe_dir: Path, snapshot: Snapshot,
-        hostname: str) -> None:
-    rid = RecordId.of_host("default", "52:54:00:aa:bb:09")
-    seeded.update(rid, {"IP": "10.99.0.19"}, "test", create=True)
-    write_raw(seeded, rid, {"HOSTNAME": hostname})
-    before = files(snapshot, seeded.layout.root)
-    with pytest.raises(InvalidInput, match="host 525400aabb09: HOSTNAME="):
-        render_services(seeded, lab_settings, "default", ipxe_dir=ipxe_dir)
-    assert files(snapshot, seeded.layout.root) == before
-
-
-def test_the_tags_follow_every_reservation_added_or_removed_by_a_re_render(
-        seeded: FileStore, lab_settings: Settings) -> None:
-    """refresh_services is what ops.hosts runs after a change of HOSTNAME or IP."""
-    out = services_dir(seeded)
-    rid = RecordId.of_host("default", "52:54:00:aa:bb:03")
-    seeded.update(rid, {"IP": "10.99.0.13", "HOSTNAME": "tch-001"}, "test")
-    refresh_services(seeded, lab_settings, "default")
-    assert "52:54:00:aa:bb:03,set:configured,set:mac525400aabb03,10.99.0.13,tch-001\n" in (
-        out / "dhcp-hosts").read_text()
-    assert f"tag:mac525400aabb03,option:bootfile-name,http://10.99.0.1:8080{INIT}" \
-        "52:54:00:aa:bb:03\n" in (out / "dhcp-opts").read_text()
-    seeded.unset(rid, "HOSTNAME", "test")
-    refresh_services(seeded, lab_settings, "default")
-    assert "52:54:00:aa:bb:03,10.99.0.13\n" in (out / "dhcp-hosts").read_text()
-    assert "525400aabb03" not in (out / "dhcp-opts").read_text()
-    seeded.delete(rid, "test")
-    refresh_services(seeded, lab_settings, "default")
-    assert "aa:bb:03" not in (out / "dhcp-hosts").read_text()
-
-
-@pytest.mark.skipif(not os.path.exists(DNSMASQ), reason="apt-get install dnsmasq-base")
-def test_real_dnsmasq_accepts_the_opts_file_and_the_tagged_host_lines(
-        seeded: FileStore, lab_settings: Settings, ipxe_dir: Path, tmp_path: Path) -> None:
-    render_services(seeded, lab_settings, "default", ipxe_dir=ipxe_dir)
-    out = services_dir(seeded)
-    opts = [line for line in (out / "dhcp-opts").read_text().splitlines()
-            if not line.startswith("#")]
-    assert len(opts) == 2  # sch-001 and sch-002; 04 has no HOSTNAME, 03 no IP
-    # --test opens neither file; the same lines as options it does parse.
-    as_options = tmp_path / "as-options.conf"
-    as_options.write_text("".join(f"dhcp-option={line}\n" for line in opts) + "".join(
-        f"dhcp-host={line}\n" for line in (out / "dhcp-hosts").read_text().splitlines()))
-    checked = subprocess.run([DNSMASQ, "--test", f"--conf-file={as_options}"],
-                             capture_output=True, text=True, timeout=30)
-    assert checked.returncode == 0, checked.stderr
-
-
 def test_a_path_dnsmasq_conf_cannot_hold_is_refused(seeded: FileStore, lab_settings: Settings,
                                                     ipxe_dir: Path, tmp_path: Path) -> None:
     odd = lab_settings.with_overrides(resources_dir=tmp_path / "a,b")
@@ -354,12 +237,12 @@ def test_ipxe_binaries_are_copied_only_when_missing_or_different(
     tftp = lab_settings.resources_dir / "tftp"
     render_services(seeded, lab_settings, "default", ipxe_dir=ipxe_dir)
     again = render_services(seeded, lab_settings, "default", ipxe_dir=ipxe_dir)
-    assert [p.name for p in again] == ["dhcp-opts", "dhcp-hosts", "dns-hosts", "rsyslog.conf",
-                                       "dnsmasq.conf", "nginx.conf", "front-end.env"]
+    assert [p.name for p in again] == ["dhcp-hosts", "dns-hosts", "rsyslog.conf", "dnsmasq.conf",
+                                       "nginx.conf", "front-end.env"]
     (tftp / "snponly.efi").write_bytes(b"stale")
     (tftp / "ipxe.efi").unlink()
     third = render_services(seeded, lab_settings, "default", ipxe_dir=ipxe_dir)
-    assert [p.name for p in third][7:] == ["ipxe.efi", "snponly.efi"]
+    assert [p.name for p in third][6:] == ["ipxe.efi", "snponly.efi"]
     assert (tftp / "snponly.efi").read_bytes() == (ipxe_dir / "snponly.efi").read_bytes()
 
 

@@ -2,7 +2,7 @@
 
 Each writes through the store (validated there: HOSTNAME, shell-special names, values) and then
 takes its side effect as an explicit step: when HOSTNAME or IP changed, the cluster's dnsmasq
-files are regenerated and dnsmasq reloaded, so reservations and short-path tags never go stale,
+files are regenerated and dnsmasq reloaded, so reservations and names never go stale,
 whichever door made the change.
 """
 

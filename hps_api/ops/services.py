@@ -1,5 +1,5 @@
-"""The service files an operation keeps current: dnsmasq's reservations and short-path tags
-follow every change of a host's HOSTNAME or IP (docs/deploy.md, "The short path")."""
+"""The service files an operation keeps current: dnsmasq's reservations and names follow every
+change of a host's HOSTNAME or IP (docs/deploy.md)."""
 
 from __future__ import annotations
 

@@ -1,14 +1,14 @@
 """The IPS daemons' files, rendered from the store, and telling those daemons to reload.
 
 `render_services(store, settings, cluster)` writes the cluster's `services/dnsmasq.conf`,
-`services/dhcp-opts`, `services/dhcp-hosts` and `services/dns-hosts` (see
-`hps_api.services.dnsmasq`) and `services/rsyslog.conf` (see `hps_api.services.rsyslog`; rsyslog
-reads it only at start), `services/nginx.conf` and `services/front-end.env` (see
-`hps_api.services.nginx`), and copies Debian's iPXE binaries into `HPS_RESOURCES_DIR/tftp`.
-`reload_dnsmasq(settings)` sends SIGHUP to the dnsmasq whose pid is in `HPS_DNSMASQ_PIDFILE`,
-which makes it re-read `dhcp-hosts`, `dhcp-opts` and `dns-hosts` (dnsmasq.conf itself is only
-read at start); `why_not_reloaded(settings)` does the same and says why when it could not. Both
-run after every IP or HOSTNAME change and from `hps-api render-services`.
+`services/dhcp-hosts` and `services/dns-hosts` (see `hps_api.services.dnsmasq`) and
+`services/rsyslog.conf` (see `hps_api.services.rsyslog`; rsyslog reads it only at start),
+`services/nginx.conf` and `services/front-end.env` (see `hps_api.services.nginx`), and copies
+Debian's iPXE binaries into `HPS_RESOURCES_DIR/tftp`. `reload_dnsmasq(settings)` sends SIGHUP to
+the dnsmasq whose pid is in `HPS_DNSMASQ_PIDFILE`, which makes it re-read `dhcp-hosts` and
+`dns-hosts` (dnsmasq.conf itself is only read at start); `why_not_reloaded(settings)` does the
+same and says why when it could not. Both run after every IP or HOSTNAME
+change and from `hps-api render-services`.
 
 Renders are serialised by `services/.render.lock` and each reads the store inside that lock, so
 the last render to write is also the last to read: two allocations finishing together can never
@@ -33,7 +33,6 @@ from hps_api.services.dnsmasq import (
     provisioning_network,
     render_conf,
     render_dhcp_hosts,
-    render_dhcp_opts,
     render_dns_hosts,
     reservations,
 )
@@ -44,7 +43,6 @@ from hps_api.store import FileStore, Kind, RecordId
 
 DNSMASQ_CONF = "dnsmasq.conf"
 DHCP_HOSTS = "dhcp-hosts"
-DHCP_OPTS = "dhcp-opts"
 DNS_HOSTS = "dns-hosts"
 RENDER_LOCK = ".render.lock"
 IPXE_DIR = Path("/usr/lib/ipxe")
@@ -60,7 +58,7 @@ def render_services(store: FileStore, settings: Settings, cluster: str, *,
                     ipxe_dir: Path = IPXE_DIR) -> list[Path]:
     """Write the cluster's dnsmasq and rsyslog files and the iPXE binaries; return those written.
 
-    The service files are always rewritten; an iPXE binary only when it is missing from
+    The four service files are always rewritten; an iPXE binary only when it is missing from
     the TFTP root or differs from `ipxe_dir`'s (one absent there is skipped: the caller can
     check `tftp_root`). Raises NotFound (cluster), InvalidInput naming the missing or bad key
     (nothing is written then), StoreBusy, CorruptRecord.
@@ -120,9 +118,7 @@ def why_not_reloaded(settings: Settings) -> str | None:
 
 def _render(store: FileStore, settings: Settings, cluster: str,
             services: Path) -> dict[Path, str]:
-    """Return the service files' paths and texts in the order they are written: dhcp-opts
-    before dhcp-hosts (a host's boot URL is there before the tag that selects it), dnsmasq.conf
-    last."""
+    """Return the service files' paths and texts, dhcp-hosts first, dnsmasq.conf last."""
     cluster_items = store.items(RecordId.of_cluster(cluster))
     net = provisioning_network(cluster_items, cluster)
     hosts = []
@@ -130,10 +126,9 @@ def _render(store: FileStore, settings: Settings, cluster: str,
         with contextlib.suppress(NotFound):  # deleted since it was listed
             hosts.append((rid.name or "", store.items(rid)))
     entries = reservations(hosts, net)
-    paths = ConfPaths(services / DHCP_HOSTS, services / DHCP_OPTS, services / DNS_HOSTS,
-                      tftp_root(settings), settings.dhcp_leases, settings.dnsmasq_pidfile)
-    return {paths.dhcp_opts: render_dhcp_opts(entries, net),
-            paths.dhcp_hosts: render_dhcp_hosts(entries),
+    paths = ConfPaths(services / DHCP_HOSTS, services / DNS_HOSTS, tftp_root(settings),
+                      settings.dhcp_leases, settings.dnsmasq_pidfile)
+    return {paths.dhcp_hosts: render_dhcp_hosts(entries),
             paths.dns_hosts: render_dns_hosts(entries, net),
             services / RSYSLOG_CONF: render_rsyslog(settings, cluster_items),
             services / DNSMASQ_CONF: render_conf(net, paths, cluster),

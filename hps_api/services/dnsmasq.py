@@ -1,5 +1,4 @@
-"""dnsmasq's files for one cluster (docs/boot.md): `dnsmasq.conf`, `dhcp-hosts`, `dhcp-opts`,
-`dns-hosts`.
+"""dnsmasq's files for one cluster (docs/boot.md): `dnsmasq.conf`, `dhcp-hosts`, `dns-hosts`.
 
 Pure: cluster keys and host records in, text out. Every value is parsed (`ipaddress`) or matched
 against a strict pattern before it is written, because dnsmasq reads these files as its own
@@ -9,11 +8,6 @@ an InvalidInput naming it, raised before anything is written.
 The boot rules (docs/boot.md "The chain"): a client that already runs iPXE sends DHCP option 175 and
 gets the HTTP URL of `/boot.ipxe`; any other PXE client gets an iPXE binary over TFTP, chosen by
 the client architecture it sends in option 93 (7 and 9: x86-64 UEFI, everything else: BIOS).
-
-The short path (docs/deploy.md): a configured host (a reservation with HOSTNAME and IP) is tagged on
-its `dhcp-hosts` line, and `dhcp-opts` hands its iPXE the host's own `cmd=init` URL as option 67,
-skipping the `/boot.ipxe` round trip. dnsmasq prefers a matching `dhcp-boot` over option 67, so
-the `/boot.ipxe` rule excludes the tag. Both files are re-read on SIGHUP; dnsmasq.conf is not.
 """
 
 from __future__ import annotations
@@ -38,16 +32,11 @@ UEFI_BOOT_FILE = "ipxe.efi"
 # RFC 4578 client architectures that take ipxe.efi: 7 = EFI BC (x86-64), 9 = EFI x86-64.
 UEFI_X64_ARCHES = (7, 9)
 IPS_NAME = "ips"
-# Set on every configured host's dhcp-hosts line; the /boot.ipxe rule skips hosts that have it.
-CONFIGURED_TAG = "configured"
-INIT_PATH = "/cgi-bin/boot_manager.sh?cmd=init&mac="
 
 _IFACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
 _PORT = re.compile(r"[0-9]{1,5}")
 # Characters a path may have in dnsmasq.conf: no comma (a field separator), no space, no `#`.
 _CONF_PATH = re.compile(r"/[A-Za-z0-9._/+@%~=:-]*")
-# One field of a dhcp-hosts, dhcp-opts or dns-hosts line: no separator, quote, `#` or control.
-_FIELD = re.compile(r"[A-Za-z0-9._:/?&=-]+")
 
 
 @dataclass(frozen=True)
@@ -63,19 +52,10 @@ class ProvisioningNetwork:
     port: int = DEFAULT_PORT
 
     @property
-    def base_url(self) -> str:
-        """Return `http://<DHCP_IP>[:port]`, the port left out when it is 80."""
-        port = "" if self.port == DEFAULT_PORT else f":{self.port}"
-        return f"http://{self.dhcp_ip}{port}"
-
-    @property
     def boot_url(self) -> str:
         """Return the URL DHCP hands to iPXE clients: `http://<DHCP_IP>[:port]/boot.ipxe`."""
-        return f"{self.base_url}/boot.ipxe"
-
-    def init_url(self, mac: str) -> str:
-        """Return the URL DHCP hands a configured host's iPXE: its own `cmd=init`."""
-        return f"{self.base_url}{INIT_PATH}{colon_mac(normalize_mac(mac))}"
+        port = "" if self.port == DEFAULT_PORT else f":{self.port}"
+        return f"http://{self.dhcp_ip}{port}/boot.ipxe"
 
     def in_dynamic_range(self, ip: IPv4Address) -> bool:
         """Return True when `ip` lies in DHCP_RANGE_START..DHCP_RANGE_END (not the static pool)."""
@@ -90,23 +70,12 @@ class Reservation:
     ip: IPv4Address
     hostname: str | None
 
-    @property
-    def configured(self) -> bool:
-        """Return True when the host has HOSTNAME and IP: DHCP sends its iPXE straight to init."""
-        return self.hostname is not None
-
-    @property
-    def tag(self) -> str:
-        """Return the host's own dnsmasq tag, `mac<12 hex digits>`."""
-        return f"mac{normalize_mac(self.mac)}"
-
 
 @dataclass(frozen=True)
 class ConfPaths:
     """The absolute paths dnsmasq.conf refers to."""
 
     dhcp_hosts: Path
-    dhcp_opts: Path
     dns_hosts: Path
     tftp_root: Path
     leasefile: Path
@@ -168,27 +137,17 @@ def reservations(hosts: Iterable[tuple[str, Mapping[str, str]]],
 
 
 def render_dhcp_hosts(entries: Iterable[Reservation]) -> str:
-    """Return `dhcp-hosts` (dhcp-hostsfile): one `mac[,set:configured,set:mac<mac12>],ip
-    [,hostname]` line per reservation, the tags on configured hosts' lines only."""
-    lines = [_line(",", [colon_mac(r.mac), *_tags(r), str(r.ip),
-                         *([r.hostname] if r.hostname else [])]) for r in entries]
-    return "".join(lines)
-
-
-def render_dhcp_opts(entries: Iterable[Reservation], net: ProvisioningNetwork) -> str:
-    """Return `dhcp-opts` (dhcp-optsfile): for each configured host, option 67 (bootfile-name)
-    naming its own `cmd=init` URL, sent to its iPXE (tag ipxe) only."""
-    lines = [_line(",", ["tag:ipxe", f"tag:{r.tag}", "option:bootfile-name", net.init_url(r.mac)])
-             for r in entries if r.configured]
-    return _OPTS_HEADER + "".join(lines)
+    """Return `dhcp-hosts`: one `mac,ip[,hostname]` line per reservation (dhcp-hostsfile)."""
+    lines = [",".join([colon_mac(r.mac), str(r.ip), *([r.hostname] if r.hostname else [])])
+             for r in entries]
+    return "".join(f"{line}\n" for line in lines)
 
 
 def render_dns_hosts(entries: Iterable[Reservation], net: ProvisioningNetwork) -> str:
     """Return `dns-hosts` (addn-hosts): `ip hostname hostname.domain`, the IPS as `ips` first."""
-    lines = [_line(" ", [str(net.dhcp_ip), IPS_NAME, f"{IPS_NAME}.{net.domain}"])]
-    lines += [_line(" ", [str(r.ip), r.hostname, f"{r.hostname}.{net.domain}"])
-              for r in entries if r.hostname]
-    return "".join(lines)
+    lines = [f"{net.dhcp_ip} {IPS_NAME} {IPS_NAME}.{net.domain}"]
+    lines += [f"{r.ip} {r.hostname} {r.hostname}.{net.domain}" for r in entries if r.hostname]
+    return "".join(f"{line}\n" for line in lines)
 
 
 def render_conf(net: ProvisioningNetwork, paths: ConfPaths, cluster: str) -> str:
@@ -202,8 +161,8 @@ def render_conf(net: ProvisioningNetwork, paths: ConfPaths, cluster: str) -> str
     return f"""\
 # dnsmasq for cluster {cluster}: written by `hps-api render-services`; do not edit.
 # Change the cluster keys (DHCP_IP, DHCP_IFACE, NETWORK_CIDR, DHCP_RANGE_START, DHCP_RANGE_END,
-# DNS_DOMAIN, HPS_PORT) and render again. dhcp-hosts, dhcp-opts and dns-hosts are re-read on
-# SIGHUP; this file only when dnsmasq restarts.
+# DNS_DOMAIN, HPS_PORT) and render again. dhcp-hosts and dns-hosts are re-read on SIGHUP; this
+# file only when dnsmasq restarts.
 
 interface={net.iface}
 bind-interfaces
@@ -221,7 +180,6 @@ bogus-priv
 dhcp-range={net.range_start},{net.range_end},{net.network.netmask},{LEASE_TIME}
 dhcp-authoritative
 dhcp-hostsfile={p["dhcp_hosts"]}
-dhcp-optsfile={p["dhcp_opts"]}
 dhcp-leasefile={p["leasefile"]}
 
 # TFTP: the iPXE binaries for clients that are not iPXE yet.
@@ -229,38 +187,12 @@ enable-tftp
 tftp-root={p["tftp_root"]}
 
 # Boot: iPXE (option 175) gets the bootstrap script; others get iPXE for their firmware.
-# A configured host's iPXE gets its own cmd=init URL from dhcp-opts instead (a dhcp-boot that
-# matches would win over that option 67, hence tag:!{CONFIGURED_TAG}).
 dhcp-match=set:ipxe,175
 {uefi}
 dhcp-boot=tag:!ipxe,tag:!efi64,{BIOS_BOOT_FILE}
 dhcp-boot=tag:!ipxe,tag:efi64,{UEFI_BOOT_FILE}
-dhcp-boot=tag:ipxe,tag:!{CONFIGURED_TAG},{net.boot_url}
+dhcp-boot=tag:ipxe,{net.boot_url}
 """
-
-
-_OPTS_HEADER = """\
-# Option 67 for configured hosts' iPXE: written by `hps-api render-services`; do not edit.
-# Re-read by dnsmasq on SIGHUP, with dhcp-hosts, whose lines set the tags named here.
-"""
-
-
-def _tags(entry: Reservation) -> list[str]:
-    """Return the `set:` fields of a reservation's dhcp-hosts line (none unless configured)."""
-    return [f"set:{CONFIGURED_TAG}", f"set:{entry.tag}"] if entry.configured else []
-
-
-def _line(separator: str, items: list[str]) -> str:
-    """Return one line of a file dnsmasq reads; InvalidInput for a field that is not one field.
-
-    Every value was parsed or matched before it got here; this check keeps a future caller's
-    unchecked value from turning into a second field or a second line.
-    """
-    for item in items:
-        if not _FIELD.fullmatch(item):
-            raise InvalidInput(f"{item[:60]!r} cannot be written into dnsmasq's files")
-    return separator.join(items) + "\n"
-
 
 
 def _required(cluster: Mapping[str, str], key: str, where: str) -> str:
