@@ -81,3 +81,13 @@ def test_the_server_sweeps_old_debris_at_start_and_leaves_young_files(
     sweep_debris(settings)
     assert not old.exists() and young.exists()  # a young one may belong to a live writer
     assert "removed 1 temp file(s)" in (settings.log_dir / "hps-api.log").read_text()
+
+
+def test_a_line_a_killed_writer_left_half_written_never_swallows_the_next(
+        store: FileStore, host: RecordId) -> None:
+    """A fatal signal can cut a large journal append short; the next change starts a new line."""
+    journal = store.layout.journal_for(host)
+    with journal.open("ab") as handle:
+        handle.write(b'{"time": "2026-12-07T00:00:00Z", "record": "host/default/5254')
+    store.update(host, {"STATE": "INSTALLED"}, "t")
+    assert [c.new for c in store.history(host) if c.key == "STATE"][-1] == "INSTALLED"

@@ -71,7 +71,7 @@ def appender(path: Path) -> Iterator[Callable[[list[Change]], None]]:
     back (see `_write`), so it leaves no partial line for the next one to be glued to.
     """
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
     except OSError as err:
         raise unwritable(err, path) from None
     try:
@@ -87,12 +87,24 @@ def _write(fd: int, path: Path, changes: list[Change]) -> None:
     # vars(), not asdict(): the fields are plain strings, and asdict deep-copies each one.
     data = "".join(json.dumps(vars(c), ensure_ascii=False) + "\n" for c in changes).encode()
     try:
+        if _torn_tail(fd):
+            data = b"\n" + data
         written = os.write(fd, data)
         if written < len(data):
             _take_back(fd, written)
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     except OSError as err:
         raise unwritable(err, path) from None
+
+
+def _torn_tail(fd: int) -> bool:
+    """Return True when the journal's last byte is not a newline: a writer killed in the middle
+    of its append (a fatal signal can cut a large write short) left part of a line, and the next
+    line must start on a line of its own instead of being glued to it (readers skip the torn
+    part; we hold the record's lock, and appends of other records of the cluster are whole
+    `write()`s, so the check and the append see the same tail in practice)."""
+    size = os.fstat(fd).st_size
+    return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
 
 
 def _take_back(fd: int, written: int) -> None:
