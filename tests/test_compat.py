@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from netns import Link, clean_env, neighbourhood
 
 from hps_api.store import FileStore, RecordId
 
@@ -78,61 +79,20 @@ class Neighbourhood:
         """Run a shell script on the node, as the node."""
         return subprocess.run(["ip", "netns", "exec", self.node_ns, *SHELLS[shell], script],
                               capture_output=True, text=True, timeout=CALL_TIMEOUT,
-                              cwd=cwd or self.root, env={**_clean_env(), **(env or {})},
+                              cwd=cwd or self.root, env={**clean_env(), **(env or {})},
                               check=False)
 
     def on_ips(self, *argv: str) -> subprocess.CompletedProcess[str]:
         """Run a command in the IPS namespace (loopback there is the IPS itself)."""
         return subprocess.run(["ip", "netns", "exec", self.ips_ns, *argv], capture_output=True,
-                              text=True, timeout=CALL_TIMEOUT, env=_clean_env(), check=False)
+                              text=True, timeout=CALL_TIMEOUT, env=clean_env(), check=False)
 
     def host(self, mac: str = NODE_MAC) -> RecordId:
         return RecordId.of_host("default", mac)
 
 
-def _clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HPS_", "http_", "HTTP"))}
-    env.pop("no_proxy", None)
-    return env
-
-
-def _ip(*argv: str) -> None:
-    subprocess.run(["ip", *argv], check=True, capture_output=True, timeout=20)
-
-
-def _delete_namespace(ns: str) -> None:
-    listed = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True,
-                            check=False)
-    for pid in listed.stdout.split():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(pid), signal.SIGKILL)
-    subprocess.run(["ip", "netns", "delete", ns], capture_output=True, check=False)
-
-
-@contextlib.contextmanager
-def _namespaces(ips_ns: str, node_ns: str) -> Iterator[None]:
-    """Two namespaces joined by a veth pair, the node's default route via the IPS."""
-    netns_etc = Path("/etc/netns") / node_ns
-    try:
-        for ns in (ips_ns, node_ns):
-            _ip("netns", "add", ns)
-            _ip("-n", ns, "link", "set", "lo", "up")
-        _ip("link", "add", "hpsc-ips", "netns", ips_ns, "type", "veth", "peer", "name",
-            "hpsc-node", "netns", node_ns, "address", NODE_MAC)
-        _ip("-n", ips_ns, "addr", "add", f"{IPS_ADDRESS}/24", "dev", "hpsc-ips")
-        _ip("-n", node_ns, "addr", "add", f"{NODE_ADDRESS}/24", "dev", "hpsc-node")
-        _ip("-n", ips_ns, "addr", "add", f"{IPS_ADDRESS6}/64", "dev", "hpsc-ips", "nodad")
-        _ip("-n", node_ns, "addr", "add", f"{NODE_ADDRESS6}/64", "dev", "hpsc-node", "nodad")
-        _ip("-n", ips_ns, "link", "set", "hpsc-ips", "up")
-        _ip("-n", node_ns, "link", "set", "hpsc-node", "up")
-        _ip("-n", node_ns, "route", "add", "default", "via", IPS_ADDRESS)
-        netns_etc.mkdir(parents=True, exist_ok=True)
-        (netns_etc / "hosts").write_text(f"127.0.0.1 localhost\n{IPS_ADDRESS} ips\n")
-        yield
-    finally:
-        for ns in (node_ns, ips_ns):
-            _delete_namespace(ns)
-        shutil.rmtree(netns_etc, ignore_errors=True)
+LINK = Link("hpsc-ips", "hpsc-node", NODE_MAC, (f"{IPS_ADDRESS}/24", f"{IPS_ADDRESS6}/64"),
+            (f"{NODE_ADDRESS}/24", f"{NODE_ADDRESS6}/64"), gateway=IPS_ADDRESS)
 
 
 def _seed(store: FileStore) -> None:
@@ -164,14 +124,14 @@ def lan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neighbourhood]:
     root = tmp_path_factory.mktemp("compat")
     tag = f"{os.getpid() % 100000}"
     ips_ns, node_ns = f"hpsc-ips-{tag}", f"hpsc-node-{tag}"
-    env = {**_clean_env(), "HPS_CONFIG_DIR": str(root / "hps-config"),
+    env = {**clean_env(), "HPS_CONFIG_DIR": str(root / "hps-config"),
            "HPS_LOG_DIR": str(root / "log"), "HPS_RESOURCES_DIR": str(root / "resources"),
            "HPS_DHCP_LEASES": str(root / "dnsmasq.leases"), "HPS_LOCK_TIMEOUT": "5"}
     subprocess.run([str(BIN / "hps-api"), "init"], env=env, cwd=root, check=True,
                    capture_output=True, timeout=60)
     store = FileStore(root / "hps-config")
     _seed(store)
-    with _namespaces(ips_ns, node_ns):
+    with neighbourhood(ips_ns, node_ns, LINK, IPS_ADDRESS):
         stderr = (root / "serve.stderr").open("wb")
         server = subprocess.Popen(
             ["ip", "netns", "exec", ips_ns, str(BIN / "hps-api"), "serve", "--bind", "[::]:80",

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from conftest import write_raw
+from netns import Link, clean_env, neighbourhood
 
 from hps_api.errors import InvalidInput
 from hps_api.services import nginx, render_services
@@ -218,12 +219,12 @@ class Front:
     def node(self, *argv: str) -> subprocess.CompletedProcess[bytes]:
         """Run a command on the node (a LAN neighbour of the IPS)."""
         return subprocess.run(["ip", "netns", "exec", self.node_ns, *argv], capture_output=True,
-                              timeout=TIMEOUT, env=_clean_env(), check=False)
+                              timeout=TIMEOUT, env=clean_env(), check=False)
 
     def on_ips(self, *argv: str) -> subprocess.CompletedProcess[bytes]:
         """Run a command on the IPS itself (its loopback)."""
         return subprocess.run(["ip", "netns", "exec", self.ips_ns, *argv], capture_output=True,
-                              timeout=TIMEOUT, env=_clean_env(), check=False)
+                              timeout=TIMEOUT, env=clean_env(), check=False)
 
     def timeline(self) -> list[re.Match[str]]:
         """Return nginx's access-log lines, parsed."""
@@ -243,46 +244,7 @@ def split(result: subprocess.CompletedProcess[bytes]) -> tuple[bytes, int]:
     return body, int(status)
 
 
-def _clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HPS_", "http_", "HTTP"))}
-    env.pop("no_proxy", None)
-    return env
-
-
-def _ip(*argv: str) -> None:
-    subprocess.run(["ip", *argv], check=True, capture_output=True, timeout=20)
-
-
-def _delete_namespace(ns: str) -> None:
-    listed = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True,
-                            check=False)
-    for pid in listed.stdout.split():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(pid), signal.SIGKILL)
-    subprocess.run(["ip", "netns", "delete", ns], capture_output=True, check=False)
-
-
-@contextlib.contextmanager
-def _namespaces(ips_ns: str, node_ns: str) -> Iterator[None]:
-    """Two namespaces joined by a veth pair; `ips` names the IPS on the node."""
-    netns_etc = Path("/etc/netns") / node_ns
-    try:
-        for ns in (ips_ns, node_ns):
-            _ip("netns", "add", ns)
-            _ip("-n", ns, "link", "set", "lo", "up")
-        _ip("link", "add", "hpsn-ips", "netns", ips_ns, "type", "veth", "peer", "name",
-            "hpsn-node", "netns", node_ns, "address", NODE_MAC)
-        _ip("-n", ips_ns, "addr", "add", f"{IPS}/24", "dev", "hpsn-ips")
-        _ip("-n", node_ns, "addr", "add", f"{NODE}/24", "dev", "hpsn-node")
-        _ip("-n", ips_ns, "link", "set", "hpsn-ips", "up")
-        _ip("-n", node_ns, "link", "set", "hpsn-node", "up")
-        netns_etc.mkdir(parents=True, exist_ok=True)
-        (netns_etc / "hosts").write_text(f"127.0.0.1 localhost\n{IPS} ips\n")
-        yield
-    finally:
-        for ns in (node_ns, ips_ns):
-            _delete_namespace(ns)
-        shutil.rmtree(netns_etc, ignore_errors=True)
+LINK = Link("hpsn-ips", "hpsn-node", NODE_MAC, (f"{IPS}/24",), (f"{NODE}/24",))
 
 
 def _seed(root: Path, store: FileStore) -> None:
@@ -351,7 +313,7 @@ def front() -> Iterator[Front]:
     root.chmod(0o755)
     tag = f"{os.getpid() % 100000}"
     ips_ns, node_ns = f"hpsn-ips-{tag}", f"hpsn-node-{tag}"
-    env = {**_clean_env(), "HPS_CONFIG_DIR": str(root / "hps-config"),
+    env = {**clean_env(), "HPS_CONFIG_DIR": str(root / "hps-config"),
            "HPS_LOG_DIR": str(root / "log"), "HPS_RESOURCES_DIR": str(root / "resources"),
            "HPS_DNSMASQ_PIDFILE": str(root / "run" / "dnsmasq.pid"),
            "HPS_DHCP_LEASES": str(root / "run" / "dnsmasq.leases"), "HPS_LOCK_TIMEOUT": "5"}
@@ -373,7 +335,7 @@ def front() -> Iterator[Front]:
             if line.startswith("HPS_"):  # the deployment's own settings for hps-api
                 name, _, value = line.partition("=")
                 env[name] = value
-        with _namespaces(ips_ns, node_ns):
+        with neighbourhood(ips_ns, node_ns, LINK, IPS):
             hood = Front(ips_ns, node_ns, root, store, cert)
             log = root / "serve.stderr"
             with log.open("wb") as err:
