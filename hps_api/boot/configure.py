@@ -11,13 +11,12 @@ from hps_api import eventlog
 from hps_api.boot.alloc import allocate_identity
 from hps_api.boot.catalog import STORAGE_TYPE, HostType, host_type, load_catalog, profile_of
 from hps_api.errors import Conflict, HpsError, NotFound
-from hps_api.settings import Settings
 from hps_api.store import FileStore, Kind, RecordId
 
 
 def configure_host(
-    store: FileStore, settings: Settings, cluster: str, mac: str, type_name: str,
-    profile: str | None, actor: str, *, admin: bool,
+    store: FileStore, cluster: str, mac: str, type_name: str, profile: str | None, actor: str,
+    *, admin: bool,
 ) -> dict[str, str]:
     """Set TYPE, PROFILE and OS_ID, allocate HOSTNAME and IP, set STATE=CONFIGURED; return the
     record. Raises InvalidInput (unknown type/profile), Conflict (type not offered yet, no OS,

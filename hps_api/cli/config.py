@@ -37,6 +37,7 @@ from hps_api.cli.common import (
 from hps_api.errors import InvalidInput, NotFound, StoreUnreadable
 from hps_api.ids import colon_mac, normalize_key, validate_value
 from hps_api.ops import hosts as host_ops
+from hps_api.settings import Settings
 from hps_api.store import FileStore, Kind, RecordId
 
 #: each verb's arguments; `[X]` is optional
@@ -58,6 +59,7 @@ class Invocation:
     cluster: str | None = None
     json: bool = False
     help: bool = False
+    settings: Settings | None = None
 
 
 def hps_config(argv: Sequence[str] | None = None) -> int:
@@ -157,7 +159,7 @@ def _option(inv: Invocation, token: str, rest: list[str], takes_cluster: bool) -
 
 
 def _execute(prog: str, inv: Invocation) -> int:
-    settings = settings_for(inv.config_dir)
+    settings = inv.settings = settings_for(inv.config_dir)
     store = open_store(settings)
     if not store.layout.root.is_dir():
         raise StoreUnreadable(
@@ -191,6 +193,11 @@ def _cluster_record(store: FileStore, inv: Invocation) -> RecordId:
     return rid
 
 
+def _settings(inv: Invocation) -> Settings:
+    assert inv.settings is not None  # set by _execute before any verb runs
+    return inv.settings
+
+
 def _get(store: FileStore, rid: RecordId, inv: Invocation) -> int:
     value = store.get(rid, inv.args[0])
     out(json.dumps(value, ensure_ascii=False) if inv.json else value)
@@ -200,7 +207,7 @@ def _get(store: FileStore, rid: RecordId, inv: Invocation) -> int:
 def _set(store: FileStore, rid: RecordId, inv: Invocation) -> int:
     key, value = inv.args[:2]
     if rid.kind is Kind.HOST:  # checks and service files: the same operation as every door
-        host_ops.set_key(store, settings_for(inv.config_dir), rid, key, value, cli_actor(),
+        host_ops.set_key(store, _settings(inv), rid, key, value, cli_actor(),
                          create=True)
     else:
         store.update(rid, {key: value}, cli_actor(), create=rid.kind is not Kind.CLUSTER)
@@ -209,7 +216,7 @@ def _set(store: FileStore, rid: RecordId, inv: Invocation) -> int:
 
 def _unset(store: FileStore, rid: RecordId, inv: Invocation) -> int:
     if rid.kind is Kind.HOST:
-        host_ops.unset_key(store, settings_for(inv.config_dir), rid, inv.args[0], cli_actor())
+        host_ops.unset_key(store, _settings(inv), rid, inv.args[0], cli_actor())
     else:
         store.unset(rid, inv.args[0], cli_actor())
     return EXIT_OK
@@ -270,7 +277,7 @@ def _show(store: FileStore, rid: RecordId, inv: Invocation) -> int:
 
 
 def _delete(store: FileStore, rid: RecordId, inv: Invocation) -> int:
-    host_ops.delete(store, settings_for(inv.config_dir), rid, cli_actor())
+    host_ops.delete(store, _settings(inv), rid, cli_actor())
     out(f"{rid.name} deleted")
     return EXIT_OK
 

@@ -20,8 +20,7 @@ def configure(store: FileStore, settings: Settings, cluster: str, mac: str, type
               profile: str | None, actor: str, *, admin: bool) -> dict[str, str]:
     """Configure a host as TYPE/PROFILE (type, OS, hostname, IP, CONFIGURED), then refresh the
     service files. Raises what `boot.configure.configure_host` raises."""
-    record = configure_host(store, settings, cluster, mac, type_name, profile, actor,
-                            admin=admin)
+    record = configure_host(store, cluster, mac, type_name, profile, actor, admin=admin)
     refresh_services(store, settings, cluster)
     return record
 
