@@ -40,7 +40,7 @@ class Settings:
     tls_cert: str = ""
     tls_key: str = ""
     #: the operator's own data files (host types, installer and iPXE templates), each winning
-    #: over the shipped file of the same relative name (see hps_api.resources); None: none
+    #: over the shipped file of the same relative name (see hps_api.model.resources); None: none
     site_dir: Path | None = None
 
     def with_overrides(self, **changes: Any) -> Settings:

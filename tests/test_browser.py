@@ -21,7 +21,7 @@ import requests
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from hps_api import create_app
-from hps_api.accounts import Accounts
+from hps_api.ops.accounts import Accounts
 from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId
 from hps_api.store.bootstrap import initialise

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hps_api.boot import osreg
+from hps_api.model import osreg
 from hps_api.store import FileStore, RecordId
 
 NET = ["--network-cidr", "10.99.0.0/24"]

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from hps_api.boot import decide as d
-from hps_api.boot.catalog import load_catalog
 from hps_api.boot.flow import script_of
-from hps_api.boot.states import STATES
+from hps_api.model.catalog import load_catalog
+from hps_api.model.states import STATES
 
 GOLDEN = Path(__file__).parent / "golden"
 CLUSTER = {"DHCP_IP": "10.99.0.1", "NETWORK_CIDR": "10.99.0.0/24", "SYSLOG_PORT": "514"}

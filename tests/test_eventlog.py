@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hps_api import eventlog
+from hps_api.observe import eventlog
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from hps_api.server import auto_workers, redact_query
+from hps_api.entry.server import auto_workers, redact_query
 from hps_api.store import FileStore, RecordId
 
 pytestmark = pytest.mark.slow

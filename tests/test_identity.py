@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hps_api.errors import Forbidden, InvalidInput
-from hps_api.identity import Neighbours, bearer_matches, client_address, identify, is_loopback
+from hps_api.net.identity import Neighbours, bearer_matches, client_address, identify, is_loopback
 
 ARP = """IP address       HW type     Flags       HW address            Mask     Device
 10.99.0.21       0x1         0x2         52:54:00:aa:bb:01     *        br0
@@ -188,7 +188,7 @@ def test_the_netlink_dump_parser_keeps_resolved_entries_only() -> None:
     import socket
     import struct
 
-    from hps_api import netlink
+    from hps_api.net import netlink
 
     def message(address: str, mac: bytes, state: int, seq: int = 7) -> bytes:
         import ipaddress
@@ -213,6 +213,6 @@ def test_the_netlink_dump_parser_keeps_resolved_entries_only() -> None:
 
 
 def test_the_kernel_answers_the_netlink_dump() -> None:
-    from hps_api.netlink import ipv6_neighbours
+    from hps_api.net.netlink import ipv6_neighbours
 
     assert isinstance(ipv6_neighbours(), dict)

@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 
 from hps_api.errors import InvalidInput
-from hps_api.store import FileStore, RecordId
-from hps_api.store.journal import Change
-from hps_api.store.legacy import (
+from hps_api.importer.legacy import (
     ConvertedRecord,
     ImportReport,
     SkippedLine,
     format_report,
     import_legacy,
 )
+from hps_api.store import FileStore, RecordId
+from hps_api.store.journal import Change
 
 ACTOR = "cli:tester"
 HOST1 = RecordId.of_host("alpha", "525400aabb01")

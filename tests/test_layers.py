@@ -11,13 +11,20 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "hps_api"
 #: package -> the packages it must never import (directly or inside a function)
 FORBIDDEN = {
-    "store": {"boot", "services", "render", "ops", "commands", "web", "cli"},
-    "boot": {"services", "ops", "commands", "web", "cli"},
-    "render": {"services", "ops", "commands", "web", "cli"},
-    "services": {"ops", "commands", "web", "cli"},
-    "ops": {"commands", "web", "cli"},
-    "commands": {"web", "cli"},
-    "web": {"cli"},
+    "net": {"model", "store", "importer", "observe", "boot", "services", "render", "ops",
+            "commands", "web", "cli", "entry"},
+    "model": {"importer", "boot", "services", "render", "ops", "commands", "web", "cli",
+              "entry"},
+    "store": {"model", "importer", "boot", "services", "render", "ops", "commands", "web", "cli",
+              "entry"},
+    "observe": {"boot", "services", "render", "ops", "commands", "web", "cli", "entry"},
+    "importer": {"boot", "services", "render", "ops", "commands", "web", "cli", "entry"},
+    "boot": {"services", "ops", "commands", "web", "cli", "entry"},
+    "render": {"services", "ops", "commands", "web", "cli", "entry"},
+    "services": {"ops", "commands", "web", "cli", "entry"},
+    "ops": {"commands", "web", "cli", "entry"},
+    "commands": {"web", "cli", "entry"},
+    "web": {"cli", "entry"},
 }
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hps_api.store.legacy_syntax import (
+from hps_api.importer.legacy_syntax import (
     Assignment,
     NotData,
     Rejected,

@@ -14,7 +14,7 @@ import pytest
 import webtest
 
 from hps_api import create_app
-from hps_api.accounts import MAX_FAILURES, Accounts
+from hps_api.ops.accounts import MAX_FAILURES, Accounts
 from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hps_api.boot.host_keys import Owner, node_write_refusal, owner_of
 from hps_api.ids import SHELL_SPECIAL, is_shell_special
+from hps_api.model.host_keys import Owner, node_write_refusal, owner_of
 from hps_api.store import FileStore, RecordId
 
 URL = "/cgi-bin/boot_manager.sh"

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from hps_api.boot.osreg import (
+from hps_api.errors import Conflict, InvalidInput, NotFound
+from hps_api.model.osreg import (
     add_os,
     cluster_keys,
     list_os,
@@ -19,7 +20,6 @@ from hps_api.boot.osreg import (
     remove_os,
     resolve_os,
 )
-from hps_api.errors import Conflict, InvalidInput, NotFound
 from hps_api.store import FileStore, RecordId
 
 RECORDS = {

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hps_api.selftest import run_selftest
+from hps_api.ops.selftest import run_selftest
 from hps_api.services import render_services
 from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId

@@ -69,8 +69,8 @@ def test_a_locked_write_reuses_its_one_temp_name(tmp_path: Path) -> None:
 
 def test_the_server_sweeps_old_debris_at_start_and_leaves_young_files(
         settings, store: FileStore, host: RecordId) -> None:
-    from hps_api import eventlog
-    from hps_api.server import sweep_debris
+    from hps_api.entry.server import sweep_debris
+    from hps_api.observe import eventlog
 
     eventlog.setup(settings.log_dir)  # as create_app does before serve sweeps
     hosts = store.layout.path(host).parent

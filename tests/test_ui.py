@@ -15,8 +15,8 @@ from conftest import write_raw
 from flask import Flask
 
 from hps_api import __version__, create_app
-from hps_api.accounts import Accounts
 from hps_api.errors import Forbidden, NotFound
+from hps_api.ops.accounts import Accounts
 from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId
 from hps_api.store.bootstrap import initialise

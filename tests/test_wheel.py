@@ -21,10 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from hps_api import resources
-from hps_api.boot import catalog
 from hps_api.commands import kickstart
 from hps_api.errors import InvalidInput
+from hps_api.model import catalog, resources
 from hps_api.render import ipxe
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,7 +122,7 @@ def test_the_wheel_carries_every_package_of_the_checkout(installed: Installed) -
 @pytest.mark.slow
 def test_the_installed_package_reads_nothing_from_the_checkout(
         installed: Installed, tmp_path: Path) -> None:
-    script = ("import hps_api, hps_api.resources as r\n"
+    script = ("import hps_api, hps_api.model.resources as r\n"
               "print(hps_api.__file__)\nprint(r.find('cluster-config/host-types.toml'))")
     result = run([str(installed.bin / "python"), "-c", script], cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -13,11 +13,11 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from hps_api.boot import osreg
-from hps_api.boot.catalog import load_catalog
-from hps_api.boot.cluster_keys import key_table
 from hps_api.cli.wizard import load_steps
 from hps_api.errors import InvalidInput
+from hps_api.model import osreg
+from hps_api.model.catalog import load_catalog
+from hps_api.model.cluster_keys import key_table
 from hps_api.store import FileStore, RecordId
 
 BIN = Path(sys.executable).parent

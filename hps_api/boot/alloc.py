@@ -11,8 +11,8 @@ import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 
-from hps_api.boot.network import ClusterNetwork
 from hps_api.errors import Conflict, NotFound
+from hps_api.model.network import ClusterNetwork
 from hps_api.store import FileStore, Kind, RecordId
 
 _NUMBERED = re.compile(r"^([a-z]+)-(\d{3,})$")

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import logging
 
-from hps_api import eventlog
 from hps_api.boot.alloc import allocate_identity
-from hps_api.boot.catalog import STORAGE_TYPE, HostType, host_type, load_catalog, profile_of
 from hps_api.errors import Conflict, HpsError, NotFound
+from hps_api.model.catalog import STORAGE_TYPE, HostType, host_type, load_catalog, profile_of
+from hps_api.observe import eventlog
 from hps_api.store import FileStore, Kind, RecordId
 
 
@@ -57,7 +57,7 @@ def storage_ready(store: FileStore, cluster: str) -> bool:
 
 
 def _resolve(store: FileStore, cluster_items: dict[str, str], kind: HostType, arch: str) -> str:
-    from hps_api.boot.osreg import resolve_os
+    from hps_api.model.osreg import resolve_os
 
     found = resolve_os(store, cluster_items, kind.name, arch)
     if not found:

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hps_api.boot.catalog import HostType
-from hps_api.boot.states import STATES
+from hps_api.model.catalog import HostType
+from hps_api.model.states import STATES
 
 MENU_STATES = frozenset({"UNCONFIGURED", "FAILED", "INSTALL_FAILED"})
 INSTALL_STATES = frozenset({"CONFIGURED", "REINSTALL"})

@@ -11,9 +11,9 @@ import re
 import time
 from collections.abc import Mapping
 
-from hps_api.boot.catalog import load_catalog
 from hps_api.boot.decide import Blocker, BootInputs, Decision, cannot_go_on, decide, no_os_message
 from hps_api.errors import HpsError, InvalidInput, NotFound, StoreBusy
+from hps_api.model.catalog import load_catalog
 from hps_api.render import ipxe
 from hps_api.store import FileStore, RecordId
 from hps_api.store.journal import utc_now
@@ -118,7 +118,7 @@ def resolve_for(store: FileStore, cluster: Mapping[str, str], host_type: str,
 
     Raises StoreBusy (worth retrying); every other problem is the reason returned.
     """
-    from hps_api.boot.osreg import resolve_os
+    from hps_api.model.osreg import resolve_os
 
     try:
         found = resolve_os(store, cluster, host_type, arch)

@@ -1,4 +1,5 @@
-"""`hps-api admin add|passwd|remove|list`: the accounts operators log in with (hps_api.accounts).
+"""`hps-api admin add|passwd|remove|list`: the accounts operators log in with
+(hps_api.ops.accounts).
 
 A password is asked for twice on the terminal (never an argument: it would be in the shell
 history and in `ps`). Scripts give it on standard input with `--password-stdin` (the first line)
@@ -14,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hps_api.accounts import Accounts, check_name, check_password
 from hps_api.cli.common import EXIT_OK, UsageError, out, settings_for
+from hps_api.ops.accounts import Accounts, check_name, check_password
 
 
 def register(subparsers: Any) -> None:

@@ -1,6 +1,6 @@
 """`hps-api cluster create|list|show|activate|configure`: clusters as an operator manages them.
 
-`create` takes a flag per cluster key of docs/boot.md (`hps_api.boot.cluster_keys.key_table`) and
+`create` takes a flag per cluster key of docs/boot.md (`hps_api.model.cluster_keys.key_table`) and
 `--set KEY=VALUE` for any other key, validates everything (one by one, then together) before
 writing anything, and never changes the active cluster unless `--activate` says so.
 `configure` is the interactive wizard (`hps_api.cli.wizard`); it needs a terminal.
@@ -18,10 +18,6 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from hps_api import inventory
-from hps_api.boot.catalog import load_catalog
-from hps_api.boot.cluster_keys import InvalidKey, check_values, key_table, spec_for
-from hps_api.boot.osreg import list_os
 from hps_api.cli.common import (
     EXIT_NOT_SET,
     EXIT_OK,
@@ -46,6 +42,10 @@ from hps_api.cli.wizard import (
 )
 from hps_api.errors import Conflict, HpsError, InvalidInput, StoreUnreadable
 from hps_api.ids import is_sensitive, normalize_key
+from hps_api.model.catalog import load_catalog
+from hps_api.model.cluster_keys import InvalidKey, check_values, key_table, spec_for
+from hps_api.model.osreg import list_os
+from hps_api.ops import inventory
 from hps_api.settings import Settings
 from hps_api.store import FileStore, Kind, RecordId
 from hps_api.store.bootstrap import active_cluster as stored_active_cluster

@@ -566,7 +566,7 @@ def _inputs_changed(unit: str, changed: set[str]) -> bool:
 
 
 def _selftest(target: Target, changed: set[str]) -> Outcome:
-    from hps_api.selftest import run_selftest
+    from hps_api.ops.selftest import run_selftest
 
     if not target.system:
         return Outcome(SKIPPED, "--root: it checks the running IPS")

@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from hps_api import __version__
-from hps_api.boot import osreg
-from hps_api.boot.osreg import STATUSES
 from hps_api.cli import admin as admin_cli
 from hps_api.cli import cluster as cluster_cli
 from hps_api.cli import install as install_cli
@@ -35,6 +33,8 @@ from hps_api.cli.common import (
 )
 from hps_api.errors import StoreUnreadable
 from hps_api.ids import normalize_key, normalize_os_id
+from hps_api.model import osreg
+from hps_api.model.osreg import STATUSES
 from hps_api.store import FileStore
 
 PROG = "hps-api"
@@ -156,7 +156,7 @@ def _fsck(args: argparse.Namespace) -> int:
 
 
 def _import_legacy(args: argparse.Namespace) -> int:
-    from hps_api.store.legacy import format_report, import_legacy
+    from hps_api.importer.legacy import format_report, import_legacy
 
     store = open_store(settings_for(args.config_dir))
     report = import_legacy(args.source, store, cli_actor(), dry_run=args.dry_run)
@@ -166,13 +166,13 @@ def _import_legacy(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from hps_api.server import serve
+    from hps_api.entry.server import serve
 
     return serve(settings_for(args.config_dir), bind=args.bind, workers=args.workers)
 
 
 def _cgi(args: argparse.Namespace) -> int:
-    from hps_api.cgi import run_cgi
+    from hps_api.entry.cgi import run_cgi
 
     return run_cgi(args.config_dir)
 
@@ -261,7 +261,7 @@ _OS_VERBS: dict[str, Callable[[FileStore, argparse.Namespace], int]] = {
 
 
 def _selftest(args: argparse.Namespace) -> int:
-    from hps_api.selftest import run_selftest
+    from hps_api.ops.selftest import run_selftest
 
     settings = settings_for(args.config_dir)
     checks = run_selftest(open_store(settings), settings)

@@ -6,7 +6,7 @@ described at the top of the first file). At every prompt:
 - Enter keeps the value in brackets: the current one, else the step's or the key's default;
 - `?` prints the step's help and the field's;
 - `-` clears an optional key;
-- anything else goes through the field's validator (`hps_api.boot.cluster_keys.VALIDATORS`). An
+- anything else goes through the field's validator (`hps_api.model.cluster_keys.VALIDATORS`). An
   invalid answer is asked again with the reason: a typo never becomes an empty value.
 
 Once every field of a step is answered, the step's cross-field check runs (`CHECKS`: IPS inside
@@ -24,9 +24,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from hps_api import resources
-from hps_api.boot import cluster_keys
-from hps_api.boot.cluster_keys import (
+from hps_api.errors import InvalidInput
+from hps_api.ids import is_sensitive, validate_value
+from hps_api.model import cluster_keys, resources
+from hps_api.model.cluster_keys import (
     CHECKS,
     MAX_STORAGE_NETWORKS,
     SUGGESTIONS,
@@ -35,8 +36,6 @@ from hps_api.boot.cluster_keys import (
     KeyContext,
     OsRecords,
 )
-from hps_api.errors import InvalidInput
-from hps_api.ids import is_sensitive, validate_value
 
 #: the shipped steps; not looked for in the site directory: they name the validators and checks
 #: of this version's code, so they change with it

@@ -28,10 +28,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from hps_api import eventlog
 from hps_api.commands.base import CommandContext, IpxeAnswer, Reply
 from hps_api.errors import InvalidInput
 from hps_api.ids import is_sensitive, validate_value
+from hps_api.observe import eventlog
 from hps_api.store.journal import utc_now
 
 MAX_FACTS = 64

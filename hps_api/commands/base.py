@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hps_api.errors import Forbidden, InvalidInput, NotFound
-from hps_api.identity import Caller
 from hps_api.ids import is_sensitive
+from hps_api.net.identity import Caller
 from hps_api.render.negotiate import Negotiated
 from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId

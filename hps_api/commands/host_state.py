@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from hps_api import eventlog
-from hps_api.boot.states import check_transition, parse_state
 from hps_api.commands.base import CommandContext, Reply
 from hps_api.errors import NotFound
+from hps_api.model.states import check_transition, parse_state
+from hps_api.observe import eventlog
 
 
 def determine_state(ctx: CommandContext) -> Reply:

@@ -25,11 +25,12 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from hps_api import eventlog, resources
-from hps_api.boot.osreg import resolve_os
 from hps_api.commands.base import CommandContext, Reply
 from hps_api.errors import Conflict, InvalidInput, NotFound
 from hps_api.ids import DOMAIN_PATTERN, HOSTNAME_PATTERN, colon_mac
+from hps_api.model import resources
+from hps_api.model.osreg import resolve_os
+from hps_api.observe import eventlog
 from hps_api.store import FileStore, RecordId
 
 #: the shipped installer templates (a site's own `cluster-config/installers/` is searched first)

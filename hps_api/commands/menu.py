@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from hps_api import eventlog
 from hps_api.boot import decide as d
-from hps_api.boot.catalog import STORAGE_TYPE, load_catalog
 from hps_api.boot.configure import storage_ready
 from hps_api.boot.flow import explain, host_or_none, inputs_for, resolve_for, script_of
 from hps_api.commands.base import CommandContext, Reply
 from hps_api.commands.boot import require_console
 from hps_api.errors import Conflict, InvalidInput, NotFound
+from hps_api.model.catalog import STORAGE_TYPE, load_catalog
+from hps_api.observe import eventlog
 from hps_api.ops import hosts as host_ops
 from hps_api.store import RecordId
 

@@ -11,13 +11,14 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
-from hps_api import eventlog, resources
 from hps_api.commands.base import CommandContext, Reply
 from hps_api.errors import Conflict, InvalidInput, NotFound
 from hps_api.ids import normalize_key
+from hps_api.model import resources
+from hps_api.observe import eventlog
 from hps_api.store import Kind, RecordId
 
-#: the served files, as hps_api.resources names them
+#: the served files, as hps_api.model.resources names them
 NODE_LIBS = {"sh": "node_lib/sh/hps-functions.sh",
              "python": "node_lib/python/hps_node.py",
              "bootstrap": "node_lib/sh/hps-bootstrap.sh"}

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from hps_api.boot.catalog import load_catalog
 from hps_api.boot.overlay import build_apkovl, overlay_files
 from hps_api.commands.base import CommandContext, Reply
 from hps_api.errors import Conflict, NotFound
+from hps_api.model.catalog import load_catalog
 from hps_api.store import RecordId
 
 

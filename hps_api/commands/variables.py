@@ -13,12 +13,12 @@ the same transition table as `set_status`, so an old kickstart that reported INS
 
 from __future__ import annotations
 
-from hps_api.boot.host_keys import node_write_refusal
-from hps_api.boot.states import parse_state
 from hps_api.commands.base import CommandContext, Reply
 from hps_api.commands.host_state import change_state
 from hps_api.errors import Conflict, Forbidden, InvalidInput
 from hps_api.ids import KEY_SPELLINGS, is_shell_special, normalize_key, respelled, spellings
+from hps_api.model.host_keys import node_write_refusal
+from hps_api.model.states import parse_state
 from hps_api.ops import hosts as host_ops
 from hps_api.ops.services import SERVICE_KEYS
 from hps_api.store import RecordId
@@ -127,7 +127,7 @@ def _write_spelled(ctx: CommandContext, written: str, value: str | None) -> None
 
 def _check_writable(ctx: CommandContext, name: str, *, unset: bool = False,
                     value: str | None = None) -> None:
-    """A node writes only its own free keys (hps_api.boot.host_keys); STATE changes only
+    """A node writes only its own free keys (hps_api.model.host_keys); STATE changes only
     through the state table, so a node can set it (set_status rules) but never unset it."""
     if is_shell_special(name):
         raise InvalidInput(f"Key '{name}' is a name shells give a meaning to: refused")

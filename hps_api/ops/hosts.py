@@ -9,8 +9,8 @@ whichever door made the change.
 from __future__ import annotations
 
 from hps_api.boot.configure import configure_host
-from hps_api.boot.states import parse_state
 from hps_api.ids import normalize_key
+from hps_api.model.states import parse_state
 from hps_api.ops.services import refresh_services, touches_services
 from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId

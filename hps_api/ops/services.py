@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from hps_api import eventlog
 from hps_api.errors import HpsError
+from hps_api.observe import eventlog
 from hps_api.services import reload_dnsmasq, render_services
 from hps_api.settings import Settings
 from hps_api.store import FileStore

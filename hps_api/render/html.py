@@ -1,5 +1,6 @@
 """HTML pages from `hps_api/templates/` (Jinja2 with autoescaping on, strict undefined); a page
-template in the site directory's `templates/` wins over the shipped one (hps_api.resources)."""
+template in the site directory's `templates/` wins over the shipped one
+(hps_api.model.resources)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from hps_api import resources
+from hps_api.model import resources
 
 #: the shipped page templates (a site's own `templates/` is searched before them)
 TEMPLATE_DIR = resources.shipped("templates")

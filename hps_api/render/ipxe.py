@@ -1,7 +1,7 @@
 """iPXE scripts from the templates in `ipxe/` (Jinja2, strict: a missing variable is a bug).
 
 A template in the site directory's `ipxe/` wins over the shipped one of the same name (see
-hps_api.resources).
+hps_api.model.resources).
 
 Every value put into a script goes through one of two filters, so data can never become script.
 iPXE splits a line into words at white space, runs `${...}` expansions, and treats the words
@@ -22,8 +22,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from hps_api import resources
 from hps_api.errors import InvalidInput
+from hps_api.model import resources
 
 #: the shipped templates (a site's own `ipxe/` is searched before them)
 IPXE_DIR = resources.shipped("ipxe")

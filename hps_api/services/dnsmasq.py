@@ -20,9 +20,9 @@ from dataclasses import dataclass, fields
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
-from hps_api.boot.network import default_range
 from hps_api.errors import InvalidInput
 from hps_api.ids import DOMAIN_PATTERN, HOSTNAME_PATTERN, colon_mac, normalize_mac
+from hps_api.model.network import default_range
 
 DEFAULT_DOMAIN = "cluster.local"
 DEFAULT_PORT = 80

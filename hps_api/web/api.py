@@ -15,15 +15,17 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
-from hps_api import __version__, eventlog, inventory
+from hps_api import __version__
 from hps_api.boot.flow import decision_for, explain, host_or_none
-from hps_api.boot.states import STATES
 from hps_api.errors import Forbidden, InvalidInput, NotFound
-from hps_api.identity import Caller
 from hps_api.ids import normalize_key, normalize_mac
+from hps_api.model.states import STATES
+from hps_api.net.identity import Caller
+from hps_api.observe import eventlog
 from hps_api.ops import hosts as host_ops
+from hps_api.ops import inventory
+from hps_api.ops.selftest import run_selftest, summary
 from hps_api.render.negotiate import Client, Negotiated, client_from_agent
-from hps_api.selftest import run_selftest, summary
 from hps_api.store import FileStore, RecordId
 from hps_api.store.bootstrap import active_cluster
 from hps_api.web import openapi

@@ -7,9 +7,9 @@ import logging
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from hps_api import eventlog
 from hps_api.errors import HpsError, StoreUnavailable, http_status
-from hps_api.identity import Neighbours
+from hps_api.net.identity import Neighbours
+from hps_api.observe import eventlog
 from hps_api.render import ipxe
 from hps_api.render.negotiate import Negotiated, negotiate
 from hps_api.settings import Settings, load_settings

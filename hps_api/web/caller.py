@@ -25,7 +25,7 @@ from flask import request
 from werkzeug.datastructures import Headers
 
 from hps_api.errors import HpsError
-from hps_api.identity import Caller, client_address, identify, is_loopback
+from hps_api.net.identity import Caller, client_address, identify, is_loopback
 from hps_api.store import RecordId
 from hps_api.web.runtime import runtime
 from hps_api.web.session import session_account

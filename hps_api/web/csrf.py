@@ -32,8 +32,8 @@ from pathlib import Path
 
 from flask import current_app, request
 
-from hps_api import eventlog
 from hps_api.errors import Forbidden
+from hps_api.observe import eventlog
 from hps_api.settings import Settings
 from hps_api.web.caller import same_site
 

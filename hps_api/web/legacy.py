@@ -12,10 +12,10 @@ import logging
 
 from flask import Blueprint, Response, g, request
 
-from hps_api import eventlog
 from hps_api.commands import COMMANDS, SCRIPT_COMMANDS, writes
 from hps_api.commands.base import CommandContext
 from hps_api.errors import Forbidden, InvalidInput, NotFound
+from hps_api.observe import eventlog
 from hps_api.render.negotiate import negotiate
 from hps_api.web.caller import current_caller, environ_looks_like_browser
 from hps_api.web.params import MAX_QUERY_BYTES, merge, parse_pairs

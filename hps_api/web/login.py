@@ -1,6 +1,6 @@
 """Login for operators at their own workstations: `/login`, `/logout`, the session cookie.
 
-Accounts are made on the IPS (`hps-api admin add NAME`) and kept by `hps_api.accounts`. A login
+Accounts are made on the IPS (`hps-api admin add NAME`) and kept by `hps_api.ops.accounts`. A login
 posts the name and password with a CSRF token of the login form (so no other site can log a
 browser in under its own account); success sets `hps_session`, a random token that is
 `HttpOnly`, `SameSite=Strict` (a cross-site request never carries it) and `Secure` when the page
@@ -18,9 +18,9 @@ import logging
 
 from flask import Blueprint, Response, g, request
 
-from hps_api import eventlog
-from hps_api.accounts import SESSION_SECONDS, LoginRefused
-from hps_api.identity import client_address
+from hps_api.net.identity import client_address
+from hps_api.observe import eventlog
+from hps_api.ops.accounts import SESSION_SECONDS, LoginRefused
 from hps_api.render import html
 from hps_api.render.negotiate import Negotiated, client_from_agent
 from hps_api.web import csrf

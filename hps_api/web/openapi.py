@@ -11,9 +11,9 @@ from typing import Any
 from flask import Response
 
 from hps_api import __version__
-from hps_api.boot.states import STATES
 from hps_api.ids import MAX_VALUE_BYTES
-from hps_api.inventory import SUMMARY_COLUMNS
+from hps_api.model.states import STATES
+from hps_api.ops.inventory import SUMMARY_COLUMNS
 from hps_api.web.legacy import PATHS as LEGACY_PATHS
 
 Schema = dict[str, Any]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from hps_api.errors import NotFound
-from hps_api.identity import Neighbours
+from hps_api.net.identity import Neighbours
 from hps_api.settings import Settings
 from hps_api.store import FileStore
 from hps_api.store.bootstrap import active_cluster as stored_active_cluster

@@ -1,6 +1,6 @@
 """The login session of a request: the `hps_session` cookie and the account it stands for.
 
-The cookie holds a random token; the IPS keeps only its hash (hps_api.accounts). Looked up at
+The cookie holds a random token; the IPS keeps only its hash (hps_api.ops.accounts). Looked up at
 most once per request. `hps_api.web.login` opens and ends sessions; `hps_api.web.caller` asks
 here who is logged in.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import g, request
 
-from hps_api.accounts import Accounts
+from hps_api.ops.accounts import Accounts
 from hps_api.web.runtime import runtime
 
 COOKIE = "hps_session"

@@ -19,8 +19,8 @@ import stat
 from flask import Blueprint, Response, g, send_file
 from werkzeug.security import safe_join
 
-from hps_api import eventlog
 from hps_api.errors import NotFound
+from hps_api.observe import eventlog
 from hps_api.web.runtime import runtime
 
 bp = Blueprint("static_files", __name__)

@@ -27,23 +27,24 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
-from hps_api import __version__, eventlog
-from hps_api.boot.catalog import load_catalog
+from hps_api import __version__
 from hps_api.boot.decide import MENU_STATES
 from hps_api.boot.flow import decision_for, explain
-from hps_api.boot.states import STATES
 from hps_api.errors import (
     Conflict,
     Forbidden,
     HpsError,
     InvalidInput,
 )
-from hps_api.identity import Caller
 from hps_api.ids import colon_mac, normalize_mac
+from hps_api.model.catalog import load_catalog
+from hps_api.model.states import STATES
+from hps_api.net.identity import Caller
+from hps_api.observe import eventlog
 from hps_api.ops import hosts as host_ops
+from hps_api.ops.selftest import run_selftest
 from hps_api.render import html
 from hps_api.render.negotiate import Negotiated, client_from_agent
-from hps_api.selftest import run_selftest
 from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId
 from hps_api.store.bootstrap import active_cluster

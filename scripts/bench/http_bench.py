@@ -4,7 +4,7 @@ the ceiling app, wrk and a Python load client, interleaved slices, worker CPU ac
 
 Run as a script it only serves the ceiling app (`--serve-ceiling BIND --workers N
 [--worker-class sync|gthread]`): the benchmarks start it that way, beside `hps-api serve`, with
-exactly the options `hps-api serve` uses (hps_api.server.gunicorn_options), so the two differ
+exactly the options `hps-api serve` uses (hps_api.entry.server.gunicorn_options), so the two differ
 only in the app (and, for `--worker-class sync`, in gunicorn's worker class: the other ceiling
 this box could be served with).
 """
@@ -93,7 +93,7 @@ def ceiling_command(bind: str, workers: int, worker_class: str = "") -> list[str
 
 def serve_ceiling(bind: str, workers: int, worker_class: str = "") -> None:
     """Run the ceiling app under gunicorn with `hps-api serve`'s options (does not return)."""
-    from hps_api.server import gunicorn_options, run_app
+    from hps_api.entry.server import gunicorn_options, run_app
     from hps_api.settings import load_settings
 
     options = gunicorn_options(load_settings(), bind, workers)

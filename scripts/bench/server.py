@@ -11,7 +11,7 @@ HPS_LOG_DIR, nginx's files and the wrk script. Traffic goes to 127.0.0.1 only. T
 by side on free loopback ports, and all are stopped at the end, on Ctrl-C and on SIGTERM:
 
 - two ceilings: the trivial Flask app of http_bench.py (`GET /ok` answers `ok`), run with
-  exactly the options `hps-api serve` uses (hps_api.server's gunicorn_options: the same worker
+  exactly the options `hps-api serve` uses (hps_api.entry.server's gunicorn_options: the same worker
   count, timeouts and access log), once with its gthread workers and once with gunicorn's
   `sync` workers, the other configuration this box could run; the faster is the ceiling the
   ratios are taken against;
@@ -107,7 +107,7 @@ def host_mac(index: int) -> str:
 def seed_store(root: Path, hosts: int) -> list[str]:
     """Initialise a store at `root` with an OS record and `hosts` INSTALLED hosts of type SCH;
     return their MACs."""
-    from hps_api.boot.osreg import add_os
+    from hps_api.model.osreg import add_os
     from hps_api.store import FileStore, RecordId
     from hps_api.store.bootstrap import initialise
 
@@ -204,7 +204,7 @@ def machine_info(client: str, workers: int, args: argparse.Namespace) -> list[st
     """Return lines describing the run: machine, versions, server and load settings."""
     import gunicorn  # type: ignore[import-untyped]
 
-    from hps_api.server import THREADS
+    from hps_api.entry.server import THREADS
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = "wrk" if client == "wrk" else "Python http.client (processes x threads, keep-alive)"
@@ -223,7 +223,7 @@ def machine_info(client: str, workers: int, args: argparse.Namespace) -> list[st
 
 def run(args: argparse.Namespace, say: Callable[[str], None]) -> str:
     """Run every mix and return the report (machine lines, table, CGI line)."""
-    from hps_api.server import auto_workers
+    from hps_api.entry.server import auto_workers
 
     client = pick_client(args.client)
     workers = args.workers or auto_workers()

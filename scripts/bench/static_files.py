@@ -49,7 +49,7 @@ BIN = Path(sys.executable).parent
 LARGE = "/distros/bench/initrd.img"
 SMALL = "/ipxe.efi"
 AGENT = "iPXE/1.21.1+ (g8ef5)"
-GUNICORN_ACCESS_LOG = "access.log"  # hps_api.server.ACCESS_LOG
+GUNICORN_ACCESS_LOG = "access.log"  # hps_api.entry.server.ACCESS_LOG
 WARMUP = 1.0
 BLOCK = 1024 * 1024
 

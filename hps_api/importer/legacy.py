@@ -39,11 +39,11 @@ from hps_api.ids import (
     respelled,
     validate_cluster,
 )
+from hps_api.importer.legacy_syntax import Assignment, NotData, Rejected, read_ini, read_shell
 from hps_api.store import journal
 from hps_api.store.bootstrap import active_cluster
 from hps_api.store.filestore import FileStore
 from hps_api.store.journal import Change
-from hps_api.store.legacy_syntax import Assignment, NotData, Rejected, read_ini, read_shell
 from hps_api.store.records import Kind, RecordId
 
 MAX_LEGACY_FILE_BYTES = 1024 * 1024

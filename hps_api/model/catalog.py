@@ -1,5 +1,5 @@
 """Host types and profiles, read from `cluster-config/host-types.toml` (data, not code; a site's
-own file wins, see hps_api.resources)."""
+own file wins, see hps_api.model.resources)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from hps_api import resources
 from hps_api.errors import InvalidInput
+from hps_api.model import resources
 
 CATALOG_FILE = "cluster-config/host-types.toml"
 STORAGE_TYPE = "SCH"
@@ -34,7 +34,7 @@ class HostType:
 @lru_cache(maxsize=4)
 def load_catalog(path: Path | None = None) -> dict[str, HostType]:
     """Return the host types by name (read once per process): `path`, else CATALOG_FILE as
-    hps_api.resources finds it."""
+    hps_api.model.resources finds it."""
     with (path or resources.find(CATALOG_FILE)).open("rb") as handle:
         raw = tomllib.load(handle)
     return {name: HostType(name, str(spec["description"]), str(spec["install"]),

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hps_api.boot.catalog import load_catalog
 from hps_api.boot.decide import BootInputs, decide
 from hps_api.boot.flow import script_of
-from hps_api.boot.network import ClusterNetwork
-from hps_api.boot.states import STATES
 from hps_api.errors import HpsError
+from hps_api.model.catalog import load_catalog
+from hps_api.model.network import ClusterNetwork
+from hps_api.model.states import STATES
 from hps_api.render import ipxe
 from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from hps_api.boot.catalog import load_catalog
-from hps_api.boot.network import ClusterNetwork, default_range
-from hps_api.boot.osreg import check_named, normalize_arch
 from hps_api.errors import Conflict, InvalidInput
 from hps_api.ids import DOMAIN_PATTERN, MAX_DOMAIN, normalize_key, normalize_os_id, validate_value
+from hps_api.model.catalog import load_catalog
+from hps_api.model.network import ClusterNetwork, default_range
+from hps_api.model.osreg import check_named, normalize_arch
 
 IPv4 = ipaddress.IPv4Address
 IPv4Net = ipaddress.IPv4Network

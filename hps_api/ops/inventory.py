@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hps_api.boot.states import parse_state
 from hps_api.errors import Conflict, HpsError, InvalidInput, NotFound
 from hps_api.ids import normalize_key, normalize_mac, validate_cluster, validate_value
+from hps_api.model.states import parse_state
 from hps_api.store import FileStore, Kind, RecordId
 from hps_api.store.bootstrap import active_cluster
 from hps_api.store.journal import utc_now

@@ -4,7 +4,7 @@ The kernel neighbour table (`/proc/net/arp`) is read directly on every lookup: i
 in-memory file, and a subprocess (`ip neigh`, `ping`) per request would cost more than the whole
 answer. It cannot be cached by mtime (procfs has none that moves), so the lookup searches the
 text for the address rather than parsing every line. IPv6 neighbours have no procfs file: they
-come from one rtnetlink dump (`hps_api.netlink`). IPv4 callers reaching a dual-stack socket
+come from one rtnetlink dump (`hps_api.net.netlink`). IPv4 callers reaching a dual-stack socket
 (`--bind [::]:80`) arrive as `::ffff:10.0.0.5` and are looked up as `10.0.0.5`. The dnsmasq
 lease file is re-read only when its mtime changes.
 
@@ -29,13 +29,13 @@ from pathlib import Path
 
 from hps_api.errors import Forbidden, InvalidInput
 from hps_api.ids import normalize_mac
-from hps_api.netlink import ipv6_neighbours
+from hps_api.net.netlink import ipv6_neighbours
 
 PROC_NET = Path("/proc/net")
 ROUTES_TTL = 5.0
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-log = logging.getLogger("hps_api.identity")
+log = logging.getLogger("hps_api.net.identity")
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,7 @@ def sweep_debris(settings: Settings) -> None:
     how many: a crash heals itself instead of waiting for an operator."""
     import logging
 
-    from hps_api import eventlog
+    from hps_api.observe import eventlog
     from hps_api.store.fsck import sweep_stale_temps
     from hps_api.store.layout import Layout
 
@@ -137,8 +137,8 @@ def log_selftest(settings: Settings) -> None:
     """
     import logging
 
-    from hps_api import eventlog
-    from hps_api.selftest import run_selftest
+    from hps_api.observe import eventlog
+    from hps_api.ops.selftest import run_selftest
     from hps_api.store import FileStore
 
     store = FileStore(settings.config_dir, settings.lock_timeout, settings.sensitive_keys)

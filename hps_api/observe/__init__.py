@@ -1,0 +1,1 @@
+"""What hps-api tells its operators about itself while it runs: the event log."""
