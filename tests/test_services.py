@@ -18,8 +18,8 @@ from conftest import write_raw
 
 from hps_api.errors import InvalidInput, NotFound
 from hps_api.ids import HOSTNAME_PATTERN
+from hps_api.model.network import ClusterNetwork, default_range
 from hps_api.services import reload_dnsmasq, render_services
-from hps_api.services.dnsmasq import default_range, provisioning_network
 from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId
 
@@ -120,7 +120,7 @@ def test_the_default_dynamic_range_is_the_upper_half_of_the_network_without_broa
 ])
 def test_the_ipxe_boot_url_names_the_port_unless_it_is_80(port: str, url: str) -> None:
     keys = {**CLUSTER_KEYS, "HPS_PORT": port}
-    assert provisioning_network(keys).boot_url == url
+    assert ClusterNetwork.of(keys).boot_url == url
 
 
 def test_explicit_range_and_domain_are_used(seeded: FileStore, lab_settings: Settings,
@@ -203,7 +203,7 @@ def test_a_missing_or_bad_cluster_key_is_invalid_input_naming_it_and_nothing_is_
     ("52:54:00:aa:bb:09", {"IP": "10.99.0.19", "HOSTNAME": "a,b"}, "is not a host name"),
     ("52:54:00:aa:bb:09", {"IP": "10.99.0.19", "HOSTNAME": "ips"}, "is not a host name"),
 ])
-def test_a_bad_host_record_is_refused_naming_the_host_and_nothing_is_written(
+def test_a_bad_host_record_is_left_out_naming_the_host_and_the_others_are_written(
         seeded: FileStore, lab_settings: Settings, ipxe_dir: Path, snapshot: Snapshot,
         mac: str, keys: dict[str, str], message: str) -> None:
     rid = RecordId.of_host("default", mac)
@@ -214,9 +214,16 @@ def test_a_bad_host_record_is_refused_naming_the_host_and_nothing_is_written(
     if planted:  # the store refuses such a name for every writer: a record edited by hand
         write_raw(seeded, rid, {"HOSTNAME": hostname})
     before = files(snapshot, seeded.layout.root)
-    with pytest.raises(InvalidInput, match=re.escape(message)):
-        render_services(seeded, lab_settings, "default", ipxe_dir=ipxe_dir)
-    assert files(snapshot, seeded.layout.root) == before
+    rendered = render_services(seeded, lab_settings, "default", ipxe_dir=ipxe_dir)
+    assert len(rendered.skipped) == 1 and message in str(rendered.skipped[0])
+    assert (services_dir(seeded) / "dhcp-hosts").read_text() == (
+        "52:54:00:aa:bb:01,10.99.0.10,sch-001\n"
+        "52:54:00:aa:bb:02,10.99.0.11,sch-002\n"
+        "52:54:00:aa:bb:04,10.99.0.12\n")
+    after = files(snapshot, seeded.layout.root)
+    changed = {path for path in before.keys() | after.keys() if before.get(path) != after.get(path)}
+    services = str(services_dir(seeded).relative_to(seeded.layout.root))
+    assert changed and all(path.startswith(services) for path in changed)
 
 
 def test_a_path_dnsmasq_conf_cannot_hold_is_refused(seeded: FileStore, lab_settings: Settings,

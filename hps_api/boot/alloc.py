@@ -2,7 +2,9 @@
 
 Two hosts configured at the same instant never get the same name or address: the scan of the
 cluster's hosts and the write of the result happen under one cluster-wide lock. A host that
-already has a HOSTNAME or IP keeps it.
+already has a HOSTNAME or IP keeps it. Every address pool (the static pool of the provisioning
+network here, a storage network's hosts for `host_allocate_networks`) is handed out by the same
+rule, `hps_api.model.network.first_free`: its first address no host holds.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from hps_api.errors import Conflict, NotFound
-from hps_api.model.network import ClusterNetwork
+from hps_api.model.network import ClusterNetwork, first_free
 from hps_api.store import FileStore, Kind, RecordId
 
 _NUMBERED = re.compile(r"^([a-z]+)-(\d{3,})$")
@@ -28,17 +30,17 @@ def next_hostname(host_type: str, taken: Iterable[str]) -> str:
 
 def next_ip(network: ClusterNetwork, taken: Iterable[str]) -> str:
     """Return the first free static address; Conflict when the pool is exhausted."""
-    used = set()
-    for text in taken:
-        try:
-            used.add(ipaddress.IPv4Address(text))
-        except ValueError:
-            continue
-    for address in network.static_pool():
-        if address not in used:
-            return str(address)
-    raise Conflict(f"no free address left in the static pool of {network.network} "
-                   f"(outside {network.range_start}-{network.range_end})")
+    address = first_free(network.static_pool(), taken)
+    if address is None:
+        raise Conflict(f"no free address left in the static pool of {network.network} "
+                       f"(outside {network.range_start}-{network.range_end})")
+    return str(address)
+
+
+def host_values(store: FileStore, cluster: str, key: str) -> list[str]:
+    """Return the value of `key` of every host of the cluster that has it (call it under the
+    cluster allocation lock: the answer is what an allocation must not hand out again)."""
+    return [items[key] for _, items in _all_hosts(store, cluster) if items.get(key)]
 
 
 def allocate_identity(
@@ -48,7 +50,8 @@ def allocate_identity(
     """Give the host a HOSTNAME, IP and NETMASK (kept if it has them) and write them together
     with `extra` in one update, all under the cluster allocation lock; return the new record.
 
-    Raises Conflict (pool exhausted, network keys missing), NotFound, StoreBusy.
+    Raises Conflict (pool exhausted), InvalidInput (the cluster's network keys missing or bad),
+    NotFound, StoreBusy.
     """
     network = ClusterNetwork.of(store.items(RecordId.of_cluster(cluster)))
     rid = RecordId.of_host(cluster, mac)

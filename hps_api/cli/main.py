@@ -178,28 +178,37 @@ def _cgi(args: argparse.Namespace) -> int:
 
 
 def _render_services(args: argparse.Namespace) -> int:
-    """Write the files, then reload dnsmasq: without --no-reload a reload is expected, and a
-    dnsmasq that is not running behind HPS_DNSMASQ_PIDFILE is an error (exit 1, files written)."""
+    """Write the files, then reload dnsmasq. Exit 1 after writing them when a host was left out
+    of dnsmasq's files (each named on stderr, then a summary line), or when a reload was
+    expected (no --no-reload) and no dnsmasq runs behind HPS_DNSMASQ_PIDFILE."""
     from hps_api.services import IPXE_BINARIES, render_services, tftp_root, why_not_reloaded
 
     settings = settings_for(args.config_dir)
     store = open_store(settings)
     cluster = active_cluster(store, args.cluster)
-    for path in render_services(store, settings, cluster):
+    rendered = render_services(store, settings, cluster)
+    for path in rendered:
         out(f"wrote {path}")
     for name in IPXE_BINARIES:
         if not (tftp_root(settings) / name).is_file():
             out(f"warning: {tftp_root(settings) / name} missing (install Debian's ipxe package)")
+    problem = None
     if args.no_reload:
         out("dnsmasq not reloaded (--no-reload)")
-        return EXIT_OK
-    problem = why_not_reloaded(settings)
-    if problem:
-        fail(PROG, f"files written, but dnsmasq not reloaded: {problem}; start dnsmasq (or set "
-                   "HPS_DNSMASQ_PIDFILE to its pidfile), or pass --no-reload")
-        return EXIT_NOT_SET  # 1, as fsck with problems left
-    out(f"dnsmasq reloaded (pid from {settings.dnsmasq_pidfile})")
-    return EXIT_OK
+    else:
+        problem = why_not_reloaded(settings)
+        if problem:
+            fail(PROG, f"files written, but dnsmasq not reloaded: {problem}; start dnsmasq (or "
+                       "set HPS_DNSMASQ_PIDFILE to its pidfile), or pass --no-reload")
+        else:
+            out(f"dnsmasq reloaded (pid from {settings.dnsmasq_pidfile})")
+    for host in rendered.skipped:
+        fail(PROG, f"skipped {host}")
+    if rendered.skipped:
+        fail(PROG, f"{len(rendered.skipped)} host(s) left out of dhcp-hosts and dns-hosts, "
+                   "every other host written; fix the records above (host_config MAC set ...) "
+                   "and render again")
+    return EXIT_NOT_SET if problem or rendered.skipped else EXIT_OK  # 1, as fsck
 
 
 def _os(args: argparse.Namespace) -> int:

@@ -11,12 +11,14 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
+from hps_api.boot.alloc import host_values
 from hps_api.commands.base import CommandContext, Reply
 from hps_api.errors import Conflict, InvalidInput, NotFound
 from hps_api.ids import normalize_key
 from hps_api.model import resources
+from hps_api.model.network import first_free
 from hps_api.observe import eventlog
-from hps_api.store import Kind, RecordId
+from hps_api.store import RecordId
 
 #: the served files, as hps_api.model.resources names them
 NODE_LIBS = {"sh": "node_lib/sh/hps-functions.sh",
@@ -215,13 +217,8 @@ def _storage_network_of(index: int, cidr: str, gateway: str | None, vlan: str,
 
 
 def _free_address(ctx: CommandContext, net: StorageNetwork, key: str) -> str:
-    taken = {str(net.gateway)}
-    for rid in ctx.store.list_records(Kind.HOST, ctx.cluster):
-        try:
-            taken.add(ctx.store.items(rid).get(key, ""))
-        except NotFound:
-            continue
-    for address in net.network.hosts():
-        if str(address) not in taken:
-            return str(address)
-    raise Conflict(f"storage network {net.network} has no free address left")
+    taken = [str(net.gateway), *host_values(ctx.store, ctx.cluster, key)]
+    address = first_free(net.network.hosts(), taken)
+    if address is None:
+        raise Conflict(f"storage network {net.network} has no free address left")
+    return str(address)

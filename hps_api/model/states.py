@@ -1,6 +1,13 @@
-"""Host states and which changes a node may report (docs/boot.md, "Host states")."""
+"""Host states, their named groups, and which changes a node may report (docs/boot.md, "Host
+states").
+
+"Which states install?" is answered here and nowhere else: code that tests a host's STATE
+against several states names one of the groups below.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from hps_api.errors import Conflict, InvalidInput
 
@@ -8,6 +15,19 @@ STATES = (
     "UNCONFIGURED", "CONFIGURED", "INSTALLING", "INSTALLED", "INSTALL_FAILED",
     "NETWORK_BOOT", "REINSTALL", "UNMANAGED", "FAILED",
 )
+#: the bash-era name of a host that boots from its disk: read (imported records), never written
+LEGACY_DISK_BOOT = "DISK_BOOT"
+
+#: the host waits at its main menu for an operator, and polls `init` again
+MENU_STATES = frozenset({"UNCONFIGURED", "FAILED", "INSTALL_FAILED"})
+#: the next boot provisions the host: the installer (disk types) or the diskless image
+PROVISION_STATES = frozenset({"CONFIGURED", "REINSTALL"})
+#: the host is sent to the installer or is in it: the states its kickstart is served in
+INSTALL_STATES = PROVISION_STATES | {"INSTALLING"}
+#: the host boots its installed system from the local disk
+BOOT_STATES = frozenset({"INSTALLED", "UNMANAGED", LEGACY_DISK_BOOT})
+#: every STATE value the boot decision acts on (anything else: the menu, saying why)
+KNOWN_STATES = frozenset(STATES) | BOOT_STATES
 
 #: (from, to) pairs a node may report through set_status; admins may set anything.
 NODE_TRANSITIONS = frozenset({
@@ -15,6 +35,12 @@ NODE_TRANSITIONS = frozenset({
     ("INSTALLING", "INSTALL_FAILED"),
     ("NETWORK_BOOT", "NETWORK_BOOT"),
 })
+
+
+def in_order(states: Iterable[str]) -> tuple[str, ...]:
+    """Return the states in the order of STATES (others last, by name): for messages."""
+    rank = {state: position for position, state in enumerate(STATES)}
+    return tuple(sorted(states, key=lambda state: (rank.get(state, len(STATES)), state)))
 
 
 def parse_state(text: str) -> str:

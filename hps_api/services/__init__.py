@@ -10,6 +10,12 @@ the dnsmasq whose pid is in `HPS_DNSMASQ_PIDFILE`, which makes it re-read `dhcp-
 same and says why when it could not. Both run after every IP or HOSTNAME
 change and from `hps-api render-services`.
 
+A host record that gives no reservation (an IP outside the network, a malformed HOSTNAME, an IP
+or HOSTNAME another host holds, a corrupt file) is left out of `dhcp-hosts` and `dns-hosts`, and
+the files are written with every other host: one bad record never takes DHCP away from the
+rest. The hosts left out come back in `Rendered.skipped` and are logged as warnings. A bad
+cluster network is still an error: without it nothing can be rendered.
+
 Renders are serialised by `services/.render.lock` and each reads the store inside that lock, so
 the last render to write is also the last to read: two allocations finishing together can never
 leave the files one change behind. Every file is replaced atomically (temporary file in the same
@@ -23,14 +29,16 @@ import filecmp
 import logging
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from hps_api.errors import NotFound, StoreBusy
+from hps_api.errors import CorruptRecord, NotFound, StoreBusy, StoreUnreadable
+from hps_api.model.network import ClusterNetwork
+from hps_api.observe import eventlog
 from hps_api.services import nginx
 from hps_api.services.dnsmasq import (
     ConfPaths,
-    provisioning_network,
+    Skipped,
     render_conf,
     render_dhcp_hosts,
     render_dns_hosts,
@@ -51,24 +59,39 @@ IPXE_BINARIES = ("undionly.kpxe", "ipxe.efi", "snponly.efi")
 
 log = logging.getLogger("hps_api.services")
 
-__all__ = ["IPXE_BINARIES", "reload_dnsmasq", "render_services", "tftp_root", "why_not_reloaded"]
+__all__ = ["IPXE_BINARIES", "Rendered", "Skipped", "reload_dnsmasq", "render_services",
+           "tftp_root", "why_not_reloaded"]
+
+
+class Rendered(list[Path]):
+    """The files a render wrote, in order (a list, as callers iterate and count it), and
+    `skipped`: the hosts left out of dnsmasq's files, each with the reason."""
+
+    def __init__(self, written: Iterable[Path], skipped: Iterable[Skipped] = ()) -> None:
+        super().__init__(written)
+        self.skipped: tuple[Skipped, ...] = tuple(skipped)
 
 
 def render_services(store: FileStore, settings: Settings, cluster: str, *,
-                    ipxe_dir: Path = IPXE_DIR) -> list[Path]:
-    """Write the cluster's dnsmasq and rsyslog files and the iPXE binaries; return those written.
+                    ipxe_dir: Path = IPXE_DIR) -> Rendered:
+    """Write the cluster's dnsmasq and rsyslog files and the iPXE binaries; return those written
+    and the hosts left out of dnsmasq's files (each also logged as a warning).
 
-    The four service files are always rewritten; an iPXE binary only when it is missing from
-    the TFTP root or differs from `ipxe_dir`'s (one absent there is skipped: the caller can
-    check `tftp_root`). Raises NotFound (cluster), InvalidInput naming the missing or bad key
-    (nothing is written then), StoreBusy, CorruptRecord.
+    The service files are always rewritten, with every host whose record gives a reservation;
+    an iPXE binary only when it is missing from the TFTP root or differs from `ipxe_dir`'s (one
+    absent there is skipped: the caller can check `tftp_root`). Raises NotFound (cluster),
+    InvalidInput naming the cluster's missing or bad key (nothing is written then), StoreBusy,
+    CorruptRecord (the cluster record).
     """
     services = store.layout.services_dir(cluster)
     services.mkdir(parents=True, exist_ok=True)
     with _render_lock(services / RENDER_LOCK, settings.lock_timeout):
-        files = _render(store, settings, cluster, services)
+        files, skipped = _render(store, settings, cluster, services)
         written = [write_atomic(path, text.encode("ascii")) for path, text in files.items()]
-    return written + _install_ipxe(tftp_root(settings), ipxe_dir)
+    for host in skipped:
+        eventlog.event(logging.WARNING, f"left out of dnsmasq's files of cluster {cluster}: "
+                       f"{host.reason}", host=host.mac)
+    return Rendered(written + _install_ipxe(tftp_root(settings), ipxe_dir), skipped)
 
 
 def tftp_root(settings: Settings) -> Path:
@@ -117,22 +140,37 @@ def why_not_reloaded(settings: Settings) -> str | None:
 
 
 def _render(store: FileStore, settings: Settings, cluster: str,
-            services: Path) -> dict[Path, str]:
-    """Return the service files' paths and texts, dhcp-hosts first, dnsmasq.conf last."""
+            services: Path) -> tuple[dict[Path, str], list[Skipped]]:
+    """Return the service files' paths and texts (dhcp-hosts first, dnsmasq.conf last) and
+    the hosts left out of them."""
     cluster_items = store.items(RecordId.of_cluster(cluster))
-    net = provisioning_network(cluster_items, cluster)
-    hosts = []
-    for rid in store.list_records(Kind.HOST, cluster):
-        with contextlib.suppress(NotFound):  # deleted since it was listed
-            hosts.append((rid.name or "", store.items(rid)))
-    entries = reservations(hosts, net)
+    net = ClusterNetwork.of(cluster_items, cluster)
+    hosts, unreadable = _hosts(store, cluster)
+    entries, skipped = reservations(hosts, net)
     paths = ConfPaths(services / DHCP_HOSTS, services / DNS_HOSTS, tftp_root(settings),
                       settings.dhcp_leases, settings.dnsmasq_pidfile)
-    return {paths.dhcp_hosts: render_dhcp_hosts(entries),
-            paths.dns_hosts: render_dns_hosts(entries, net),
-            services / RSYSLOG_CONF: render_rsyslog(settings, cluster_items),
-            services / DNSMASQ_CONF: render_conf(net, paths, cluster),
-            **_front_end(settings, cluster, services)}
+    files = {paths.dhcp_hosts: render_dhcp_hosts(entries),
+             paths.dns_hosts: render_dns_hosts(entries, net),
+             services / RSYSLOG_CONF: render_rsyslog(settings, cluster_items),
+             services / DNSMASQ_CONF: render_conf(net, paths, cluster),
+             **_front_end(settings, cluster, services)}
+    return files, sorted(unreadable + skipped, key=lambda host: host.mac)
+
+
+def _hosts(store: FileStore, cluster: str,
+           ) -> tuple[list[tuple[str, Mapping[str, str]]], list[Skipped]]:
+    """Return the cluster's host records as (mac, items), and the hosts whose record cannot
+    be read (corrupt, unreadable) with the reason."""
+    hosts: list[tuple[str, Mapping[str, str]]] = []
+    unreadable = []
+    for rid in store.list_records(Kind.HOST, cluster):
+        try:
+            hosts.append((rid.name or "", store.items(rid)))
+        except NotFound:  # deleted since it was listed
+            continue
+        except (CorruptRecord, StoreUnreadable) as err:
+            unreadable.append(Skipped(rid.name or "", str(err)))
+    return hosts, unreadable
 
 
 def _front_end(settings: Settings, cluster: str, services: Path) -> dict[Path, str]:

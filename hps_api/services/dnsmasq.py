@@ -1,9 +1,11 @@
 """dnsmasq's files for one cluster (docs/boot.md): `dnsmasq.conf`, `dhcp-hosts`, `dns-hosts`.
 
-Pure: cluster keys and host records in, text out. Every value is parsed (`ipaddress`) or matched
+Pure: the cluster's network (`hps_api.model.network.ClusterNetwork`, which parses and checks the
+cluster keys) and host records in, text out. Every value is parsed (`ipaddress`) or matched
 against a strict pattern before it is written, because dnsmasq reads these files as its own
-configuration: a stray comma or newline in a value would be a new option. A missing or bad key is
-an InvalidInput naming it, raised before anything is written.
+configuration: a stray comma or newline in a value would be a new option. A bad cluster key is
+the network model's InvalidInput, raised before anything is written; a bad host record only
+leaves that host out (`reservations`).
 
 The boot rules (docs/boot.md "The chain"): a client that already runs iPXE sends DHCP option 175 and
 gets the HTTP URL of `/boot.ipxe`; any other PXE client gets an iPXE binary over TFTP, chosen by
@@ -17,15 +19,13 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address
 from pathlib import Path
 
 from hps_api.errors import InvalidInput
-from hps_api.ids import DOMAIN_PATTERN, HOSTNAME_PATTERN, colon_mac, normalize_mac
-from hps_api.model.network import default_range
+from hps_api.ids import HOSTNAME_PATTERN, colon_mac, normalize_mac
+from hps_api.model.network import ClusterNetwork
 
-DEFAULT_DOMAIN = "cluster.local"
-DEFAULT_PORT = 80
 LEASE_TIME = "12h"
 BIOS_BOOT_FILE = "undionly.kpxe"
 UEFI_BOOT_FILE = "ipxe.efi"
@@ -33,33 +33,8 @@ UEFI_BOOT_FILE = "ipxe.efi"
 UEFI_X64_ARCHES = (7, 9)
 IPS_NAME = "ips"
 
-_IFACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
-_PORT = re.compile(r"[0-9]{1,5}")
 # Characters a path may have in dnsmasq.conf: no comma (a field separator), no space, no `#`.
 _CONF_PATH = re.compile(r"/[A-Za-z0-9._/+@%~=:-]*")
-
-
-@dataclass(frozen=True)
-class ProvisioningNetwork:
-    """The validated cluster keys the boot network is made of."""
-
-    dhcp_ip: IPv4Address
-    network: IPv4Network
-    range_start: IPv4Address
-    range_end: IPv4Address
-    iface: str | None = None
-    domain: str = DEFAULT_DOMAIN
-    port: int = DEFAULT_PORT
-
-    @property
-    def boot_url(self) -> str:
-        """Return the URL DHCP hands to iPXE clients: `http://<DHCP_IP>[:port]/boot.ipxe`."""
-        port = "" if self.port == DEFAULT_PORT else f":{self.port}"
-        return f"http://{self.dhcp_ip}{port}/boot.ipxe"
-
-    def in_dynamic_range(self, ip: IPv4Address) -> bool:
-        """Return True when `ip` lies in DHCP_RANGE_START..DHCP_RANGE_END (not the static pool)."""
-        return self.range_start <= ip <= self.range_end
 
 
 @dataclass(frozen=True)
@@ -69,6 +44,17 @@ class Reservation:
     mac: str
     ip: IPv4Address
     hostname: str | None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A host left out of `dhcp-hosts` and `dns-hosts`: its MAC and why (naming the key)."""
+
+    mac: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"host {self.mac}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -82,58 +68,38 @@ class ConfPaths:
     pidfile: Path
 
 
-def provisioning_network(cluster: Mapping[str, str], name: str = "") -> ProvisioningNetwork:
-    """Return the cluster's boot network; InvalidInput naming the first missing or bad key.
-
-    DHCP_IP and NETWORK_CIDR are required; the dynamic range defaults to `default_range`,
-    DNS_DOMAIN to cluster.local, HPS_PORT to 80. DHCP_IFACE is checked when present (only
-    dnsmasq.conf needs it, see `render_conf`).
-    """
-    where = f"cluster {name}: " if name else ""
-    network = _network(_required(cluster, "NETWORK_CIDR", where), where)
-    dhcp_ip = _address(cluster, "DHCP_IP", network, where, required=True)
-    assert dhcp_ip is not None
-    start = _address(cluster, "DHCP_RANGE_START", network, where)
-    end = _address(cluster, "DHCP_RANGE_END", network, where)
-    if start is None or end is None:
-        default_start, default_end = default_range(network)
-        start, end = start or default_start, end or default_end
-    if start > end:
-        raise InvalidInput(f"{where}DHCP_RANGE_START {start} is after DHCP_RANGE_END {end}")
-    if start <= dhcp_ip <= end:
-        raise InvalidInput(f"{where}DHCP_IP {dhcp_ip} lies inside the dynamic range {start}-{end}"
-                           " (set DHCP_RANGE_START/DHCP_RANGE_END)")
-    return ProvisioningNetwork(dhcp_ip, network, start, end, _iface(cluster, where),
-                               _domain(cluster, where), _port(cluster, where))
-
-
 def reservations(hosts: Iterable[tuple[str, Mapping[str, str]]],
-                 net: ProvisioningNetwork) -> list[Reservation]:
-    """Return the fixed addresses of the hosts that have an IP, sorted by address.
+                 net: ClusterNetwork) -> tuple[list[Reservation], list[Skipped]]:
+    """Return the fixed addresses of the hosts that have a usable IP, sorted by address, and the
+    hosts left out, each with the reason.
 
-    `hosts` are (mac, record) pairs. Raises InvalidInput naming the host and key for an IP
-    outside the network (or the network, broadcast or IPS address), a malformed HOSTNAME, or an
-    IP or HOSTNAME that two hosts share: dnsmasq would silently serve only one of them.
+    `hosts` are (mac, record) pairs; a host without IP has no reservation and is not left out.
+    A host is left out for an IP that is not a free address of the network (malformed, outside
+    it, its network, broadcast or IPS address), a malformed HOSTNAME, or an IP or HOSTNAME
+    another host holds: dnsmasq would silently serve only one of them. Of hosts sharing an IP
+    or a HOSTNAME, the one with the lowest MAC keeps it and the others are left out. The
+    records alone decide (the journal is history, not the truth), so every render keeps the
+    same host whatever order the records are listed in. A host left out holds nothing: the next
+    host with its IP or HOSTNAME may keep it.
     """
     found: list[Reservation] = []
+    skipped: list[Skipped] = []
     ips: dict[IPv4Address, str] = {}
     names: dict[str, str] = {}
-    for mac, record in hosts:
-        mac12 = normalize_mac(mac)
+    for mac, record in sorted(hosts, key=_by_mac):
         if not record.get("IP"):
             continue
-        ip = _host_ip(record["IP"], net, mac12)
-        hostname = _hostname(record.get("HOSTNAME") or None, mac12, net.domain)
-        if ip in ips:
-            raise InvalidInput(f"host {mac12}: IP {ip} is also host {ips[ip]}'s")
-        if hostname is not None and hostname in names:
-            raise InvalidInput(f"host {mac12}: HOSTNAME {hostname} is also host "
-                               f"{names[hostname]}'s")
-        ips[ip] = mac12
-        if hostname is not None:
-            names[hostname] = mac12
-        found.append(Reservation(mac12, ip, hostname))
-    return sorted(found, key=lambda r: r.ip)
+        try:
+            entry = _reservation(mac, record, net)
+            _check_unclaimed(entry, ips, names)
+        except InvalidInput as err:
+            skipped.append(Skipped(_by_mac((mac, record)), str(err)))
+            continue
+        ips[entry.ip] = entry.mac
+        if entry.hostname is not None:
+            names[entry.hostname] = entry.mac
+        found.append(entry)
+    return sorted(found, key=lambda r: r.ip), skipped
 
 
 def render_dhcp_hosts(entries: Iterable[Reservation]) -> str:
@@ -143,14 +109,14 @@ def render_dhcp_hosts(entries: Iterable[Reservation]) -> str:
     return "".join(f"{line}\n" for line in lines)
 
 
-def render_dns_hosts(entries: Iterable[Reservation], net: ProvisioningNetwork) -> str:
+def render_dns_hosts(entries: Iterable[Reservation], net: ClusterNetwork) -> str:
     """Return `dns-hosts` (addn-hosts): `ip hostname hostname.domain`, the IPS as `ips` first."""
     lines = [f"{net.dhcp_ip} {IPS_NAME} {IPS_NAME}.{net.domain}"]
     lines += [f"{r.ip} {r.hostname} {r.hostname}.{net.domain}" for r in entries if r.hostname]
     return "".join(f"{line}\n" for line in lines)
 
 
-def render_conf(net: ProvisioningNetwork, paths: ConfPaths, cluster: str) -> str:
+def render_conf(net: ClusterNetwork, paths: ConfPaths, cluster: str) -> str:
     """Return `dnsmasq.conf`; InvalidInput when DHCP_IFACE is missing or a path is unusable."""
     if net.iface is None:
         raise InvalidInput(f"cluster {cluster}: DHCP_IFACE is required (the interface dnsmasq "
@@ -195,77 +161,47 @@ dhcp-boot=tag:ipxe,{net.boot_url}
 """
 
 
-def _required(cluster: Mapping[str, str], key: str, where: str) -> str:
-    value = cluster.get(key, "").strip()
-    if not value:
-        raise InvalidInput(f"{where}{key} is required")
-    return value
-
-
-def _network(text: str, where: str) -> IPv4Network:
+def _by_mac(host: tuple[str, Mapping[str, str]]) -> str:
+    """Return the host's MAC as 12 hex digits (as given when it is no MAC)."""
     try:
-        network = ipaddress.ip_network(text, strict=True)
-    except ValueError as err:
-        raise InvalidInput(f"{where}NETWORK_CIDR={text!r} is not a network: {err}") from None
-    if not isinstance(network, IPv4Network):
-        raise InvalidInput(f"{where}NETWORK_CIDR={text!r}: only IPv4 networks are supported")
-    if network.prefixlen > 29:
-        raise InvalidInput(f"{where}NETWORK_CIDR={text!r} is too small (at most /29)")
-    return network
+        return normalize_mac(host[0])
+    except InvalidInput:
+        return host[0]
 
 
-def _address(cluster: Mapping[str, str], key: str, network: IPv4Network, where: str,
-             *, required: bool = False) -> IPv4Address | None:
-    text = _required(cluster, key, where) if required else cluster.get(key, "").strip()
-    if not text:
-        return None
-    try:
-        ip = ipaddress.IPv4Address(text)
-    except ValueError:
-        raise InvalidInput(f"{where}{key}={text!r} is not an IPv4 address") from None
-    if ip not in network or ip in (network.network_address, network.broadcast_address):
-        raise InvalidInput(f"{where}{key}={ip} is not a usable address of {network}")
-    return ip
+def _reservation(mac: str, record: Mapping[str, str], net: ClusterNetwork) -> Reservation:
+    """Return the host's reservation; InvalidInput saying why its record gives none."""
+    return Reservation(normalize_mac(mac), _host_ip(record["IP"], net),
+                       _hostname(record.get("HOSTNAME") or None, net.domain))
 
 
-def _iface(cluster: Mapping[str, str], where: str) -> str | None:
-    text = cluster.get("DHCP_IFACE", "").strip()
-    if text and not _IFACE.fullmatch(text):
-        raise InvalidInput(f"{where}DHCP_IFACE={text[:40]!r} is not an interface name")
-    return text or None
+def _check_unclaimed(entry: Reservation, ips: Mapping[IPv4Address, str],
+                     names: Mapping[str, str]) -> None:
+    """Raise InvalidInput naming the host that already holds the entry's IP or HOSTNAME."""
+    if entry.ip in ips:
+        raise InvalidInput(f"IP {entry.ip} is also host {ips[entry.ip]}'s (the lowest MAC "
+                           "keeps it)")
+    if entry.hostname is not None and entry.hostname in names:
+        raise InvalidInput(f"HOSTNAME {entry.hostname} is also host {names[entry.hostname]}'s "
+                           "(the lowest MAC keeps it)")
 
 
-def _domain(cluster: Mapping[str, str], where: str) -> str:
-    text = cluster.get("DNS_DOMAIN", "").strip().lower() or DEFAULT_DOMAIN
-    if len(text) > 200 or not DOMAIN_PATTERN.fullmatch(text):
-        raise InvalidInput(f"{where}DNS_DOMAIN={text[:60]!r} is not a domain name")
-    return text
-
-
-def _port(cluster: Mapping[str, str], where: str) -> int:
-    text = cluster.get("HPS_PORT", "").strip() or str(DEFAULT_PORT)
-    if not _PORT.fullmatch(text) or not 1 <= int(text) <= 65535:
-        raise InvalidInput(f"{where}HPS_PORT={text[:20]!r} is not a port number (1-65535)")
-    return int(text)
-
-
-def _host_ip(text: str, net: ProvisioningNetwork, mac12: str) -> IPv4Address:
+def _host_ip(text: str, net: ClusterNetwork) -> IPv4Address:
     try:
         ip = ipaddress.IPv4Address(text.strip())
     except ValueError:
-        raise InvalidInput(f"host {mac12}: IP={text[:40]!r} is not an IPv4 address") from None
-    unusable = (net.network.network_address, net.network.broadcast_address, net.dhcp_ip)
-    if ip not in net.network or ip in unusable:
-        raise InvalidInput(f"host {mac12}: IP {ip} is not a free address of {net.network}")
+        raise InvalidInput(f"IP={text[:40]!r} is not an IPv4 address") from None
+    if not net.is_host_address(ip) or ip == net.ips:
+        raise InvalidInput(f"IP {ip} is not a free address of {net.network}")
     return ip
 
 
-def _hostname(text: str | None, mac12: str, domain: str) -> str | None:
+def _hostname(text: str | None, domain: str) -> str | None:
     if text is None:
         return None
     name = text.strip().lower()
     if not HOSTNAME_PATTERN.fullmatch(name) or name == IPS_NAME:
-        raise InvalidInput(f"host {mac12}: HOSTNAME={text[:70]!r} is not a host name "
+        raise InvalidInput(f"HOSTNAME={text[:70]!r} is not a host name "
                            f"(one DNS label under {domain}, not {IPS_NAME!r})")
     return name
 
