@@ -69,6 +69,12 @@ def test_the_menu_polls_init_and_a_host_configured_meanwhile_gets_its_installer(
     assert f"cmd=init&mac={NEW12}" in first.text
     assert cli("host_config", NEW, "set", "TYPE", "SCH").returncode == 0
     assert cli("host_config", NEW, "set", "STATE", "CONFIGURED").returncode == 0
+    half = init(web)  # no HOSTNAME or IP yet: the kickstart could not be made, so no installer
+    assert "HOSTNAME and IP not set" in half.text and "kernel " not in half.text
+    assert "INSTALL_ATTEMPTS" not in host_of(store)
+    assert cli("host_config", NEW, "set", "HOSTNAME", "sch-042").returncode == 0
+    assert cli("host_config", NEW, "set", "IP", "10.99.0.42").returncode == 0
+    assert cli("host_config", NEW, "set", "STATE", "CONFIGURED").returncode == 0
     second = init(web)
     assert "kernel http://localhost/distros/rocky/10/vmlinuz" in second.text
     assert "inst.ks=http://localhost/cgi-bin/boot_manager.sh?cmd=kickstart" in second.text
@@ -332,8 +338,8 @@ def test_the_boot_stamp_of_an_installed_host_goes_to_its_stamp_file_without_fsyn
 
 
 def test_a_boot_that_changes_the_state_is_a_durable_write(web, store, fsyncs) -> None:
-    store.update(RecordId.of_host("default", NEW), {"STATE": "CONFIGURED", "TYPE": "SCH"}, "t",
-                 create=True)
+    store.update(RecordId.of_host("default", NEW), {"STATE": "CONFIGURED", "TYPE": "SCH",
+                 "HOSTNAME": "sch-001", "IP": "10.99.0.11"}, "t", create=True)
     fsyncs.clear()
     init(web)
     assert host_of(store)["STATE"] == "INSTALLING"

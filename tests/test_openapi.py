@@ -23,7 +23,8 @@ OPERATIONS = [(path, method) for path, item in DOC["paths"].items()
               for method in METHODS if method in item]
 
 #: plausible values for the path parameters, on the store `seeded` prepares
-PATH_VALUES = {"mac": "52-54-00-AA-BB-01", "name": "default", "key": "dns_domain"}
+PATH_VALUES = {"mac": "52-54-00-AA-BB-01", "name": "default", "key": "dns_domain",
+               "switch": "on"}
 #: request bodies and query strings by operationId (the legacy ones share a prefix)
 BODIES: dict[str, Any] = {"createCluster": {"name": "lab2"}, "setClusterKey": {"value": "x"},
                           "setHostKey": {"value": "x"}, "configureHost": {"type": "SCH"}}
@@ -33,7 +34,8 @@ LEGACY_QUERY = "cmd=host_variable&name=DNS_DOMAIN&mac=525400aabb01"
 @pytest.fixture(autouse=True)
 def seeded(store: FileStore, host: RecordId) -> None:
     """The host and the cluster both hold DNS_DOMAIN, the key the calls use."""
-    store.update(host, {"DNS_DOMAIN": "host.lan", "TYPE": "SCH"}, "t")
+    store.update(host, {"DNS_DOMAIN": "host.lan", "TYPE": "SCH", "HOSTNAME": "sch-001",
+                        "IP": "10.99.0.11"}, "t")
     store.update(RecordId.of_cluster("default"), {"DNS_DOMAIN": "lab.lan", "DHCP_IP": "10.99.0.1",
                                                   "NETWORK_CIDR": "10.99.0.0/24"}, "t")
     store.update(RecordId.of_os("x86_64:rocky:10"), {"STATUS": "prod", "HPS_TYPES": "SCH"}, "t",

@@ -39,10 +39,20 @@ def api(config_dir: Path, tmp_path: Path, paths: dict[str, str]) -> webtest.Test
 
 @pytest.fixture
 def network(store: FileStore, host: RecordId) -> RecordId:
-    store.update(RecordId.of_cluster("default"), {"NETWORK_CIDR": "10.99.0.0/24",
-                                                  "DHCP_IP": "10.99.0.1", "DHCP_IFACE": "br0"},
-                 "t")
+    """The cluster's network (DHCP range .100-.199), one storage network, an OS, and a second
+    host holding sch-002 / 10.99.0.12 / storage address 10.31.0.5."""
+    store.update(RecordId.of_cluster("default"), {
+        "NETWORK_CIDR": "10.99.0.0/24", "DHCP_IP": "10.99.0.1", "DHCP_IFACE": "br0",
+        "DHCP_RANGE_START": "10.99.0.100", "DHCP_RANGE_END": "10.99.0.199",
+        "STORAGE_NETWORKS": "1", "STORAGE0_CIDR": "10.31.0.0/24", "STORAGE0_VLAN": "31"}, "t")
+    store.update(RecordId.of_os("x86_64:rocky:10"), {"STATUS": "prod", "HPS_TYPES": "SCH"}, "t",
+                 create=True)
+    store.update(RecordId.of_host("default", "525400aabb02"), {
+        "STATE": "INSTALLED", "HOSTNAME": "sch-002", "IP": "10.99.0.12",
+        "STORAGE0_IP": "10.31.0.5"}, "t", create=True)
     store.update(host, {"STATE": "INSTALLED", "HOSTNAME": "sch-001", "IP": "10.99.0.11"}, "t")
+    with store.lock("default"):  # its lock file exists once any host was configured
+        pass
     return host
 
 
@@ -79,6 +89,26 @@ DOORS = {"cli": by_cli, "api": by_api, "legacy": by_legacy}
     ("NOTE", "line\nbreak", False),
     ("HOSTNAME", "sch-009", True),
     ("NOTE", "rack 4", True),
+    # managed keys: each rule, refused the same by every door, nothing written
+    ("STATE", "BOGUS", False),
+    ("HOSTNAME", "sch-002", False),              # another host's name
+    ("HOSTNAME", "SCH-002", False),              # names compare without case, as DNS does
+    ("IP", "999.1.1.1", False),
+    ("IP", "10.50.0.5", False),                  # outside the cluster network
+    ("IP", "10.99.0.255", False),                # the broadcast address
+    ("IP", "10.99.0.1", False),                  # the IPS's own
+    ("IP", "10.99.0.150", False),                # inside the DHCP range
+    ("IP", "10.99.0.12", False),                 # another host's
+    ("TYPE", "NOSUCH", False),
+    ("PROFILE", "DEFAULT", False),               # no TYPE yet
+    ("OS_ID", "x86_64:nosuch:1", False),
+    ("STORAGE0_IP", "10.31.1.5", False),         # outside storage network 0
+    ("STORAGE0_IP", "10.31.0.5", False),         # another host's
+    ("STORAGE3_IP", "10.31.0.9", False),         # no storage network 3
+    ("IP", "10.99.0.42", True),
+    ("TYPE", "sch", True),
+    ("OS_ID", "x86_64:rocky:10", True),
+    ("STORAGE0_IP", "10.31.0.9", True),
 ])
 def test_every_door_gives_the_same_verdict(door, key, value, accepted, cli, api, paths, store,
                                            network, config_dir, snapshot) -> None:
@@ -86,6 +116,8 @@ def test_every_door_gives_the_same_verdict(door, key, value, accepted, cli, api,
     assert DOORS[door](cli if door == "cli" else api, paths, key, value) is accepted
     if not accepted:
         assert snapshot(config_dir) == before
+    else:
+        assert store.items(network)[key.upper()].upper() == value.upper()
 
 
 @pytest.mark.parametrize("door", ["cli", "api"])

@@ -283,7 +283,8 @@ def installing(tmp_path: Path, store: FileStore, host: RecordId) -> RecordId:
         "NAME": "rocky", "VERSION": "10", "ARCH": "x86_64", "STATUS": "prod",
         "HPS_TYPES": "SCH", "REPO_PATH": "rocky/10", "KERNEL": "vmlinuz",
         "INITRD": "initrd.img"}, "t", create=True)
-    store.update(host, {"TYPE": "SCH", "STATE": "INSTALLING", "INSTALL_ATTEMPTS": "1"}, "t")
+    store.update(host, {"TYPE": "SCH", "STATE": "INSTALLING", "INSTALL_ATTEMPTS": "1",
+                        "HOSTNAME": "sch-001", "IP": "10.99.0.11"}, "t")
     return host
 
 

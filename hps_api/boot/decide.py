@@ -23,6 +23,8 @@ INSTALL_STATES = frozenset({"CONFIGURED", "REINSTALL"})
 #: DISK_BOOT: the old system's name for a host that boots from disk (imported records)
 LOCAL_STATES = frozenset({"INSTALLED", "UNMANAGED", "DISK_BOOT"})
 KNOWN_STATES = frozenset(STATES) | LOCAL_STATES
+#: host keys a disk install cannot go without: the kickstart names the host and fixes its address
+INSTALLER_KEYS = ("HOSTNAME", "IP")
 DEFAULT_MENU_TIMEOUT = 60
 DEFAULT_MAX_ATTEMPTS = 3
 
@@ -232,6 +234,12 @@ def _usable_type(inputs: BootInputs) -> HostType | Blocker:
     if inputs.os is None or inputs.os_id is None:
         return Blocker(inputs.os_problem or no_os_message(kind.name, inputs.arch),
                        "INSTALL_FAILED")
+    missing = [key for key in INSTALLER_KEYS if not inputs.host.get(key, "").strip()]
+    if missing and not kind.diskless:
+        return Blocker(f"{' and '.join(missing)} not set, and the installer needs "
+                       f"{'them' if len(missing) > 1 else 'it'}: configure the host as "
+                       f"{kind.name} (it is given a name and address) or set "
+                       f"{' and '.join(missing)}", "UNCONFIGURED")
     return kind
 
 

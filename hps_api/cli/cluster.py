@@ -43,8 +43,9 @@ from hps_api.cli.wizard import (
 from hps_api.errors import Conflict, HpsError, InvalidInput, StoreUnreadable
 from hps_api.ids import is_sensitive, normalize_key
 from hps_api.model.catalog import load_catalog
-from hps_api.model.cluster_keys import InvalidKey, check_values, key_table, spec_for
+from hps_api.model.cluster_keys import InvalidKey, key_table, spec_for
 from hps_api.model.osreg import list_os
+from hps_api.ops import clusters as cluster_ops
 from hps_api.ops import inventory
 from hps_api.settings import Settings
 from hps_api.store import FileStore, Kind, RecordId
@@ -106,12 +107,11 @@ def _create(args: argparse.Namespace) -> int:
     store = _store(args)[1]
     values, origins = _create_values(args)
     try:
-        checked = check_values(values, dict(list_os(store)))
+        cluster_ops.create(store, args.name, values, cli_actor())
     except InvalidKey as err:
         label = origins.get(err.key) or _label(err.key)
         raise UsageError(f"{label}: {err.reason}") from None
-    inventory.create_cluster(store, args.name, checked, cli_actor())
-    out(f"cluster {args.name} created with {len(checked)} key(s)")
+    out(f"cluster {args.name} created with {len(values)} key(s)")
     if args.activate:
         inventory.activate_cluster(store, args.name, cli_actor())
     out(f"active cluster: {stored_active_cluster(store) or '(none)'}")

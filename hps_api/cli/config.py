@@ -4,6 +4,7 @@
     cluster_config [opts]     get KEY | set KEY VALUE [CLUSTER] | unset KEY | list | exists [KEY]
     host_config    [opts] MAC get KEY | set KEY VALUE | unset KEY | list | exists [KEY]
                               | equals KEY VALUE | show | delete | history
+                              | reinstall | unconfigure | rescue on|off
     opts: --config-dir DIR, --cluster NAME (not for hps_config), --json
 
 Required arguments after the verb are taken literally (a VALUE may start with `-`); an optional
@@ -36,6 +37,7 @@ from hps_api.cli.common import (
 )
 from hps_api.errors import InvalidInput, NotFound, StoreUnreadable
 from hps_api.ids import colon_mac, normalize_key, validate_value
+from hps_api.ops import clusters as cluster_ops
 from hps_api.ops import hosts as host_ops
 from hps_api.settings import Settings
 from hps_api.store import FileStore, Kind, RecordId
@@ -45,7 +47,8 @@ VERBS_SYNTAX = {"get": "KEY", "set": "KEY VALUE", "unset": "KEY", "list": ""}
 # The old `cluster_config set KEY VALUE CLUSTER` named the cluster last; empty meant the active one.
 CLUSTER_VERBS_SYNTAX = {**VERBS_SYNTAX, "set": "KEY VALUE [CLUSTER]", "exists": "[KEY]"}
 HOST_VERBS_SYNTAX = {**VERBS_SYNTAX, "exists": "[KEY]", "equals": "KEY VALUE", "show": "",
-                     "delete": "", "history": ""}
+                     "delete": "", "history": "", "reinstall": "", "unconfigure": "",
+                     "rescue": "ON_OFF"}
 
 
 @dataclass
@@ -209,14 +212,18 @@ def _set(store: FileStore, rid: RecordId, inv: Invocation) -> int:
     if rid.kind is Kind.HOST:  # checks and service files: the same operation as every door
         host_ops.set_key(store, _settings(inv), rid, key, value, cli_actor(),
                          create=True)
+    elif rid.kind is Kind.CLUSTER:
+        cluster_ops.set_key(store, _settings(inv), rid.cluster or "", key, value, cli_actor())
     else:
-        store.update(rid, {key: value}, cli_actor(), create=rid.kind is not Kind.CLUSTER)
+        store.update(rid, {key: value}, cli_actor(), create=True)
     return EXIT_OK
 
 
 def _unset(store: FileStore, rid: RecordId, inv: Invocation) -> int:
     if rid.kind is Kind.HOST:
         host_ops.unset_key(store, _settings(inv), rid, inv.args[0], cli_actor())
+    elif rid.kind is Kind.CLUSTER:
+        cluster_ops.unset_key(store, _settings(inv), rid.cluster or "", inv.args[0], cli_actor())
     else:
         store.unset(rid, inv.args[0], cli_actor())
     return EXIT_OK
@@ -296,9 +303,31 @@ def _history(store: FileStore, rid: RecordId, inv: Invocation) -> int:
     return EXIT_OK
 
 
+def _reinstall(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+    host_ops.reinstall(store, rid, cli_actor())
+    out(f"{rid.name} marked for reinstall: it installs again at its next network boot")
+    return EXIT_OK
+
+
+def _unconfigure(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+    host_ops.unconfigure(store, rid, cli_actor())
+    out(f"{rid.name} unconfigured: it shows the install menu at its next network boot")
+    return EXIT_OK
+
+
+def _rescue(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+    switch = inv.args[0].lower()
+    if switch not in ("on", "off"):
+        raise UsageError(f"rescue takes on or off, not {inv.args[0][:20]!r}")
+    host_ops.rescue(store, rid, switch == "on", cli_actor())
+    out(f"{rid.name} rescue {switch}")
+    return EXIT_OK
+
+
 VERBS: dict[str, Callable[[FileStore, RecordId, Invocation], int]] = {
     "get": _get, "set": _set, "unset": _unset, "list": _list, "exists": _exists,
     "equals": _equals, "show": _show, "delete": _delete, "history": _history,
+    "reinstall": _reinstall, "unconfigure": _unconfigure, "rescue": _rescue,
 }
 
 

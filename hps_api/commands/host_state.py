@@ -6,8 +6,9 @@ import logging
 
 from hps_api.commands.base import CommandContext, Reply
 from hps_api.errors import NotFound
-from hps_api.model.states import check_transition, parse_state
+from hps_api.model.states import parse_state
 from hps_api.observe import eventlog
+from hps_api.ops import hosts as host_ops
 
 
 def determine_state(ctx: CommandContext) -> Reply:
@@ -26,17 +27,10 @@ def set_status(ctx: CommandContext) -> Reply:
 
 
 def change_state(ctx: CommandContext, new: str) -> str | None:
-    """Move the caller's host to `new` if the transition is legal; return the previous state.
-
-    For a node the check and the write are one step (the write expects the state it checked),
-    so two racing reports cannot both pass the table.
-    """
+    """Move the caller's host to `new` through the state table (hps_api.ops.hosts.set_state:
+    a node only along the table, an admin also by force); return the previous state."""
     current = ctx.host_items().get("STATE")
-    check_transition(current, new, admin=ctx.caller.admin)
-    expect = None if ctx.caller.admin else {"STATE": current}
-    ctx.store.update(ctx.host, {"STATE": new}, ctx.actor, expect=expect)
-    eventlog.event(logging.INFO, f"state {current} -> {new}", host=ctx.mac, session=ctx.session,
-                   client=ctx.negotiated.client.value)
+    host_ops.set_state(ctx.store, ctx.host, new, ctx.actor, admin=ctx.caller.admin)
     return current
 
 

@@ -19,7 +19,7 @@ from hps_api.errors import Conflict, InvalidInput, NotFound
 from hps_api.model.catalog import STORAGE_TYPE, load_catalog
 from hps_api.observe import eventlog
 from hps_api.ops import hosts as host_ops
-from hps_api.store import RecordId
+from hps_api.store import FileStore, RecordId
 
 Action = Callable[[CommandContext, "d.BootInputs"], "d.Decision"]
 
@@ -152,19 +152,22 @@ def _notice(message: str, menu: str) -> Action:
     return act
 
 
-def _set_state(state: str, extra: dict[str, str | None] | None = None) -> Action:
+def _operation(operation: Callable[[FileStore, RecordId, str], object]) -> Action:
+    """A menu item that is an operator's act on the host (hps_api.ops.hosts), the same as the
+    host page's and the API's; the host then boots as the new record says."""
     def act(ctx: CommandContext, inputs: d.BootInputs) -> d.Decision:
-        ctx.store.update(ctx.host, {"STATE": state, **(extra or {})}, ctx.actor)
+        operation(ctx.store, ctx.host, ctx.actor)
         return _decide_and_apply(ctx)
     return act
 
 
 def _reinstall(ctx: CommandContext, inputs: d.BootInputs) -> d.Decision:
     """REINSTALL only when it can be acted on; else the install menu, saying why."""
-    blocked = d.install_blocker(inputs)
-    if blocked is not None:
-        return _install_menu(ctx, inputs, notice=f"Reinstall: {blocked.message}")
-    return _set_state("REINSTALL")(ctx, inputs)
+    try:
+        host_ops.reinstall(ctx.store, ctx.host, ctx.actor)
+    except Conflict as err:
+        return _install_menu(ctx, inputs, notice=f"Reinstall: {err}")
+    return _decide_and_apply(ctx)
 
 
 def _force(value: str) -> Action:
@@ -210,9 +213,8 @@ ACTIONS: dict[str, Action] = {
     "local_boot": lambda ctx, inputs: d.local_boot(inputs, "local boot chosen in the menu"),
     "reboot": lambda ctx, inputs: d.Decision("reboot", "reboot.ipxe", {
         "hostname": inputs.host.get("HOSTNAME", ""), "mac": inputs.mac}, "reboot chosen"),
-    "unmanage": _set_state("UNMANAGED"),
-    "unconfigure": _set_state("UNCONFIGURED", {"TYPE": None, "PROFILE": None, "OS_ID": None,
-                                               "INSTALL_ATTEMPTS": None}),
+    "unmanage": _operation(host_ops.unmanage),
+    "unconfigure": _operation(host_ops.unconfigure),
     "force_install_on": _force("yes"),
     "force_install_off": _force("no"),
     "reinstall": _reinstall,

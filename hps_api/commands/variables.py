@@ -19,7 +19,9 @@ from hps_api.errors import Conflict, Forbidden, InvalidInput
 from hps_api.ids import KEY_SPELLINGS, is_shell_special, normalize_key, respelled, spellings
 from hps_api.model.host_keys import node_write_refusal
 from hps_api.model.states import parse_state
+from hps_api.ops import clusters as cluster_ops
 from hps_api.ops import hosts as host_ops
+from hps_api.ops.managed import is_managed
 from hps_api.ops.services import SERVICE_KEYS
 from hps_api.store import RecordId
 
@@ -36,7 +38,7 @@ def host_variable(ctx: CommandContext) -> Reply:
         if name in items and name in spellings(items.get(KEY_SPELLINGS)):
             _write_spelled(ctx, written, None)
         else:
-            ctx.store.unset(ctx.host, name, ctx.actor)
+            host_ops.unset_key(ctx.store, ctx.settings, ctx.host, name, ctx.actor)
         return Reply(f"{ctx.mac} unset {name}", {"mac": ctx.mac, "key": name, "value": None})
     if "value" in ctx.params:
         return _set_host_key(ctx, written, ctx.params["value"])
@@ -51,7 +53,8 @@ def cluster_variable(ctx: CommandContext) -> Reply:
     rid = RecordId.of_cluster(ctx.cluster)
     if "value" in ctx.params:
         ctx.require_admin("setting a cluster key")
-        ctx.store.update(rid, {name: ctx.params["value"]}, ctx.actor)
+        cluster_ops.set_key(ctx.store, ctx.settings, ctx.cluster, name, ctx.params["value"],
+                            ctx.actor)
         return Reply(f"cluster set {name} to {ctx.params['value']}",
                      {"cluster": ctx.cluster, "key": name, "value": ctx.params["value"]})
     ctx.readable(name)
@@ -99,7 +102,7 @@ def _set_host_key(ctx: CommandContext, written: str, value: str) -> Reply:
     if name == "STATE":
         value = parse_state(value)
         change_state(ctx, value)
-    elif name in SERVICE_KEYS:  # an admin's: dnsmasq's files follow, as from every door
+    elif is_managed(name) or name in SERVICE_KEYS:  # an admin's: checked as from every door
         host_ops.set_key(ctx.store, ctx.settings, ctx.host, name, value, ctx.actor)
     else:
         _write_spelled(ctx, written, value)

@@ -21,6 +21,7 @@ from hps_api.errors import HpsError
 from hps_api.model.catalog import load_catalog
 from hps_api.model.network import ClusterNetwork
 from hps_api.model.states import STATES
+from hps_api.observe import metrics
 from hps_api.render import ipxe
 from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId
@@ -46,8 +47,10 @@ class Check:
 
 
 def run_selftest(store: FileStore, settings: Settings) -> list[Check]:
-    """Return the result of every IPS check, in a fixed order."""
-    return [_guarded(name, check, store, settings) for name, check in CHECKS]
+    """Return the result of every IPS check, in a fixed order (each also kept for /metrics)."""
+    checks = [_guarded(name, check, store, settings) for name, check in CHECKS]
+    metrics.record_selftest((c.name, c.ok) for c in checks)
+    return checks
 
 
 def summary(checks: list[Check]) -> dict[str, object]:

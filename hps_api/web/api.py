@@ -22,6 +22,7 @@ from hps_api.ids import normalize_key, normalize_mac
 from hps_api.model.states import STATES
 from hps_api.net.identity import Caller
 from hps_api.observe import eventlog
+from hps_api.ops import clusters as cluster_ops
 from hps_api.ops import hosts as host_ops
 from hps_api.ops import inventory
 from hps_api.ops.selftest import run_selftest, summary
@@ -121,7 +122,7 @@ def create_cluster() -> Response:
     """Create a cluster from `{"name": ..., "config": {KEY: value}}`; 201 with its record."""
     body = _body(NEW_CLUSTER_BODY)
     name, config = body["name"], body.get("config", {})
-    record = inventory.create_cluster(_store(), name, config, _actor())
+    record = cluster_ops.create(_store(), name, config, _actor())
     return json_response({"name": name, "config": record}, 201)
 
 
@@ -140,14 +141,14 @@ def cluster_config(name: str) -> Response:
 @bp.put("/clusters/<name>/config/<key>")
 def set_cluster_key(name: str, key: str) -> Response:
     """Set one cluster key from `{"value": "..."}`."""
-    record = _store().update(RecordId.of_cluster(name), {key: _value()}, _actor())
+    record = cluster_ops.set_key(_store(), runtime().settings, name, key, _value(), _actor())
     return _key_result({"cluster": name}, key, record)
 
 
 @bp.delete("/clusters/<name>/config/<key>")
 def unset_cluster_key(name: str, key: str) -> Response:
     """Remove one cluster key."""
-    record = _store().unset(RecordId.of_cluster(name), key, _actor())
+    record = cluster_ops.unset_key(_store(), runtime().settings, name, key, _actor())
     return _key_result({"cluster": name}, key, record)
 
 
@@ -210,6 +211,33 @@ def configure(mac: str) -> Response:
     record = host_ops.configure(_store(), runtime().settings, cluster, mac, body["type"],
                                 body.get("profile"), _actor(), admin=True)
     return json_response({"mac": normalize_mac(mac), "cluster": cluster, "record": record})
+
+
+@bp.post("/hosts/<mac>/reinstall")
+def reinstall(mac: str) -> Response:
+    """Mark a host for reinstall (409 saying why when its install could not start)."""
+    rid = RecordId.of_host(_cluster(), mac)
+    record = host_ops.reinstall(_store(), rid, _actor())
+    return json_response({"mac": rid.name, "cluster": rid.cluster, "record": record})
+
+
+@bp.post("/hosts/<mac>/unconfigure")
+def unconfigure(mac: str) -> Response:
+    """Forget a host's type, profile and OS (HOSTNAME and IP kept): back to the install menu."""
+    rid = RecordId.of_host(_cluster(), mac)
+    record = host_ops.unconfigure(_store(), rid, _actor())
+    return json_response({"mac": rid.name, "cluster": rid.cluster, "record": record})
+
+
+@bp.post("/hosts/<mac>/rescue/<switch>")
+def rescue(mac: str, switch: str) -> Response:
+    """Set (`on`) or clear (`off`) the rescue boot of a host: while set, it boots the rescue
+    image whatever its state."""
+    if switch not in ("on", "off"):
+        raise NotFound(f"no such action: rescue/{switch[:20]}")
+    rid = RecordId.of_host(_cluster(), mac)
+    record = host_ops.rescue(_store(), rid, switch == "on", _actor())
+    return json_response({"mac": rid.name, "cluster": rid.cluster, "record": record})
 
 
 @bp.get("/hosts/<mac>/boot")

@@ -67,6 +67,7 @@ def _api_paths() -> dict[str, Any]:
     name, key, mac, cluster = (_ref("parameters", p) for p in ("name", "key", "mac", "cluster"))
     value_body = _json_body(_ref("schemas", "ValueBody"))
     key_result, record = _ref("schemas", "KeyResult"), _ref("schemas", "Record")
+    switch = _path("switch", "on or off", {"type": "string", "enum": ["on", "off"]})
     return {
         "/api/v1/health": {"get": _op(
             "health", "Status, version and active cluster (anyone); ?deep=1 adds the IPS "
@@ -129,6 +130,18 @@ def _api_paths() -> dict[str, Any]:
                         _object({"mac": _TEXT, "cluster": _TEXT, "record": record}),
                         params=[mac, cluster], body=_json_body(_ref("schemas", "Configure")),
                         errors=(400, 403, 404, 409, 413, 415, 503))},
+        "/api/v1/hosts/{mac}/reinstall": {
+            "post": _op("reinstallHost", "Mark for reinstall (409 saying why it could not start)",
+                        _object({"mac": _TEXT, "cluster": _TEXT, "record": record}),
+                        params=[mac, cluster], errors=(400, 403, 404, 409, 503))},
+        "/api/v1/hosts/{mac}/unconfigure": {
+            "post": _op("unconfigureHost", "Forget type, profile and OS: back to the install menu",
+                        _object({"mac": _TEXT, "cluster": _TEXT, "record": record}),
+                        params=[mac, cluster], errors=(400, 403, 404, 503))},
+        "/api/v1/hosts/{mac}/rescue/{switch}": {
+            "post": _op("rescueHost", "Boot the rescue image whatever the state (on), or not",
+                        _object({"mac": _TEXT, "cluster": _TEXT, "record": record}),
+                        params=[mac, switch, cluster], errors=(400, 403, 404, 503))},
         "/api/v1/hosts/{mac}/boot": {
             "get": _op("explainBoot", "The script init would serve now, and why (no writes)",
                        _ref("schemas", "BootExplained"), params=[mac, cluster])},

@@ -21,7 +21,6 @@ errors are raised and rendered by the app's error handlers.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,7 +39,6 @@ from hps_api.ids import colon_mac, normalize_mac
 from hps_api.model.catalog import load_catalog
 from hps_api.model.states import STATES
 from hps_api.net.identity import Caller
-from hps_api.observe import eventlog
 from hps_api.ops import hosts as host_ops
 from hps_api.ops.selftest import run_selftest
 from hps_api.render import html
@@ -80,9 +78,6 @@ from hps_api.web.views import (
 bp = Blueprint("ui", __name__, static_folder="../static", static_url_path="/ui")
 
 LOG_FILE = "hps-api.log"
-UNCONFIGURE_CHANGES: dict[str, str | None] = {
-    "STATE": "UNCONFIGURED", "TYPE": None, "PROFILE": None, "OS_ID": None,
-    "INSTALL_ATTEMPTS": None, "FORCE_INSTALL": None}
 DONE_MESSAGES = {
     "configure": "Configured: the host installs at its next network boot.",
     "reinstall": "Marked for reinstall: the host installs again at its next network boot.",
@@ -198,7 +193,7 @@ def reinstall(mac: str) -> Response:
     """Set STATE=REINSTALL; 303 to the host page."""
     rt = runtime()
     rid = RecordId.of_host(rt.active_cluster(), mac)
-    mark_for_reinstall(rt.store, rid, _actor())
+    host_ops.reinstall(rt.store, rid, _actor())
     return _done(rid.name or "", "reinstall")
 
 
@@ -207,7 +202,7 @@ def unconfigure(mac: str) -> Response:
     """Forget TYPE/PROFILE/OS_ID and set STATE=UNCONFIGURED (HOSTNAME and IP kept); 303."""
     rt = runtime()
     rid = RecordId.of_host(rt.active_cluster(), mac)
-    forget_configuration(rt.store, rid, _actor())
+    host_ops.unconfigure(rt.store, rid, _actor())
     return _done(rid.name or "", "unconfigure")
 
 
@@ -228,26 +223,6 @@ def configure_waiting_host(store: FileStore, settings: Settings, cluster: str, m
     type_name, profile = parse_choice(choice)
     return host_ops.configure(store, settings, cluster, mac12, type_name, profile, actor,
                               admin=True)
-
-
-def mark_for_reinstall(store: FileStore, rid: RecordId, actor: str) -> dict[str, str]:
-    """Set STATE=REINSTALL and return the record; Conflict when the host has no TYPE."""
-    kind = store.items(rid).get("TYPE")
-    if not kind:
-        raise Conflict(f"host {rid.name} has no TYPE: configure it before a reinstall")
-    record = store.update(rid, {"STATE": "REINSTALL"}, actor, expect={"TYPE": kind})
-    eventlog.event(logging.INFO, f"marked for reinstall by {actor}", host=rid.name)
-    return record
-
-
-def forget_configuration(store: FileStore, rid: RecordId, actor: str) -> dict[str, str]:
-    """Unset TYPE, PROFILE, OS_ID (and install counters), STATE=UNCONFIGURED; return the record.
-
-    HOSTNAME and IP stay: the next configure keeps them. Raises NotFound.
-    """
-    record = store.update(rid, UNCONFIGURE_CHANGES, actor)
-    eventlog.event(logging.INFO, f"unconfigured by {actor}", host=rid.name)
-    return record
 
 
 def parse_choice(text: str) -> tuple[str, str | None]:

@@ -1,0 +1,80 @@
+"""Operations on a cluster's record, the same from every door (`cluster_config`, `hps-api cluster
+create`, /api/v1, the legacy `cluster_variable`): create, set or unset a key.
+
+Every key with a meaning (the network, the DHCP range, storage networks, OS choices... see
+`hps_api.model.cluster_keys`) is checked alone and then with the rest of the record, as the
+wizard checks it, so a change that would leave the cluster unusable (a DHCP_IP outside
+NETWORK_CIDR, a range that covers the IPS) is refused with the key to fix (InvalidKey: HTTP
+400, exit 2) and nothing is written. A change to a key dnsmasq's files are made of regenerates
+them, as a host's HOSTNAME or IP does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from hps_api.errors import InvalidInput
+from hps_api.ids import normalize_key
+from hps_api.model.cluster_keys import check_all, check_values, validate
+from hps_api.model.osreg import list_os
+from hps_api.ops import inventory
+from hps_api.ops.services import refresh_services
+from hps_api.settings import Settings
+from hps_api.store import FileStore, RecordId
+
+#: cluster keys dnsmasq's files are made of: a change re-renders them
+SERVICE_CLUSTER_KEYS = frozenset({
+    "NETWORK_CIDR", "DHCP_IP", "DHCP_RANGE_START", "DHCP_RANGE_END", "DHCP_IFACE",
+    "DNS_DOMAIN", "HPS_PORT", "SYSLOG_PORT"})
+
+
+def create(store: FileStore, name: str, values: Mapping[str, str], actor: str) -> dict[str, str]:
+    """Create a cluster with `values` checked as a whole; return its record. Raises InvalidKey,
+    InvalidInput (nothing written) and Conflict (the cluster exists)."""
+    checked = check_values(values, dict(list_os(store)))
+    return inventory.create_cluster(store, name, checked, actor)
+
+
+def set_key(store: FileStore, settings: Settings, cluster: str, key: str, value: str,
+            actor: str) -> dict[str, str]:
+    """Set one key of a cluster, checked alone and with the rest of the record (see
+    `_still_consistent`); return the record. The write expects the key's previous value, so a
+    concurrent change of the same key is a Conflict rather than a check made against a record
+    that no longer exists."""
+    rid = RecordId.of_cluster(cluster)
+    name = normalize_key(key)
+    current = store.items(rid)
+    checked = validate(name, value, dict(list_os(store)))
+    _still_consistent(current, {**current, name: checked})
+    record = store.update(rid, {name: checked}, actor, expect={name: current.get(name)})
+    _follow(store, settings, cluster, name, current, record)
+    return record
+
+
+def unset_key(store: FileStore, settings: Settings, cluster: str, key: str,
+              actor: str) -> dict[str, str]:
+    """Remove one key of a cluster when the rest stays consistent; return the record."""
+    rid = RecordId.of_cluster(cluster)
+    name = normalize_key(key)
+    current = store.items(rid)
+    _still_consistent(current, {k: v for k, v in current.items() if k != name})
+    record = store.unset(rid, name, actor)
+    _follow(store, settings, cluster, name, current, record)
+    return record
+
+
+def _still_consistent(before: Mapping[str, str], after: Mapping[str, str]) -> None:
+    """Raise InvalidKey when a consistent record would stop being so. A record that already
+    fails the cross-field checks (hand-edited, imported) does not block changes elsewhere in
+    it: each key is still checked alone, and the wizard or `render-services` names the rest."""
+    try:
+        check_all(before)
+    except InvalidInput:
+        return
+    check_all(after)
+
+
+def _follow(store: FileStore, settings: Settings, cluster: str, name: str,
+            before: Mapping[str, str], after: Mapping[str, str]) -> None:
+    if name in SERVICE_CLUSTER_KEYS and before.get(name) != after.get(name):
+        refresh_services(store, settings, cluster)
