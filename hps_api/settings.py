@@ -42,6 +42,8 @@ class Settings:
     #: the operator's own data files (host types, installer and iPXE templates), each winning
     #: over the shipped file of the same relative name (see hps_api.model.resources); None: none
     site_dir: Path | None = None
+    #: `/metrics` and the counting behind it (docs/api.md §9); off: neither
+    metrics: bool = True
 
     def with_overrides(self, **changes: Any) -> Settings:
         """Return a copy with some fields replaced (tests point config_dir at tmp_path)."""
@@ -51,6 +53,9 @@ class Settings:
 _ENV_NAMES = {f.name: "HPS_" + f.name.upper() for f in fields(Settings)}
 #: settings naming a directory that must exist when the process starts (nothing creates it)
 _DIRECTORIES = ("site_dir",)
+#: the words an on/off setting takes (any case)
+_ON = ("1", "yes", "true", "on")
+_OFF = ("0", "no", "false", "off")
 
 
 def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Settings:
@@ -90,7 +95,7 @@ def _convert(name: str, raw: str) -> Any:
     if isinstance(default, Path):
         return Path(raw)
     if isinstance(default, bool):
-        return raw.lower() in ("1", "yes", "true", "on")
+        return _switch(raw)
     if isinstance(default, float):
         number = float(raw)
         if not 0 < number <= 3600:
@@ -104,6 +109,13 @@ def _convert(name: str, raw: str) -> Any:
     if isinstance(default, tuple):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw
+
+
+def _switch(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word not in _ON + _OFF:
+        raise ValueError("must be on or off")
+    return word in _ON
 
 
 def _existing_directory(raw: str) -> Path:

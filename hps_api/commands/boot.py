@@ -8,7 +8,7 @@ from hps_api.boot.decide import MENU_STATES
 from hps_api.boot.flow import answer, boot_stamps, explain, host_or_none, inputs_for
 from hps_api.commands.base import CommandContext, Reply
 from hps_api.errors import Conflict
-from hps_api.observe import eventlog
+from hps_api.observe import eventlog, metrics
 from hps_api.ops import hosts as host_ops
 
 
@@ -32,6 +32,7 @@ def init(ctx: CommandContext) -> Reply:
                          create=host is None)
     eventlog.event(logging.INFO, f"init: {decision.action} ({decision.reason})", host=ctx.mac,
                    session=session, client=ctx.negotiated.client.value)
+    metrics.count_boot_decision(decision.action)
     return boot_reply(decision_reply_data(ctx, decision, script), script)
 
 

@@ -27,6 +27,10 @@ in waves and then mostly stay quiet):
   the selector parameters in `LOGGED_PARAMS` (docs/api.md §8: no sensitive value in a log line; a
   `host_variable` value may be a password). gunicorn's own messages go to stderr (journald
   under systemd, the terminal under scripts/serve); events go to hps-api.log (eventlog).
+- Metrics (HPS_METRICS, on by default): the workers count into files under
+  `HPS_CONFIG_DIR/run/metrics`, emptied at every start, and any worker answering `/metrics`
+  adds up all of them (prometheus-client's multiprocess mode, docs/api.md §9); when a worker
+  exits, the master forgets its live-only values (`child_exit`).
 """
 
 from __future__ import annotations
@@ -93,6 +97,7 @@ def gunicorn_options(settings: Settings, bind: str | None = None,
         "logger_class": AccessLogger,
         "proc_name": "hps-api",
         "post_worker_init": leave_sigint_to_master,
+        "child_exit": forget_worker_metrics,
         # gunicorn >= 25 opens a control socket at ~/.gunicorn/gunicorn.ctl by default: one
         # path shared by every instance of every user's service; nothing here uses it.
         "control_socket_disable": True,
@@ -107,6 +112,10 @@ def serve(settings: Settings, bind: str | None = None, workers: int | None = Non
     from hps_api import create_app
 
     options = gunicorn_options(settings, bind, workers)
+    if settings.metrics:  # before the app, whose metrics must be made in multiprocess mode
+        from hps_api.observe import metrics
+
+        metrics.use_multiprocess_dir(metrics.multiprocess_dir(settings.config_dir))
     app = create_app(settings)
     sweep_debris(settings)
     log_selftest(settings)
@@ -161,6 +170,13 @@ def leave_sigint_to_master(worker: Any) -> None:
     after graceful_timeout.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def forget_worker_metrics(server: Any, worker: Any) -> None:
+    """Drop the live-only metric values of a worker that exited (in the master)."""
+    from hps_api.observe import metrics
+
+    metrics.process_gone(worker.pid)
 
 
 class HpsServer(BaseApplication):  # type: ignore[misc]

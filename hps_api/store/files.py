@@ -24,6 +24,10 @@ LOCK_FILE_MODE = 0o644
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 _POLL_SECONDS = 0.002
 _READ_CHUNK = 1 << 16
+#: told of every lock `acquire` takes or gives up on: (seconds waited, True when taken, False
+#: at the timeout). The store imports nothing above itself, so whoever counts lock waits
+#: (hps_api.observe.metrics) adds itself here; a listener must not raise.
+LOCK_LISTENERS: list[Callable[[float, bool], None]] = []
 
 
 def unwritable(err: OSError, path: Path | str) -> StoreUnavailable:
@@ -230,7 +234,8 @@ def acquire(lock_path: Path, timeout: float) -> int:
     lock belongs to one open file description, so two threads exclude each other too. Opened
     read-only: flock needs no write access, and a lock file created by root stays usable.
     """
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     while True:
         with writing(lock_path):
             fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT, LOCK_FILE_MODE)
@@ -241,15 +246,24 @@ def acquire(lock_path: Path, timeout: float) -> int:
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
+                        _tell_lock_listeners(started, taken=False)
                         raise StoreBusy(f"{lock_path.name}: still locked after {timeout:g} s; "
                                         "try again") from None
                     time.sleep(_POLL_SECONDS)
             if os.fstat(fd).st_nlink:
+                _tell_lock_listeners(started, taken=True)
                 return fd
         except BaseException:
             os.close(fd)
             raise
         os.close(fd)  # the file was unlinked while we waited: lock the one now at that path
+
+
+def _tell_lock_listeners(started: float, *, taken: bool) -> None:
+    if LOCK_LISTENERS:
+        waited = time.monotonic() - started
+        for listener in LOCK_LISTENERS:
+            listener(waited, taken)
 
 
 def identity(st: os.stat_result) -> tuple[int, ...]:

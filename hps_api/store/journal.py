@@ -23,6 +23,10 @@ from pathlib import Path
 from hps_api.store.files import unwritable
 
 REDACTED = "<redacted>"
+#: told of every append that landed, with its number of lines. The store imports nothing above
+#: itself, so whoever counts journal writes (hps_api.observe.metrics) adds itself here; a
+#: listener must not raise.
+WRITE_LISTENERS: list[Callable[[int], None]] = []
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,8 @@ def _write(fd: int, path: Path, changes: list[Change]) -> None:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     except OSError as err:
         raise unwritable(err, path) from None
+    for listener in WRITE_LISTENERS:
+        listener(len(changes))
 
 
 def _torn_tail(fd: int) -> bool:

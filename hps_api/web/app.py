@@ -15,6 +15,7 @@ from hps_api.render.negotiate import Negotiated, negotiate
 from hps_api.settings import Settings, load_settings
 from hps_api.store import FileStore
 from hps_api.web import api, bootstrap, legacy, login, static, ui
+from hps_api.web import metrics as request_metrics
 from hps_api.web.respond import error_response, shown_to_caller
 from hps_api.web.runtime import Runtime
 
@@ -31,6 +32,8 @@ def build_app(settings: Settings | None = None) -> Flask:
                                     Neighbours(settings.arp_table, settings.dhcp_leases))
     eventlog.setup(settings.log_dir)
     ipxe.compile_all()  # in gunicorn's preloaded master: every worker inherits them compiled
+    if settings.metrics:  # first: its clock starts before any other before-request function
+        request_metrics.install(app, store)
     app.register_blueprint(legacy.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(ui.bp)
