@@ -16,13 +16,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hps_api.model.catalog import HostType
-from hps_api.model.states import STATES
+from hps_api.model.states import (
+    BOOT_STATES,
+    INSTALL_STATES,
+    KNOWN_STATES,
+    MENU_STATES,
+    PROVISION_STATES,
+)
 
-MENU_STATES = frozenset({"UNCONFIGURED", "FAILED", "INSTALL_FAILED"})
-INSTALL_STATES = frozenset({"CONFIGURED", "REINSTALL"})
-#: DISK_BOOT: the old system's name for a host that boots from disk (imported records)
-LOCAL_STATES = frozenset({"INSTALLED", "UNMANAGED", "DISK_BOOT"})
-KNOWN_STATES = frozenset(STATES) | LOCAL_STATES
 #: host keys a disk install cannot go without: the kickstart names the host and fixes its address
 INSTALLER_KEYS = ("HOSTNAME", "IP")
 DEFAULT_MENU_TIMEOUT = 60
@@ -81,16 +82,16 @@ def decide(inputs: BootInputs) -> Decision:
         return cannot_go_on(inputs, Blocker(f"state {state!r} is not one hps-api knows",
                                             blocked.state if blocked else "FAILED"))
     if host.get("FORCE_INSTALL", "").lower() == "yes" and host.get("TYPE") and \
-            state not in INSTALL_STATES | {"INSTALLING", "NETWORK_BOOT"}:
+            state not in INSTALL_STATES | {"NETWORK_BOOT"}:
         return install(inputs, f"FORCE_INSTALL=yes: install again from {state}",
                        {"FORCE_INSTALL": None})
-    if state in INSTALL_STATES:
+    if state in PROVISION_STATES:
         return install(inputs, f"{state}: unattended install of {host.get('TYPE', '?')}")
     if state == "INSTALLING":
         return installing(inputs)
     if state == "NETWORK_BOOT":
         return network_boot(inputs)
-    if state in LOCAL_STATES:
+    if state in BOOT_STATES:
         return local_boot(inputs, f"{state}: boot from the local disk")
     reason = "new host: registered as UNCONFIGURED" if not inputs.registered else \
         f"{state}: waiting for an operator (menu, then poll)"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from hps_api.boot.decide import MENU_STATES
 from hps_api.boot.flow import answer, boot_stamps, explain, host_or_none, inputs_for
 from hps_api.commands.base import CommandContext, Reply
 from hps_api.errors import Conflict
+from hps_api.model.states import MENU_STATES
 from hps_api.observe import eventlog, metrics
 from hps_api.ops import hosts as host_ops
 

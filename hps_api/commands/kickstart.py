@@ -30,13 +30,12 @@ from hps_api.errors import Conflict, InvalidInput, NotFound
 from hps_api.ids import DOMAIN_PATTERN, HOSTNAME_PATTERN, colon_mac
 from hps_api.model import resources
 from hps_api.model.osreg import resolve_os
+from hps_api.model.states import INSTALL_STATES, in_order
 from hps_api.observe import eventlog
 from hps_api.store import FileStore, RecordId
 
 #: the shipped installer templates (a site's own `cluster-config/installers/` is searched first)
 INSTALLERS_DIR = resources.shipped("cluster-config/installers")
-#: states in which the installer may fetch its config (docs/boot.md, "Installers")
-INSTALL_STATES = ("CONFIGURED", "REINSTALL", "INSTALLING")
 
 _TYPE = re.compile(r"^[A-Z][A-Z0-9]{0,15}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9._:/@%+=,$-]+$")
@@ -57,7 +56,7 @@ def kickstart(ctx: CommandContext) -> Reply:
     state = host.get("STATE", "")
     if state not in INSTALL_STATES:
         raise Conflict(f"host {ctx.mac} is {state or 'without STATE'}: a kickstart is served only "
-                       f"in {', '.join(INSTALL_STATES)}")
+                       f"in {', '.join(in_order(INSTALL_STATES))}")
     cluster = ctx.store.items(RecordId.of_cluster(ctx.cluster))
     os_id, os_record = host_os(ctx.store, host, cluster)
     values = kickstart_values(ctx.mac, host, cluster, os_id, os_record, ctx.base_url)

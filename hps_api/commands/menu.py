@@ -17,6 +17,7 @@ from hps_api.commands.base import CommandContext, Reply
 from hps_api.commands.boot import require_console
 from hps_api.errors import Conflict, InvalidInput, NotFound
 from hps_api.model.catalog import STORAGE_TYPE, load_catalog
+from hps_api.model.states import MENU_STATES
 from hps_api.observe import eventlog
 from hps_api.ops import hosts as host_ops
 from hps_api.store import FileStore, RecordId
@@ -86,7 +87,7 @@ def _main(ctx: CommandContext, inputs: d.BootInputs) -> d.Decision:
 
 def _install_menu(ctx: CommandContext, inputs: d.BootInputs, notice: str = "") -> d.Decision:
     state = d.host_state(inputs)
-    if state not in d.MENU_STATES and not ctx.caller.admin:
+    if state not in MENU_STATES and not ctx.caller.admin:
         return d.main_menu(inputs, f"no install menu in {state}", notice=(
             f"Installing is offered while the host waits at its menu, not in {state}."))
     items, notes = _choices(ctx, inputs.arch)

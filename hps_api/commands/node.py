@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
 from hps_api.boot.alloc import host_values
 from hps_api.commands.base import CommandContext, Reply
-from hps_api.errors import Conflict, InvalidInput, NotFound
+from hps_api.errors import Conflict, InvalidInput
 from hps_api.ids import normalize_key
 from hps_api.model import resources
-from hps_api.model.network import first_free
+from hps_api.model.network import StorageNetwork, first_free, storage_network
 from hps_api.observe import eventlog
 from hps_api.store import RecordId
 
@@ -101,7 +99,7 @@ def host_allocate_networks(ctx: CommandContext) -> Reply:
     ctx.host_items()
     with ctx.store.lock(ctx.cluster):
         cluster = ctx.store.items(RecordId.of_cluster(ctx.cluster))
-        net = _storage_network(cluster, index)
+        net = storage_network(cluster, index)
         key = f"STORAGE{index}_IP"
         ip = ctx.host_items().get(key)
         if not ip:
@@ -150,70 +148,6 @@ def _index(text: str) -> int:
     if not text.isdigit() or not 0 <= int(text) < 16:
         raise InvalidInput(f"index must be a storage network number, not {text!r}")
     return int(text)
-
-
-@dataclass(frozen=True)
-class StorageNetwork:
-    """Storage network `index` of a cluster (cluster keys STORAGE<i>_VLAN/_CIDR/_GATEWAY/_MTU)."""
-
-    network: ipaddress.IPv4Network
-    gateway: ipaddress.IPv4Address
-    vlan: str
-    mtu: str
-
-
-def _storage_network(cluster: dict[str, str], index: int) -> StorageNetwork:
-    """Return the storage network `index`; NotFound when it is not configured.
-
-    A cluster configured by the bash-era IPS (NETWORK_STORAGE_COUNT and no STORAGE_NETWORKS)
-    is read in its own keys, so its old nodes and this allocator agree.
-    """
-    if not cluster.get("STORAGE_NETWORKS") and cluster.get("NETWORK_STORAGE_COUNT"):
-        return _old_storage_network(cluster, index)
-    count = _count(cluster, "STORAGE_NETWORKS")
-    prefix = f"STORAGE{index}_"
-    if index >= count or not cluster.get(prefix + "CIDR"):
-        raise NotFound(f"storage network {index} is not configured (STORAGE_NETWORKS={count})")
-    return _storage_network_of(index, cluster[prefix + "CIDR"], cluster.get(prefix + "GATEWAY"),
-                               cluster.get(prefix + "VLAN", "0"),
-                               cluster.get(prefix + "MTU", "1500"))
-
-
-def _old_storage_network(cluster: dict[str, str], index: int) -> StorageNetwork:
-    """Storage network `index` in the bash-era keys: VLAN NETWORK_STORAGE_BASE_VLAN + index,
-    then NETWORK_STORAGE_VLAN<vlan>_SUBNET (`10.31.0.0/24`, or an address with _NETMASK),
-    _GATEWAY, and one NETWORK_STORAGE_MTU for all."""
-    count = _count(cluster, "NETWORK_STORAGE_COUNT")
-    base = cluster.get("NETWORK_STORAGE_BASE_VLAN", "")
-    if not base.strip().isdigit():
-        raise NotFound("storage network not initialised: NETWORK_STORAGE_BASE_VLAN is not set")
-    vlan = int(base) + index
-    prefix = f"NETWORK_STORAGE_VLAN{vlan}_"
-    subnet = cluster.get(prefix + "SUBNET", "").strip()
-    if index >= count or not subnet:
-        raise NotFound(f"storage network {index} (VLAN {vlan}) is not configured "
-                       f"(NETWORK_STORAGE_COUNT={count})")
-    if "/" not in subnet and cluster.get(prefix + "NETMASK"):
-        subnet = f"{subnet}/{cluster[prefix + 'NETMASK'].strip()}"
-    return _storage_network_of(index, subnet, cluster.get(prefix + "GATEWAY"), str(vlan),
-                               cluster.get("NETWORK_STORAGE_MTU") or "1500")
-
-
-def _count(cluster: dict[str, str], key: str) -> int:
-    text = (cluster.get(key) or "0").strip()
-    if not text.isdigit():
-        raise InvalidInput(f"cluster key {key}={text[:20]!r} is not a number")
-    return int(text)
-
-
-def _storage_network_of(index: int, cidr: str, gateway: str | None, vlan: str,
-                        mtu: str) -> StorageNetwork:
-    try:
-        network = ipaddress.IPv4Network(cidr, strict=False)
-        address = ipaddress.IPv4Address(gateway or str(next(network.hosts())))
-    except ValueError as err:
-        raise InvalidInput(f"storage network {index}: {err}") from None
-    return StorageNetwork(network, address, vlan, mtu)
 
 
 def _free_address(ctx: CommandContext, net: StorageNetwork, key: str) -> str:

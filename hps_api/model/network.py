@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from hps_api.errors import InvalidInput
+from hps_api.errors import InvalidInput, NotFound
 from hps_api.ids import DOMAIN_PATTERN, MAX_DOMAIN
 
 IPv4 = ipaddress.IPv4Address
@@ -188,3 +188,69 @@ def _port(cluster: Mapping[str, str], where: str) -> int:
     if not _PORT.fullmatch(text) or not 1 <= int(text) <= 65535:
         raise InvalidInput(f"{where}HPS_PORT={text[:20]!r} is not a port number (1-65535)")
     return int(text)
+
+
+# -- storage networks ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StorageNetwork:
+    """Storage network `index` of a cluster (cluster keys STORAGE<i>_VLAN/_CIDR/_GATEWAY/_MTU)."""
+
+    network: ipaddress.IPv4Network
+    gateway: ipaddress.IPv4Address
+    vlan: str
+    mtu: str
+
+
+def storage_network(cluster: Mapping[str, str], index: int) -> StorageNetwork:
+    """Return the storage network `index`; NotFound when it is not configured.
+
+    A cluster configured by the bash-era IPS (NETWORK_STORAGE_COUNT and no STORAGE_NETWORKS)
+    is read in its own keys, so its old nodes, the allocator and the checks agree.
+    """
+    if not cluster.get("STORAGE_NETWORKS") and cluster.get("NETWORK_STORAGE_COUNT"):
+        return _old_storage_network(cluster, index)
+    count = _count(cluster, "STORAGE_NETWORKS")
+    prefix = f"STORAGE{index}_"
+    if index >= count or not cluster.get(prefix + "CIDR"):
+        raise NotFound(f"storage network {index} is not configured (STORAGE_NETWORKS={count})")
+    return _storage_network_of(index, cluster[prefix + "CIDR"], cluster.get(prefix + "GATEWAY"),
+                               cluster.get(prefix + "VLAN", "0"),
+                               cluster.get(prefix + "MTU", "1500"))
+
+
+def _old_storage_network(cluster: Mapping[str, str], index: int) -> StorageNetwork:
+    """Storage network `index` in the bash-era keys: VLAN NETWORK_STORAGE_BASE_VLAN + index,
+    then NETWORK_STORAGE_VLAN<vlan>_SUBNET (`10.31.0.0/24`, or an address with _NETMASK),
+    _GATEWAY, and one NETWORK_STORAGE_MTU for all."""
+    count = _count(cluster, "NETWORK_STORAGE_COUNT")
+    base = cluster.get("NETWORK_STORAGE_BASE_VLAN", "")
+    if not base.strip().isdigit():
+        raise NotFound("storage network not initialised: NETWORK_STORAGE_BASE_VLAN is not set")
+    vlan = int(base) + index
+    prefix = f"NETWORK_STORAGE_VLAN{vlan}_"
+    subnet = cluster.get(prefix + "SUBNET", "").strip()
+    if index >= count or not subnet:
+        raise NotFound(f"storage network {index} (VLAN {vlan}) is not configured "
+                       f"(NETWORK_STORAGE_COUNT={count})")
+    if "/" not in subnet and cluster.get(prefix + "NETMASK"):
+        subnet = f"{subnet}/{cluster[prefix + 'NETMASK'].strip()}"
+    return _storage_network_of(index, subnet, cluster.get(prefix + "GATEWAY"), str(vlan),
+                               cluster.get("NETWORK_STORAGE_MTU") or "1500")
+
+
+def _count(cluster: Mapping[str, str], key: str) -> int:
+    text = (cluster.get(key) or "0").strip()
+    if not text.isdigit():
+        raise InvalidInput(f"cluster key {key}={text[:20]!r} is not a number")
+    return int(text)
+
+
+def _storage_network_of(index: int, cidr: str, gateway: str | None, vlan: str,
+                        mtu: str) -> StorageNetwork:
+    try:
+        network = ipaddress.IPv4Network(cidr, strict=False)
+        address = ipaddress.IPv4Address(gateway or str(next(network.hosts())))
+    except ValueError as err:
+        raise InvalidInput(f"storage network {index}: {err}") from None
+    return StorageNetwork(network, address, vlan, mtu)

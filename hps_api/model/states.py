@@ -29,12 +29,29 @@ BOOT_STATES = frozenset({"INSTALLED", "UNMANAGED", LEGACY_DISK_BOOT})
 #: every STATE value the boot decision acts on (anything else: the menu, saying why)
 KNOWN_STATES = frozenset(STATES) | BOOT_STATES
 
-#: (from, to) pairs a node may report through set_status; admins may set anything.
+#: (from, to) pairs a node may report through set_status
 NODE_TRANSITIONS = frozenset({
     ("INSTALLING", "INSTALLED"),
     ("INSTALLING", "INSTALL_FAILED"),
     ("NETWORK_BOOT", "NETWORK_BOOT"),
 })
+#: states an operator may move any host to in the ordinary course
+OPERATOR_TARGETS = frozenset({"UNCONFIGURED", "UNMANAGED"})
+#: (from, to) moves an operator makes in the ordinary course, besides OPERATOR_TARGETS; any
+#: other move an admin makes is forced (hps_api.ops.hosts.set_state records it as such)
+OPERATOR_TRANSITIONS = frozenset(
+    {(old, "REINSTALL") for old in ("INSTALLED", "INSTALL_FAILED", "FAILED", "CONFIGURED",
+                                    "NETWORK_BOOT", "REINSTALL", "INSTALLING")}
+    | {("UNMANAGED", "INSTALLED"), ("INSTALLING", "INSTALL_FAILED"),
+       ("INSTALL_FAILED", "CONFIGURED"), ("FAILED", "CONFIGURED")})
+
+
+def is_ordinary(current: str | None, new: str, *, admin: bool) -> bool:
+    """Return True when the state table has the move (for an admin: the operator's moves too);
+    False for a move only an admin may force."""
+    if current == new or (current, new) in NODE_TRANSITIONS:
+        return True
+    return admin and (new in OPERATOR_TARGETS or (current, new) in OPERATOR_TRANSITIONS)
 
 
 def in_order(states: Iterable[str]) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ regenerated and dnsmasq reloaded, so reservations and names never go stale, whic
 made the change.
 
 The state an operator sets is checked against the state table too: a move the table has
-(OPERATOR_TRANSITIONS, or one a node may report) is an ordinary change; any other is allowed to
+(`model.states.is_ordinary`) is an ordinary change; any other is allowed to
 an admin as a forced change, recorded as such in the journal (the actor gets " (forced)") and
 the event log, and refused to everyone else.
 """
@@ -25,7 +25,7 @@ from hps_api.boot.decide import install_blocker
 from hps_api.boot.flow import inputs_for
 from hps_api.errors import Conflict
 from hps_api.ids import normalize_key
-from hps_api.model.states import NODE_TRANSITIONS, parse_state
+from hps_api.model.states import is_ordinary, parse_state
 from hps_api.observe import eventlog
 from hps_api.ops import managed
 from hps_api.ops.services import refresh_services, touches_services
@@ -38,14 +38,6 @@ UNCONFIGURE_CHANGES: dict[str, str | None] = {
     "STATE": "UNCONFIGURED", "TYPE": None, "PROFILE": None, "OS_ID": None,
     "INSTALL_ATTEMPTS": None, "FORCE_INSTALL": None}
 
-#: states an operator may move any host to without forcing
-OPERATOR_TARGETS = frozenset({"UNCONFIGURED", "UNMANAGED"})
-#: (from, to) moves an operator makes in the ordinary course, besides OPERATOR_TARGETS
-OPERATOR_TRANSITIONS = frozenset(
-    {(old, "REINSTALL") for old in ("INSTALLED", "INSTALL_FAILED", "FAILED", "CONFIGURED",
-                                    "NETWORK_BOOT", "REINSTALL", "INSTALLING")}
-    | {("UNMANAGED", "INSTALLED"), ("INSTALLING", "INSTALL_FAILED"),
-       ("INSTALL_FAILED", "CONFIGURED"), ("FAILED", "CONFIGURED")})
 #: RESCUE=yes boots the rescue image whatever the state (boot.decide)
 RESCUE_KEY = "RESCUE"
 
@@ -107,7 +99,7 @@ def set_state(store: FileStore, rid: RecordId, state: str, actor: str, *, admin:
     """
     new = parse_state(state)
     current = store.items(rid).get("STATE") if store.exists(rid) else None
-    forced = not _ordinary(current, new, admin=admin)
+    forced = not is_ordinary(current, new, admin=admin)
     if forced and not admin:
         raise Conflict(f"illegal state transition {current or '(none)'} -> {new}")
     who = f"{actor} (forced)" if forced else actor
@@ -169,14 +161,6 @@ def check_value(store: FileStore, rid: RecordId, key: str, value: str) -> str:
         return parse_state(value)
     record = store.items(rid) if store.exists(rid) else {}
     return managed.check(store, rid, name, value, record) if managed.is_managed(name) else value
-
-
-def _ordinary(current: str | None, new: str, *, admin: bool) -> bool:
-    if current == new or (current, new) in NODE_TRANSITIONS:
-        return True
-    if not admin:
-        return False
-    return new in OPERATOR_TARGETS or (current, new) in OPERATOR_TRANSITIONS
 
 
 @contextlib.contextmanager

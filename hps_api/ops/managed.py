@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from hps_api.errors import HpsError, InvalidInput, NotFound, StoreBusy
 from hps_api.ids import check_host_value, normalize_os_id
 from hps_api.model.catalog import load_catalog
-from hps_api.model.network import ClusterNetwork
+from hps_api.model.network import ClusterNetwork, storage_network
 from hps_api.model.states import parse_state
 from hps_api.store import Kind, RecordId, Store
 
@@ -124,17 +124,16 @@ def _ip(store: Store, rid: RecordId, value: str, record: Mapping[str, str]) -> s
 def _storage_ip(store: Store, rid: RecordId, key: str, index: int, value: str) -> str:
     address = _address(value, key)
     cluster = store.items(RecordId.of_cluster(_cluster_of(rid)))
-    cidr = cluster.get(f"STORAGE{index}_CIDR", "")
     try:
-        network = ipaddress.IPv4Network(cidr, strict=False)
-    except ValueError:
-        raise InvalidInput(f"{key}: storage network {index} is not configured "
-                           f"(STORAGE{index}_CIDR)") from None
+        net = storage_network(cluster, index)  # either spelling: current or bash-era keys
+    except NotFound as err:
+        raise InvalidInput(f"{key}: {err}") from None
+    network = net.network
     if address not in network or address in (network.network_address,
                                               network.broadcast_address):
         raise InvalidInput(f"{key} {address} is not a host address of storage network {index} "
                            f"({network})")
-    if cluster.get(f"STORAGE{index}_GATEWAY", "") == str(address):
+    if address == net.gateway:
         raise InvalidInput(f"{key} {address} is storage network {index}'s gateway")
     _unique_address(store, rid, key, address)
     return str(address)

@@ -27,7 +27,6 @@ from typing import Any
 from flask import Blueprint, Response, g, request
 
 from hps_api import __version__
-from hps_api.boot.decide import MENU_STATES
 from hps_api.boot.flow import decision_for, explain
 from hps_api.errors import (
     Conflict,
@@ -37,7 +36,7 @@ from hps_api.errors import (
 )
 from hps_api.ids import colon_mac, normalize_mac
 from hps_api.model.catalog import load_catalog
-from hps_api.model.states import STATES
+from hps_api.model.states import MENU_STATES, in_order
 from hps_api.net.identity import Caller
 from hps_api.ops import hosts as host_ops
 from hps_api.ops.selftest import run_selftest
@@ -136,7 +135,7 @@ def unconfigured() -> Response:
     forms = {row.mac: _form(row.mac, "configure") for row in rows} if admin else {}
     return _page("unconfigured.html", title="Unconfigured hosts", cluster=cluster, rows=rows,
                  forms=forms, choices=catalog_choices(load_catalog()), problems=problems,
-                 admin=admin, states=sorted(MENU_STATES, key=STATES.index))
+                 admin=admin, states=in_order(MENU_STATES))
 
 
 @bp.get("/hosts/<mac>")
@@ -219,7 +218,7 @@ def configure_waiting_host(store: FileStore, settings: Settings, cluster: str, m
     record = store.items(RecordId.of_host(cluster, mac12))
     if not configurable(record):
         raise Conflict(f"host {mac12} is {record.get('STATE')}: only hosts in "
-                       f"{', '.join(sorted(MENU_STATES))} are configured here; unconfigure first")
+                       f"{', '.join(in_order(MENU_STATES))} are configured here; unconfigure first")
     type_name, profile = parse_choice(choice)
     return host_ops.configure(store, settings, cluster, mac12, type_name, profile, actor,
                               admin=True)

@@ -13,11 +13,10 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hps_api.boot.decide import MENU_STATES
 from hps_api.errors import CorruptRecord, NotFound, StoreUnreadable
 from hps_api.ids import colon_mac, is_sensitive
 from hps_api.model.catalog import HostType
-from hps_api.model.states import STATES
+from hps_api.model.states import MENU_STATES, STATES
 from hps_api.store import FileStore, Kind
 from hps_api.store.journal import Change
 
