@@ -53,3 +53,28 @@ def test_every_boot_mix_checks_its_answers() -> None:
     boot = [m for m in mixes if "iPXE" in m.name]
     assert len(boot) == 4
     assert all(m.agent == bench.IPXE_AGENT and m.expect for m in boot)
+
+
+def test_the_checkout_ab_compares_two_checkouts_request_by_request() -> None:
+    import checkout_ab
+
+    repo = Path(__file__).resolve().parents[1]
+    table = checkout_ab.run(checkout_ab.parse_args(["--before", str(repo), "--rounds", "2",
+                                                    "--requests", "20", "--hosts", "5"]))
+    rows = [line for line in table.splitlines() if line.startswith("| init ")
+            or line.startswith("| determine_state ")]
+    assert len(rows) == 2
+    for row in rows:
+        before, after = (float(cell) for cell in row.split("|")[2:4])
+        assert before > 0 and after > 0
+
+
+def test_the_checkout_ab_refuses_a_folder_that_is_no_checkout(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str],
+                                                              ) -> None:
+    import checkout_ab
+
+    with pytest.raises(SystemExit) as stop:
+        checkout_ab.parse_args(["--before", str(tmp_path)])
+    assert stop.value.code == 2
+    assert "not a checkout of hps-api" in capsys.readouterr().err

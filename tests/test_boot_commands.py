@@ -357,3 +357,28 @@ def test_registering_a_new_host_lists_no_directory(web, store, monkeypatch) -> N
     monkeypatch.setattr(FileStore, "list_records", no_scan)
     assert "menu hps-api:" in init(web).text
     assert host_of(store)["STATE"] == "UNCONFIGURED"
+
+
+def test_a_menu_poll_is_part_of_the_same_boot(web, store: FileStore, monkeypatch) -> None:
+    """The menu polls `init` naming its session: the same boot goes on (one session, no journal
+    line per poll); a request naming no session, or another one, is a new boot."""
+    import hps_api.boot.flow as flow
+
+    clock = [1_800_000_000.0]
+    monkeypatch.setattr(flow.time, "time", lambda: clock[0])
+    first = init(web)
+    session = host_of(store)["BOOT_SESSION"]
+    assert f"cmd=init&mac={NEW12}&session={session}" in first.text  # the poll names it
+    lines = len(store.history(RecordId.of_host("default", NEW)))
+    for _ in range(3):
+        clock[0] += 60
+        assert f"session {session}" in init(web, session=session).text
+    record = host_of(store)
+    assert (record["BOOT_SESSION"], record["BOOT_TIME"]) == (session, "1800000000")
+    assert len(store.history(RecordId.of_host("default", NEW))) == lines
+    clock[0] += 60
+    for other in ({}, {"session": "zzzzzz"}):
+        init(web, **other)
+        assert host_of(store)["BOOT_SESSION"] != session
+        session = host_of(store)["BOOT_SESSION"]
+        clock[0] += 60

@@ -157,12 +157,15 @@ def open_page(driver: WebDriver, url: str, heading: str) -> None:
         ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), heading))
 
 
-def dashboard_states(driver: WebDriver) -> dict[str, str]:
-    """Return mac12 -> state cell text of the dashboard's hosts table."""
+def listed_states(driver: WebDriver) -> dict[str, str]:
+    """Return mac12 -> state cell text of the host list's table."""
+    headings = [th.text.rstrip(" ▲▼") for th in
+                driver.find_elements(By.CSS_SELECTOR, "table#hosts tr:first-child th")]
+    mac, state = headings.index("MAC"), headings.index("State")
     states = {}
-    for row in driver.find_elements(By.CSS_SELECTOR, "table.hosts tr")[1:]:
+    for row in driver.find_elements(By.CSS_SELECTOR, "table#hosts tr")[1:]:
         cells = row.find_elements(By.TAG_NAME, "td")
-        states[cells[0].text.replace(":", "")] = cells[4].text
+        states[cells[mac].text.replace(":", "")] = cells[state].text
     return states
 
 
@@ -214,13 +217,17 @@ def admin_token(site: Site, action: str) -> str:
     return found.group(1)
 
 
-def test_the_dashboard_lists_the_seeded_hosts_with_their_states(
+def test_the_host_list_shows_the_seeded_hosts_with_their_states_and_the_dashboard_counts(
         driver: WebDriver, site: Site, tmp_path: Path) -> None:
     driver.delete_all_cookies()
+    open_page(driver, f"{site.admin_url}/hosts", "Hosts")
+    assert listed_states(driver) == SEEDED
     open_page(driver, f"{site.admin_url}/", "Cluster default")
-    assert dashboard_states(driver) == SEEDED
     assert driver.find_element(By.CSS_SELECTOR, "meta[http-equiv=refresh]")
     assert driver.find_elements(By.CSS_SELECTOR, "main form") == []
+    counts = {row.find_element(By.TAG_NAME, "th").text: row.find_element(By.TAG_NAME, "td").text
+              for row in driver.find_elements(By.CSS_SELECTOR, "#state-counts tr")[1:]}
+    assert counts == {**{state: "1" for state in SEEDED.values()}, "Total": "5"}
     driver.save_screenshot(str(tmp_path / "dashboard.png"))
 
 

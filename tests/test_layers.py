@@ -25,6 +25,8 @@ FORBIDDEN = {
     "ops": {"commands", "web", "cli", "entry"},
     "commands": {"web", "cli", "entry"},
     "web": {"cli", "entry"},
+    "power": {"model", "importer", "boot", "services", "render", "ops", "commands", "web", "cli",
+              "entry"},
 }
 
 

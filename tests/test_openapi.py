@@ -12,6 +12,9 @@ import webtest
 from flask import Flask
 
 from hps_api import __version__, create_app
+from hps_api.ops import power
+from hps_api.power.bmc import Bmc
+from hps_api.power.records import ActionLog
 from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId
 from hps_api.web.legacy import PATHS as LEGACY_PATHS
@@ -24,10 +27,12 @@ OPERATIONS = [(path, method) for path, item in DOC["paths"].items()
 
 #: plausible values for the path parameters, on the store `seeded` prepares
 PATH_VALUES = {"mac": "52-54-00-AA-BB-01", "name": "default", "key": "dns_domain",
-               "switch": "on"}
+               "switch": "on", "action_id": "0123456789abcdef"}
 #: request bodies and query strings by operationId (the legacy ones share a prefix)
 BODIES: dict[str, Any] = {"createCluster": {"name": "lab2"}, "setClusterKey": {"value": "x"},
-                          "setHostKey": {"value": "x"}, "configureHost": {"type": "SCH"}}
+                          "setHostKey": {"value": "x"}, "configureHost": {"type": "SCH"},
+                          "startPowerAction": {"action": "status"},
+                          "setBmc": {"driver": "wol", "address": "127.255.255.255"}}
 LEGACY_QUERY = "cmd=host_variable&name=DNS_DOMAIN&mac=525400aabb01"
 
 
@@ -40,6 +45,11 @@ def seeded(store: FileStore, host: RecordId) -> None:
                                                   "NETWORK_CIDR": "10.99.0.0/24"}, "t")
     store.update(RecordId.of_os("x86_64:rocky:10"), {"STATUS": "prod", "HPS_TYPES": "SCH"}, "t",
                  create=True)
+    # a BMC that sends nothing for `status` (Wake-on-LAN reads nothing back), and an action
+    power.set_bmc(store, "default", host.name or "", Bmc("wol", "127.255.255.255"), "t")
+    actions = ActionLog(store.layout.root)
+    actions.update(actions.create("default", host.name or "", ["status"], "t"),
+                   id=PATH_VALUES["action_id"])
 
 
 @pytest.fixture

@@ -16,12 +16,13 @@ from flask import Flask
 
 from hps_api import __version__, create_app
 from hps_api.errors import Forbidden, NotFound
+from hps_api.ops import host_query
 from hps_api.ops.accounts import Accounts
 from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId
 from hps_api.store.bootstrap import initialise
 from hps_api.store.journal import Change
-from hps_api.web import csrf, ui, views
+from hps_api.web import csrf, overview, ui, views
 
 OUTSIDER = "10.99.0.7"
 LOOPBACK = "127.0.0.1"
@@ -103,7 +104,10 @@ def three_hosts(store: FileStore) -> None:
 
 def state_count(body: str, state: str) -> int | None:
     """Return the count the dashboard shows for a state, None when the state is not listed."""
-    found = re.search(rf'<th scope="row">{state}</th><td>(\d+)</td>', body)
+    table = body.split('id="state-counts"')[1].split("</table>")[0]
+    found = re.search(rf'>{state}</span></a></th><td><a href="[^"]*">(\d+)</a></td>', table)
+    if state == "Total":
+        found = re.search(r'<th scope="row">Total</th><td><a href="/hosts">(\d+)</a>', table)
     return int(found.group(1)) if found else None
 
 
@@ -121,19 +125,29 @@ def test_dashboard_names_the_active_cluster_and_counts_hosts_per_state(web) -> N
 
 
 @pytest.mark.usefixtures("three_hosts")
-def test_dashboard_lists_hosts_with_their_summary_and_a_link_to_each(web) -> None:
+def test_every_dashboard_count_links_to_the_host_list_filtered_the_same_way(web) -> None:
     body = web.get("/").text
-    assert '<a href="/hosts/525400aabb01">52:54:00:aa:bb:01</a>' in body
-    for value in ("sch-001", "SCH", "DEFAULT", "10.99.0.11", "2025-01-02T10:00:00Z", "a1b2c3",
-                  "pass"):
-        assert f"<td>{value}</td>" in body
+    for state, count in (("INSTALLED", 2), ("UNCONFIGURED", 1)):
+        assert f'<a href="/hosts?state={state}">{count}</a>' in body
+        listed = web.get(f"/hosts?state={state}").text
+        assert listed.count('<td class="pick">') + listed.count("<tr><td><a class=\"mono\"") \
+            == count
+    assert '<a href="/hosts?type=SCH">1</a>' in body
+    assert '<a href="/hosts?type=%28none%29">2</a>' in body
 
 
-@pytest.mark.usefixtures("three_hosts")
-def test_dashboard_lists_newest_activity_first_and_never_seen_hosts_last(web) -> None:
-    body = web.get("/").text
-    positions = [body.index(name) for name in ("new-002", "sch-001", "old-003")]
-    assert positions == sorted(positions)
+def test_the_dashboard_weighs_the_same_for_40_hosts_as_for_160(web, store: FileStore) -> None:
+    sizes = []
+    for batch in (range(40), range(40, 160)):
+        for n in batch:
+            add_host(store, f"52:54:00:aa:cc:{n:02x}", STATE="INSTALLED", HOSTNAME=f"many-{n:03d}")
+        body = web.get("/").text
+        attention = body.split("<h2>Needs attention</h2>")[1].split("<h2>Recent activity</h2>")[0]
+        assert "many-" not in attention  # INSTALLED hosts need nothing: counted, not listed
+        assert body.count("<tr><td><time") == overview.RECENT_CHANGES  # the last changes only
+        sizes.append(len(body))
+    assert state_count(body, "INSTALLED") == 160
+    assert abs(sizes[1] - sizes[0]) < 200
 
 
 def test_dashboard_says_so_when_the_cluster_has_no_hosts(web) -> None:
@@ -142,12 +156,13 @@ def test_dashboard_says_so_when_the_cluster_has_no_hosts(web) -> None:
     assert "<table" not in page.text
 
 
-def test_dashboard_refreshes_itself_every_30_seconds_and_other_pages_do_not(web, host) -> None:
-    refresh = '<meta http-equiv="refresh" content="30">'
+def test_dashboard_refreshes_itself_every_minute_and_other_pages_do_not(web, host) -> None:
+    refresh = f'<meta http-equiv="refresh" content="{ui.REFRESH_SECONDS}">'
+    assert ui.REFRESH_SECONDS == 60
     assert refresh in web.get("/").text
-    assert refresh not in web.get("/hosts/525400aabb01").text
-    assert refresh not in web.get("/unconfigured").text
-    assert refresh not in web.get("/health").text
+    for url in ("/hosts/525400aabb01", "/unconfigured", "/health", "/hosts", "/cluster", "/os",
+                "/network"):
+        assert 'http-equiv="refresh"' not in web.get(url).text, url
 
 
 def test_a_corrupt_host_file_is_reported_without_hiding_the_other_hosts(
@@ -176,16 +191,16 @@ def test_dashboard_without_an_active_cluster_is_a_404_page(web, store: FileStore
                   "b": {"UPDATED": "2025-09-01T00:00:00Z"}}, ["a", "b"], id="seen-beats-unseen"),
     pytest.param({"a": {}, "b": {}, "c": {}}, ["a", "b", "c"], id="ties-keep-mac-order"),
 ])
-def test_host_rows_are_ordered_by_last_seen_then_updated_descending(records, expected) -> None:
-    rows = views.host_rows(records, (), admin=False)
-    assert [row.mac for row in rows] == expected
+def test_hosts_are_listed_by_last_seen_then_updated_descending(records, expected) -> None:
+    rows = host_query.sort_rows(list(records.items()), host_query.DEFAULT_SORT)
+    assert [mac for mac, _ in rows] == expected
 
 
 def test_state_counts_list_known_states_in_table_order_and_unknown_ones_last() -> None:
     records = [{"STATE": "INSTALLED"}, {"STATE": "WEIRD"}, {}, {"STATE": "UNCONFIGURED"},
                {"STATE": "INSTALLED"}]
-    assert views.state_counts(records) == [("UNCONFIGURED", 1), ("INSTALLED", 2), ("(none)", 1),
-                                        ("WEIRD", 1)]
+    assert [(c.label, c.count) for c in overview.state_counts(records)] == [
+        ("UNCONFIGURED", 2), ("INSTALLED", 2), ("WEIRD", 1)]  # no STATE counts as UNCONFIGURED
 
 
 # -- host page -----------------------------------------------------------------------------------
@@ -292,13 +307,17 @@ def test_a_forwarded_loopback_address_from_an_untrusted_peer_is_no_admin(web, se
     assert "s3cret-pw" not in body
 
 
-def test_the_dashboard_hides_a_summary_column_that_settings_call_sensitive(
+def test_the_host_list_hides_a_column_that_settings_call_sensitive(
         tmp_path: Path, config_dir: Path, store: FileStore) -> None:
-    add_host(store, "52:54:00:aa:bb:01", STATE="INSTALLED", BOOT_SESSION="abc123")
-    app = make_app(tmp_path, config_dir, sensitive_keys=("BOOT_SESSION",))
-    body = webtest.TestApp(app, extra_environ={"REMOTE_ADDR": OUTSIDER}).get("/").text
-    assert "abc123" not in body
-    assert '<span class="withheld">hidden</span>' in body
+    add_host(store, "52:54:00:aa:bb:01", STATE="INSTALL_FAILED", IP="10.99.0.77")
+    app = make_app(tmp_path, config_dir, sensitive_keys=("IP",))
+    client = webtest.TestApp(app, extra_environ={"REMOTE_ADDR": OUTSIDER})
+    for url in ("/", "/hosts"):
+        body = client.get(url).text
+        assert "10.99.0.77" not in body, url
+        assert '<span class="withheld">hidden</span>' in body, url
+    assert "sensitive key" in client.get("/hosts?q=IP%3D10.99.0.77", status=400).text
+    assert "sensitive key" in client.get("/hosts?sort=ip", status=400).text
 
 
 # -- escaping ------------------------------------------------------------------------------------
@@ -421,7 +440,21 @@ def test_non_admins_see_the_waiting_hosts_without_forms_and_are_told_why(web) ->
 def test_the_refreshing_dashboard_has_no_form_and_links_to_the_waiting_hosts(admin) -> None:
     body = admin.get("/").text
     assert "<form" not in body.split("</header>", 1)[1]  # the header's logout button only
-    assert '3 hosts wait for a type: <a href="/unconfigured">configure them</a>' in body
+    waiting = body.split('id="attention-waiting"')[1].split("</div>")[0]
+    assert '<a href="/hosts?state=UNCONFIGURED">Waiting for a type: 1</a>' in waiting
+    assert '<a href="/unconfigured">configure them</a>' in waiting
+
+
+@pytest.mark.usefixtures("hosts_in_states")
+def test_failed_installs_and_failed_hosts_are_shown_apart_from_hosts_waiting_for_a_type(
+        web) -> None:
+    body = web.get("/").text
+    groups = {key: body.split(f'id="attention-{key}"')[1].split("</div>")[0]
+              for key in ("install_failed", "failed", "waiting")}
+    assert "Install failed: 1" in groups["install_failed"]
+    assert "sch-004" in groups["install_failed"] and "failed-003" not in groups["install_failed"]
+    assert "Failed: 1" in groups["failed"] and "failed-003" in groups["failed"]
+    assert "525400aabb02" in groups["waiting"] and "sch-004" not in groups["waiting"]
 
 
 @pytest.mark.usefixtures("hosts_in_states")
@@ -437,7 +470,7 @@ def test_the_form_offers_every_type_and_profile_of_the_catalog(admin) -> None:
 def test_the_dashboard_heads_with_the_cluster_summary(web) -> None:
     body = web.get("/").text
     for label, value in (("Cluster", "default"), ("Network", "10.99.0.0/24"),
-                         ("IPS address", "10.99.0.1"), ("Hosts", "4")):
+                         ("IPS address", "10.99.0.1"), ("Hosts", '<a href="/hosts">4</a>')):
         assert f"<dt>{label}</dt><dd>{value}</dd>" in body
 
 
@@ -736,6 +769,7 @@ def test_sensitive_hardware_facts_are_hidden_from_non_admins(web, store: FileSto
 @pytest.mark.usefixtures("bootable")
 def test_host_page_explains_the_boot_decision_and_writes_nothing(
         web, host, config_dir: Path, snapshot) -> None:
+    web.get("/health")  # the header's IPS self-test runs once per worker (its probe lock stays)
     before = snapshot(config_dir)
     body = web.get("/hosts/525400aabb01").text
     assert snapshot(config_dir) == before

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 
 from hps_api.errors import Conflict, NotFound
 from hps_api.model.network import ClusterNetwork, first_free
-from hps_api.store import FileStore, Kind, RecordId
+from hps_api.store import Kind, RecordId, Store
 
 _NUMBERED = re.compile(r"^([a-z]+)-(\d{3,})$")
 
@@ -37,14 +37,14 @@ def next_ip(network: ClusterNetwork, taken: Iterable[str]) -> str:
     return str(address)
 
 
-def host_values(store: FileStore, cluster: str, key: str) -> list[str]:
+def host_values(store: Store, cluster: str, key: str) -> list[str]:
     """Return the value of `key` of every host of the cluster that has it (call it under the
     cluster allocation lock: the answer is what an allocation must not hand out again)."""
     return [items[key] for _, items in _all_hosts(store, cluster) if items.get(key)]
 
 
 def allocate_identity(
-    store: FileStore, cluster: str, mac: str, host_type: str, extra: Mapping[str, str | None],
+    store: Store, cluster: str, mac: str, host_type: str, extra: Mapping[str, str | None],
     actor: str,
 ) -> dict[str, str]:
     """Give the host a HOSTNAME, IP and NETMASK (kept if it has them) and write them together
@@ -67,7 +67,7 @@ def allocate_identity(
         return store.update(rid, changes, actor, create=True)
 
 
-def _all_hosts(store: FileStore, cluster: str) -> list[tuple[str | None, dict[str, str]]]:
+def _all_hosts(store: Store, cluster: str) -> list[tuple[str | None, dict[str, str]]]:
     found = []
     for rid in store.list_records(Kind.HOST, cluster):
         try:
@@ -77,7 +77,7 @@ def _all_hosts(store: FileStore, cluster: str) -> list[tuple[str | None, dict[st
     return found
 
 
-def _items_or_empty(store: FileStore, rid: RecordId) -> dict[str, str]:
+def _items_or_empty(store: Store, rid: RecordId) -> dict[str, str]:
     try:
         return store.items(rid)
     except NotFound:

@@ -11,11 +11,11 @@ from hps_api.boot.alloc import allocate_identity
 from hps_api.errors import Conflict, HpsError, NotFound
 from hps_api.model.catalog import STORAGE_TYPE, HostType, host_type, load_catalog, profile_of
 from hps_api.observe import eventlog
-from hps_api.store import FileStore, Kind, RecordId
+from hps_api.store import Kind, RecordId, Store
 
 
 def configure_host(
-    store: FileStore, cluster: str, mac: str, type_name: str, profile: str | None, actor: str,
+    store: Store, cluster: str, mac: str, type_name: str, profile: str | None, actor: str,
     *, admin: bool,
 ) -> dict[str, str]:
     """Set TYPE, PROFILE and OS_ID, allocate HOSTNAME and IP, set STATE=CONFIGURED; return the
@@ -37,14 +37,14 @@ def configure_host(
     return record
 
 
-def offered_types(store: FileStore, cluster: str) -> list[HostType]:
+def offered_types(store: Store, cluster: str) -> list[HostType]:
     """Return the host types the install menu offers now (storage-dependent ones only once a
     storage host is INSTALLED)."""
     ready = storage_ready(store, cluster)
     return [kind for kind in load_catalog().values() if ready or not kind.needs_storage]
 
 
-def storage_ready(store: FileStore, cluster: str) -> bool:
+def storage_ready(store: Store, cluster: str) -> bool:
     """Return True when the cluster has an INSTALLED storage host (SCH)."""
     for rid in store.list_records(Kind.HOST, cluster):
         try:
@@ -56,7 +56,7 @@ def storage_ready(store: FileStore, cluster: str) -> bool:
     return False
 
 
-def _resolve(store: FileStore, cluster_items: dict[str, str], kind: HostType, arch: str) -> str:
+def _resolve(store: Store, cluster_items: dict[str, str], kind: HostType, arch: str) -> str:
     from hps_api.model.osreg import resolve_os
 
     found = resolve_os(store, cluster_items, kind.name, arch)
@@ -66,7 +66,7 @@ def _resolve(store: FileStore, cluster_items: dict[str, str], kind: HostType, ar
     return found[0]
 
 
-def _host_arch(store: FileStore, cluster: str, mac: str) -> str:
+def _host_arch(store: Store, cluster: str, mac: str) -> str:
     try:
         return store.items(RecordId.of_host(cluster, mac)).get("ARCH") or "x86_64"
     except NotFound:

@@ -15,7 +15,7 @@ from hps_api.boot.decide import Blocker, BootInputs, Decision, cannot_go_on, dec
 from hps_api.errors import HpsError, InvalidInput, NotFound, StoreBusy
 from hps_api.model.catalog import load_catalog
 from hps_api.render import ipxe
-from hps_api.store import FileStore, RecordId
+from hps_api.store import RecordId, Store
 from hps_api.store.journal import utc_now
 
 _ARCH = re.compile(r"^[a-z0-9_]{1,16}$")
@@ -29,7 +29,7 @@ def session_id(name: str, epoch: int) -> str:
     return hashlib.sha256(f"{name}:{epoch}".encode()).hexdigest()[:6]
 
 
-def host_or_none(store: FileStore, rid: RecordId) -> dict[str, str] | None:
+def host_or_none(store: Store, rid: RecordId) -> dict[str, str] | None:
     """Return the host record, or None when the host is not registered."""
     try:
         return store.items(rid)
@@ -38,7 +38,7 @@ def host_or_none(store: FileStore, rid: RecordId) -> dict[str, str] | None:
 
 
 def inputs_for(
-    store: FileStore, cluster: str, mac: str, host: Mapping[str, str] | None, *,
+    store: Store, cluster: str, mac: str, host: Mapping[str, str] | None, *,
     base_url: str, session: str, arch: str | None = None,
 ) -> BootInputs:
     """Return the BootInputs of a host (None: not registered yet), reading cluster and OS."""
@@ -51,7 +51,7 @@ def inputs_for(
                       arch=host_arch, registered=host is not None, os_problem=problem)
 
 
-def decision_for(store: FileStore, cluster: str, mac: str, host: Mapping[str, str] | None, *,
+def decision_for(store: Store, cluster: str, mac: str, host: Mapping[str, str] | None, *,
                  base_url: str, session: str, arch: str | None = None) -> Decision:
     """Return the decision `init` would take now for this host (no writes)."""
     return answer(inputs_for(store, cluster, mac, host, base_url=base_url, session=session,
@@ -77,8 +77,15 @@ def answer(inputs: BootInputs) -> tuple[Decision, str]:
 
 def boot_stamps(host: Mapping[str, str] | None, mac: str, params: Mapping[str, str],
                 epoch: int | None = None) -> tuple[str, dict[str, str]]:
-    """Return the new boot session id and the keys `init` writes at every boot (and, for a
-    new host, at registration)."""
+    """Return the boot session id and the keys `init` writes: at a boot, a new session (and, for
+    a new host, the registration facts); at a poll of a menu of the current boot (`session=`
+    names the host's BOOT_SESSION: the menus' poll chains carry it), the same session and
+    LAST_SEEN alone, so a host waiting at its menu for a day is one boot, not one per poll.
+    A caller that names no session (the bootstrap, a firmware reboot, an old menu) starts a
+    new one."""
+    current = (host or {}).get("BOOT_SESSION")
+    if host is not None and current and params.get("session") == current:
+        return current, {"LAST_SEEN": utc_now()}  # a menu's poll: the same boot goes on
     epoch = int(time.time()) if epoch is None else epoch
     name = (host or {}).get("HOSTNAME") or mac
     session = session_id(name, epoch)
@@ -112,7 +119,7 @@ def explain(decision: Decision, script: str | None = None) -> dict[str, object]:
             "script": script_of(decision) if script is None else script}
 
 
-def resolve_for(store: FileStore, cluster: Mapping[str, str], host_type: str,
+def resolve_for(store: Store, cluster: Mapping[str, str], host_type: str,
                 arch: str) -> tuple[str | None, dict[str, str] | None, str]:
     """Return (OS id, OS record, "") for a host type and arch, or (None, None, why not).
 
@@ -131,7 +138,7 @@ def resolve_for(store: FileStore, cluster: Mapping[str, str], host_type: str,
     return found[0], found[1], ""
 
 
-def _os_of(store: FileStore, cluster: Mapping[str, str], host: Mapping[str, str],
+def _os_of(store: Store, cluster: Mapping[str, str], host: Mapping[str, str],
            arch: str) -> tuple[str | None, dict[str, str] | None, str]:
     """Return the host's OS: its OS_ID if set and present, else what resolves for its type;
     with the reason when there is none."""

@@ -32,10 +32,8 @@ from hps_api.cli.common import (
 from hps_api.cli.wizard import (
     MASK,
     Console,
-    Plan,
     Terminal,
     Wizard,
-    changed_meanwhile,
     confirm,
     load_steps,
     summary_lines,
@@ -47,8 +45,9 @@ from hps_api.model.cluster_keys import InvalidKey, key_table, spec_for
 from hps_api.model.osreg import list_os
 from hps_api.ops import clusters as cluster_ops
 from hps_api.ops import inventory
+from hps_api.ops.services import Refreshed
 from hps_api.settings import Settings
-from hps_api.store import FileStore, Kind, RecordId
+from hps_api.store import Kind, RecordId, Store
 from hps_api.store.bootstrap import active_cluster as stored_active_cluster
 
 PROG = "hps-api"
@@ -208,7 +207,7 @@ def _configure(args: argparse.Namespace) -> int:
         return EXIT_NOT_SET
 
 
-def _run_wizard(settings: Settings, store: FileStore, cluster: str, terminal: Terminal) -> int:
+def _run_wizard(settings: Settings, store: Store, cluster: str, terminal: Terminal) -> int:
     """Ask, show the changes, confirm, commit atomically, render the services."""
     rid = RecordId.of_cluster(cluster)
     current = store.items(rid)
@@ -225,45 +224,33 @@ def _run_wizard(settings: Settings, store: FileStore, cluster: str, terminal: Te
     if not confirm(terminal, len(plan.changes)):
         terminal.say("Nothing written.")
         return EXIT_OK
-    _commit(store, rid, plan)
+    try:
+        refreshed = cluster_ops.configure(store, settings, cluster, plan.changes, plan.expect,
+                                          cli_actor())
+    except Conflict as err:
+        raise Conflict(f"{err}: run 'hps-api cluster configure' again") from None
     terminal.say(f"{len(plan.changes)} change(s) written to cluster {cluster}.")
-    _render_services(store, settings, cluster, terminal)
+    _report(refreshed, cluster, terminal)
     return EXIT_OK
 
 
-def _commit(store: FileStore, rid: RecordId, plan: Plan) -> None:
-    """Write every change in one update, only if no asked key changed since the wizard began."""
-    try:
-        store.update(rid, plan.changes, cli_actor(), expect=plan.expect)
-    except Conflict:
-        moved = ", ".join(changed_meanwhile(store.items(rid), plan.expect)) or "a key"
-        raise Conflict(f"{rid.label} changed while the wizard ran ({moved} changed by someone "
-                       "else); nothing written: run 'hps-api cluster configure' again") from None
-
-
-def _render_services(store: FileStore, settings: Settings, cluster: str,
-                     terminal: Terminal) -> None:
-    """Render dnsmasq's files and reload it; report (never raise) when that is not possible."""
-    again = f"run 'hps-api render-services --cluster {cluster}'"
-    try:
-        from hps_api.services import reload_dnsmasq, render_services
-    except ImportError as err:
-        fail(PROG, f"warning: services not rendered ({err}); {again}")
+def _report(refreshed: Refreshed | HpsError | OSError, cluster: str,
+            terminal: Terminal) -> None:
+    """Say what the render after the change did; a failure is a warning (the change is made)."""
+    if not isinstance(refreshed, Refreshed):
+        fail(PROG, f"warning: changes written, but services not rendered: {refreshed}; fix it "
+             f"and run 'hps-api render-services --cluster {cluster}'")
         return
-    try:
-        written = render_services(store, settings, cluster)
-        reloaded = reload_dnsmasq(settings)
-    except (HpsError, OSError) as err:
-        fail(PROG, f"warning: changes written, but services not rendered: {err}; fix it and "
-             f"{again}")
-        return
-    state = "reloaded" if reloaded else "not running, not reloaded"
-    terminal.say(f"Services rendered ({len(written)} file(s)); dnsmasq {state}.")
+    for host in refreshed.rendered.skipped:
+        fail(PROG, f"warning: skipped {host}")
+    state = ("reloaded" if refreshed.not_reloaded is None
+             else f"not reloaded ({refreshed.not_reloaded})")
+    terminal.say(f"Services rendered ({len(refreshed.rendered)} file(s)); dnsmasq {state}.")
 
 
 # -- helpers ---------------------------------------------------------------------------------
 
-def _store(args: argparse.Namespace) -> tuple[Settings, FileStore]:
+def _store(args: argparse.Namespace) -> tuple[Settings, Store]:
     """Return the settings and the store; StoreUnreadable when the tree does not exist."""
     settings = settings_for(args.config_dir)
     store = open_store(settings)

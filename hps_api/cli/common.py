@@ -20,7 +20,7 @@ from hps_api.errors import (
     StoreUnreadable,
 )
 from hps_api.settings import Settings, load_settings
-from hps_api.store import FileStore, RecordId
+from hps_api.store import RecordId, Store, factory
 from hps_api.store.bootstrap import active_cluster as stored_active_cluster
 
 EXIT_OK = 0
@@ -84,12 +84,12 @@ def settings_for(config_dir: str | None) -> Settings:
     return settings
 
 
-def open_store(settings: Settings) -> FileStore:
-    """Return the file store the settings point at (creating nothing)."""
-    return FileStore(settings.config_dir, settings.lock_timeout, settings.sensitive_keys)
+def open_store(settings: Settings) -> Store:
+    """Return the store the settings point at (creating nothing), from the one factory."""
+    return factory.open_store(settings)
 
 
-def active_cluster(store: FileStore, requested: str | None) -> str:
+def active_cluster(store: Store, requested: str | None) -> str:
     """Return the requested cluster, else `ACTIVE_CLUSTER` from hps.conf; NotFound if neither."""
     if requested:
         return RecordId.of_cluster(requested).cluster or requested

@@ -40,7 +40,7 @@ from hps_api.ids import colon_mac, normalize_key, validate_value
 from hps_api.ops import clusters as cluster_ops
 from hps_api.ops import hosts as host_ops
 from hps_api.settings import Settings
-from hps_api.store import FileStore, Kind, RecordId
+from hps_api.store import Kind, RecordId, Store
 
 #: each verb's arguments; `[X]` is optional
 VERBS_SYNTAX = {"get": "KEY", "set": "KEY VALUE", "unset": "KEY", "list": ""}
@@ -178,7 +178,7 @@ def _execute(prog: str, inv: Invocation) -> int:
     return VERBS[inv.verb](store, rid, inv)
 
 
-def _cluster_record(store: FileStore, inv: Invocation) -> RecordId:
+def _cluster_record(store: Store, inv: Invocation) -> RecordId:
     """Return the cluster record a `cluster_config` command line is about.
 
     `set KEY VALUE CLUSTER` (the old positional form) must name an existing cluster, and the
@@ -201,13 +201,13 @@ def _settings(inv: Invocation) -> Settings:
     return inv.settings
 
 
-def _get(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+def _get(store: Store, rid: RecordId, inv: Invocation) -> int:
     value = store.get(rid, inv.args[0])
     out(json.dumps(value, ensure_ascii=False) if inv.json else value)
     return EXIT_OK
 
 
-def _set(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+def _set(store: Store, rid: RecordId, inv: Invocation) -> int:
     key, value = inv.args[:2]
     if rid.kind is Kind.HOST:  # checks and service files: the same operation as every door
         host_ops.set_key(store, _settings(inv), rid, key, value, cli_actor(),
@@ -219,7 +219,7 @@ def _set(store: FileStore, rid: RecordId, inv: Invocation) -> int:
     return EXIT_OK
 
 
-def _unset(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+def _unset(store: Store, rid: RecordId, inv: Invocation) -> int:
     if rid.kind is Kind.HOST:
         host_ops.unset_key(store, _settings(inv), rid, inv.args[0], cli_actor())
     elif rid.kind is Kind.CLUSTER:
@@ -229,7 +229,7 @@ def _unset(store: FileStore, rid: RecordId, inv: Invocation) -> int:
     return EXIT_OK
 
 
-def _exists(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+def _exists(store: Store, rid: RecordId, inv: Invocation) -> int:
     """Exit 0 when the record exists (with KEY: when KEY is set, even empty), else 1, silently."""
     key = normalize_key(inv.args[0]) if inv.args else None
     items = _items_or_none(store, rid)
@@ -237,7 +237,7 @@ def _exists(store: FileStore, rid: RecordId, inv: Invocation) -> int:
     return EXIT_OK if found else EXIT_NOT_SET
 
 
-def _equals(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+def _equals(store: Store, rid: RecordId, inv: Invocation) -> int:
     """Exit 0 when KEY is set to exactly VALUE (case counts), else 1, silently.
 
     An unset key equals nothing, not even the empty value.
@@ -247,7 +247,7 @@ def _equals(store: FileStore, rid: RecordId, inv: Invocation) -> int:
     return EXIT_OK if items is not None and items.get(key) == value else EXIT_NOT_SET
 
 
-def _items_or_none(store: FileStore, rid: RecordId) -> dict[str, str] | None:
+def _items_or_none(store: Store, rid: RecordId) -> dict[str, str] | None:
     """Return the record's keys, None when it does not exist (corrupt or unreadable: raise)."""
     try:
         return store.items(rid)
@@ -255,7 +255,7 @@ def _items_or_none(store: FileStore, rid: RecordId) -> dict[str, str] | None:
         return None
 
 
-def _list(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+def _list(store: Store, rid: RecordId, inv: Invocation) -> int:
     items = store.items(rid)
     if inv.json:
         out(json.dumps(items, ensure_ascii=False, indent=2))
@@ -265,7 +265,7 @@ def _list(store: FileStore, rid: RecordId, inv: Invocation) -> int:
     return EXIT_OK
 
 
-def _show(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+def _show(store: Store, rid: RecordId, inv: Invocation) -> int:
     items = store.items(rid)
     history = store.history(rid)
     last = asdict(history[-1]) if history else None
@@ -283,13 +283,13 @@ def _show(store: FileStore, rid: RecordId, inv: Invocation) -> int:
     return EXIT_OK
 
 
-def _delete(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+def _delete(store: Store, rid: RecordId, inv: Invocation) -> int:
     host_ops.delete(store, _settings(inv), rid, cli_actor())
     out(f"{rid.name} deleted")
     return EXIT_OK
 
 
-def _history(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+def _history(store: Store, rid: RecordId, inv: Invocation) -> int:
     changes = store.history(rid)
     if not changes and not store.exists(rid):
         raise NotFound(f"{rid.label} not found")
@@ -303,19 +303,19 @@ def _history(store: FileStore, rid: RecordId, inv: Invocation) -> int:
     return EXIT_OK
 
 
-def _reinstall(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+def _reinstall(store: Store, rid: RecordId, inv: Invocation) -> int:
     host_ops.reinstall(store, rid, cli_actor())
     out(f"{rid.name} marked for reinstall: it installs again at its next network boot")
     return EXIT_OK
 
 
-def _unconfigure(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+def _unconfigure(store: Store, rid: RecordId, inv: Invocation) -> int:
     host_ops.unconfigure(store, rid, cli_actor())
     out(f"{rid.name} unconfigured: it shows the install menu at its next network boot")
     return EXIT_OK
 
 
-def _rescue(store: FileStore, rid: RecordId, inv: Invocation) -> int:
+def _rescue(store: Store, rid: RecordId, inv: Invocation) -> int:
     switch = inv.args[0].lower()
     if switch not in ("on", "off"):
         raise UsageError(f"rescue takes on or off, not {inv.args[0][:20]!r}")
@@ -324,7 +324,7 @@ def _rescue(store: FileStore, rid: RecordId, inv: Invocation) -> int:
     return EXIT_OK
 
 
-VERBS: dict[str, Callable[[FileStore, RecordId, Invocation], int]] = {
+VERBS: dict[str, Callable[[Store, RecordId, Invocation], int]] = {
     "get": _get, "set": _set, "unset": _unset, "list": _list, "exists": _exists,
     "equals": _equals, "show": _show, "delete": _delete, "history": _history,
     "reinstall": _reinstall, "unconfigure": _unconfigure, "rescue": _rescue,

@@ -478,7 +478,7 @@ def _init_missing(store: FileStore, cluster: str) -> list[str]:
 
 
 def _render(target: Target, changed: set[str]) -> Outcome:
-    from hps_api.services import render_services
+    from hps_api.ops.services import render_and_reload
 
     settings, store = target.disk_settings(), target.store()
     services, tftp = store.layout.services_dir(target.cluster), settings.resources_dir / "tftp"
@@ -488,7 +488,7 @@ def _render(target: Target, changed: set[str]) -> Outcome:
                                 f"the iPXE binaries into {tftp})")
     before = _contents(services, tftp)
     try:
-        render_services(store, settings, target.cluster)
+        render_and_reload(store, settings, target.cluster, reload=False)
     except InvalidInput as err:
         raise StepFailed(f"{err}; set it (hps-api cluster configure {target.cluster}), then run "
                          "install again") from None

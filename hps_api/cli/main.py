@@ -18,6 +18,7 @@ from hps_api import __version__
 from hps_api.cli import admin as admin_cli
 from hps_api.cli import cluster as cluster_cli
 from hps_api.cli import install as install_cli
+from hps_api.cli import power as power_cli
 from hps_api.cli.common import (
     EXIT_NOT_SET,
     EXIT_OK,
@@ -35,7 +36,7 @@ from hps_api.errors import StoreUnreadable
 from hps_api.ids import normalize_key, normalize_os_id
 from hps_api.model import osreg
 from hps_api.model.osreg import STATUSES
-from hps_api.store import FileStore
+from hps_api.store import Store
 
 PROG = "hps-api"
 
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster_cli.register(sub)
     admin_cli.register(sub)
     install_cli.register(sub, common)
+    power_cli.register(sub)
     return parser
 
 
@@ -181,22 +183,23 @@ def _render_services(args: argparse.Namespace) -> int:
     """Write the files, then reload dnsmasq. Exit 1 after writing them when a host was left out
     of dnsmasq's files (each named on stderr, then a summary line), or when a reload was
     expected (no --no-reload) and no dnsmasq runs behind HPS_DNSMASQ_PIDFILE."""
-    from hps_api.services import IPXE_BINARIES, render_services, tftp_root, why_not_reloaded
+    from hps_api.ops.services import render_and_reload
+    from hps_api.services import IPXE_BINARIES, tftp_root
 
     settings = settings_for(args.config_dir)
     store = open_store(settings)
     cluster = active_cluster(store, args.cluster)
-    rendered = render_services(store, settings, cluster)
+    refreshed = render_and_reload(store, settings, cluster, reload=not args.no_reload)
+    rendered = refreshed.rendered
     for path in rendered:
         out(f"wrote {path}")
     for name in IPXE_BINARIES:
         if not (tftp_root(settings) / name).is_file():
             out(f"warning: {tftp_root(settings) / name} missing (install Debian's ipxe package)")
-    problem = None
+    problem = refreshed.not_reloaded
     if args.no_reload:
         out("dnsmasq not reloaded (--no-reload)")
     else:
-        problem = why_not_reloaded(settings)
         if problem:
             fail(PROG, f"files written, but dnsmasq not reloaded: {problem}; start dnsmasq (or "
                        "set HPS_DNSMASQ_PIDFILE to its pidfile), or pass --no-reload")
@@ -216,13 +219,13 @@ def _os(args: argparse.Namespace) -> int:
     return _OS_VERBS[args.os_command](store, args)
 
 
-def _os_add(store: FileStore, args: argparse.Namespace) -> int:
+def _os_add(store: Store, args: argparse.Namespace) -> int:
     osreg.add_os(store, args.os_id, _os_values(args), cli_actor())
     out(f"OS {normalize_os_id(args.os_id)} added")
     return EXIT_OK
 
 
-def _os_list(store: FileStore, args: argparse.Namespace) -> int:
+def _os_list(store: Store, args: argparse.Namespace) -> int:
     records = osreg.list_os(store)
     if args.json:
         out(json.dumps(dict(records), ensure_ascii=False, indent=2))
@@ -232,14 +235,14 @@ def _os_list(store: FileStore, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _os_show(store: FileStore, args: argparse.Namespace) -> int:
+def _os_show(store: Store, args: argparse.Namespace) -> int:
     record = osreg.get_os(store, args.os_id)
     out(json.dumps(record, ensure_ascii=False, indent=2) if args.json
         else "\n".join(f"{key}={value}" for key, value in record.items()))
     return EXIT_OK
 
 
-def _os_remove(store: FileStore, args: argparse.Namespace) -> int:
+def _os_remove(store: Store, args: argparse.Namespace) -> int:
     osreg.remove_os(store, args.os_id, cli_actor())
     out(f"OS {normalize_os_id(args.os_id)} removed")
     return EXIT_OK
@@ -265,7 +268,7 @@ def _os_values(args: argparse.Namespace) -> dict[str, str]:
     return values
 
 
-_OS_VERBS: dict[str, Callable[[FileStore, argparse.Namespace], int]] = {
+_OS_VERBS: dict[str, Callable[[Store, argparse.Namespace], int]] = {
     "add": _os_add, "list": _os_list, "show": _os_show, "remove": _os_remove}
 
 
@@ -283,7 +286,8 @@ def _selftest(args: argparse.Namespace) -> int:
 COMMANDS = {"init": _init, "fsck": _fsck, "import-legacy": _import_legacy, "serve": _serve,
             "cgi": _cgi, "render-services": _render_services, "os": _os,
             "cluster": cluster_cli.dispatch, "selftest": _selftest, "admin": admin_cli.dispatch,
-            "install": install_cli.dispatch}
+            "install": install_cli.dispatch, "bmc": power_cli.dispatch_bmc,
+            "power": power_cli.dispatch_power}
 
 
 if __name__ == "__main__":

@@ -323,8 +323,3 @@ def confirm(terminal: Terminal, count: int) -> bool:
     """Return True when the operator answers yes to applying `count` changes (default: no)."""
     question = "Apply this 1 change?" if count == 1 else f"Apply these {count} changes?"
     return terminal.ask(f"{question} [y/N] ").strip().lower() in ("y", "yes")
-
-
-def changed_meanwhile(now: Mapping[str, str], expect: Mapping[str, str | None]) -> list[str]:
-    """Return the keys whose value is no longer the one the wizard read at its start."""
-    return [key for key, value in expect.items() if now.get(key) != value]

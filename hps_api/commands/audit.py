@@ -32,6 +32,7 @@ from hps_api.commands.base import CommandContext, IpxeAnswer, Reply
 from hps_api.errors import InvalidInput
 from hps_api.ids import is_sensitive, validate_value
 from hps_api.observe import eventlog
+from hps_api.ops import nodes as node_ops
 from hps_api.store.journal import utc_now
 
 MAX_FACTS = 64
@@ -71,7 +72,7 @@ def host_audit(ctx: CommandContext) -> Reply:
         raise InvalidInput(f"fact {refused[0]} has a sensitive name: a host cannot set it")
     host = ctx.host_items()
     audit = plan_audit(host, facts, prefix, utc_now())
-    ctx.store.update(ctx.host, audit.changes, ctx.actor, expect={"HW_HASH": host.get("HW_HASH")})
+    node_ops.record_audit(ctx.store, ctx.host, audit.changes, host.get("HW_HASH"), ctx.actor)
     if audit.changed:
         eventlog.event(logging.WARNING, describe_change(host, audit, ctx.settings.sensitive_keys),
                        host=ctx.mac, session=ctx.session, client=ctx.negotiated.client.value)

@@ -11,7 +11,7 @@ from hps_api.ids import is_sensitive
 from hps_api.net.identity import Caller
 from hps_api.render.negotiate import Negotiated
 from hps_api.settings import Settings
-from hps_api.store import FileStore, RecordId
+from hps_api.store import RecordId, Store
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class CommandContext:
     name: str
     params: Mapping[str, str]
     caller: Caller
-    store: FileStore
+    store: Store
     settings: Settings
     cluster: str
     negotiated: Negotiated

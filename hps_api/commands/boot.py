@@ -10,6 +10,7 @@ from hps_api.errors import Conflict
 from hps_api.model.states import MENU_STATES
 from hps_api.observe import eventlog, metrics
 from hps_api.ops import hosts as host_ops
+from hps_api.ops import nodes as node_ops
 
 
 def init(ctx: CommandContext) -> Reply:
@@ -25,11 +26,8 @@ def init(ctx: CommandContext) -> Reply:
     decision, script = answer(inputs_for(ctx.store, ctx.cluster, ctx.mac, host,
                                          base_url=ctx.base_url, session=session,
                                          arch=stamps.get("ARCH")))
-    if host is not None and not decision.changes:
-        ctx.store.stamp(ctx.host, stamps, ctx.actor)
-    else:
-        ctx.store.update(ctx.host, {**stamps, **decision.changes}, ctx.actor,
-                         create=host is None)
+    node_ops.record_boot(ctx.store, ctx.host, host is not None, stamps, decision.changes,
+                         ctx.actor)
     eventlog.event(logging.INFO, f"init: {decision.action} ({decision.reason})", host=ctx.mac,
                    session=session, client=ctx.negotiated.client.value)
     metrics.count_boot_decision(decision.action)

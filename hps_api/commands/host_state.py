@@ -30,7 +30,8 @@ def change_state(ctx: CommandContext, new: str) -> str | None:
     """Move the caller's host to `new` through the state table (hps_api.ops.hosts.set_state:
     a node only along the table, an admin also by force); return the previous state."""
     current = ctx.host_items().get("STATE")
-    host_ops.set_state(ctx.store, ctx.host, new, ctx.actor, admin=ctx.caller.admin)
+    host_ops.set_state(ctx.store, ctx.host, new, ctx.actor, admin=ctx.caller.admin,
+                       session=ctx.session, client=ctx.negotiated.client.value)
     return current
 
 

@@ -32,7 +32,8 @@ from hps_api.model import resources
 from hps_api.model.osreg import resolve_os
 from hps_api.model.states import INSTALL_STATES, in_order
 from hps_api.observe import eventlog
-from hps_api.store import FileStore, RecordId
+from hps_api.ops import nodes as node_ops
+from hps_api.store import RecordId, Store
 
 #: the shipped installer templates (a site's own `cluster-config/installers/` is searched first)
 INSTALLERS_DIR = resources.shipped("cluster-config/installers")
@@ -62,7 +63,7 @@ def kickstart(ctx: CommandContext) -> Reply:
     values = kickstart_values(ctx.mac, host, cluster, os_id, os_record, ctx.base_url)
     text = render_kickstart(values["type"], values)
     ctx.store.write_attachment(ctx.host, "ks", text, ctx.actor)
-    ctx.store.update(ctx.host, {"STATE": "INSTALLING"}, ctx.actor, expect={"STATE": state})
+    node_ops.start_install(ctx.store, ctx.host, state, ctx.actor)
     eventlog.event(logging.INFO, f"kickstart served: {values['type']} {os_id}, state {state} -> "
                    "INSTALLING", host=ctx.mac, session=ctx.session,
                    client=ctx.negotiated.client.value)
@@ -70,7 +71,7 @@ def kickstart(ctx: CommandContext) -> Reply:
     return Reply(text, data, raw=True, title=f"Kickstart of {values['hostname']}")
 
 
-def host_os(store: FileStore, host: Mapping[str, str],
+def host_os(store: Store, host: Mapping[str, str],
             cluster: Mapping[str, str]) -> tuple[str, dict[str, str]]:
     """Return (OS id, OS record) of a host: its OS_ID, else what the cluster's rules resolve.
 

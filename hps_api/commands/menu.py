@@ -20,7 +20,8 @@ from hps_api.model.catalog import STORAGE_TYPE, load_catalog
 from hps_api.model.states import MENU_STATES
 from hps_api.observe import eventlog
 from hps_api.ops import hosts as host_ops
-from hps_api.store import FileStore, RecordId
+from hps_api.ops import nodes as node_ops
+from hps_api.store import RecordId, Store
 
 Action = Callable[[CommandContext, "d.BootInputs"], "d.Decision"]
 
@@ -76,8 +77,7 @@ def _decide_and_apply(ctx: CommandContext) -> d.Decision:
     an error script here, and the `init` it chains falls back to the main menu (flow.answer).
     """
     decision = d.decide(_inputs(ctx))
-    if decision.changes:
-        ctx.store.update(ctx.host, dict(decision.changes), ctx.actor)
+    node_ops.apply_decision(ctx.store, ctx.host, decision.changes, ctx.actor)
     return decision
 
 
@@ -153,7 +153,7 @@ def _notice(message: str, menu: str) -> Action:
     return act
 
 
-def _operation(operation: Callable[[FileStore, RecordId, str], object]) -> Action:
+def _operation(operation: Callable[[Store, RecordId, str], object]) -> Action:
     """A menu item that is an operator's act on the host (hps_api.ops.hosts), the same as the
     host page's and the API's; the host then boots as the new record says."""
     def act(ctx: CommandContext, inputs: d.BootInputs) -> d.Decision:
@@ -173,7 +173,7 @@ def _reinstall(ctx: CommandContext, inputs: d.BootInputs) -> d.Decision:
 
 def _force(value: str) -> Action:
     def act(ctx: CommandContext, inputs: d.BootInputs) -> d.Decision:
-        ctx.store.update(ctx.host, {"FORCE_INSTALL": value}, ctx.actor)
+        node_ops.force_install(ctx.store, ctx.host, value == "yes", ctx.actor)
         fresh = _inputs(ctx)
         blocked = d.install_blocker(fresh)
         notice = f"FORCE_INSTALL={value}"

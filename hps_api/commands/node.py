@@ -9,14 +9,12 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
-from hps_api.boot.alloc import host_values
 from hps_api.commands.base import CommandContext, Reply
-from hps_api.errors import Conflict, InvalidInput
+from hps_api.errors import InvalidInput
 from hps_api.ids import normalize_key
 from hps_api.model import resources
-from hps_api.model.network import StorageNetwork, first_free, storage_network
 from hps_api.observe import eventlog
-from hps_api.store import RecordId
+from hps_api.ops import nodes as node_ops
 
 #: the served files, as hps_api.model.resources names them
 NODE_LIBS = {"sh": "node_lib/sh/hps-functions.sh",
@@ -79,12 +77,9 @@ def selftest_report(ctx: CommandContext) -> Reply:
     """Store `name=pass|name=fail:reason|...` as SELFTEST_* keys with a summary; answer `ok`."""
     results = _parse_results(ctx.param("results"))
     ctx.host_items()
-    previous = {k: None for k in ctx.host_items() if k.startswith("SELFTEST_")}
     verdict = "pass" if all(v == "pass" for v in results.values()) else "fail"
-    changes: dict[str, str | None] = {**previous, **results, "SELFTEST_RESULT": verdict,
-                                      "SELFTEST_AT": datetime.now(UTC).strftime(
-                                          "%Y-%m-%dT%H:%M:%SZ")}
-    ctx.store.update(ctx.host, changes, ctx.actor)
+    node_ops.record_selftest(ctx.store, ctx.host, results, verdict,
+                             datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), ctx.actor)
     failed = [k.removeprefix("SELFTEST_").lower() for k, v in results.items() if v != "pass"]
     eventlog.event(logging.WARNING if failed else logging.INFO,
                    f"self-test {verdict}" + (f": {', '.join(failed)}" if failed else ""),
@@ -97,14 +92,7 @@ def host_allocate_networks(ctx: CommandContext) -> Reply:
     `<vlan>:<ip>:<netmask>:<gateway>:<mtu>`."""
     index = _index(ctx.param("index"))
     ctx.host_items()
-    with ctx.store.lock(ctx.cluster):
-        cluster = ctx.store.items(RecordId.of_cluster(ctx.cluster))
-        net = storage_network(cluster, index)
-        key = f"STORAGE{index}_IP"
-        ip = ctx.host_items().get(key)
-        if not ip:
-            ip = _free_address(ctx, net, key)
-            ctx.store.update(ctx.host, {key: ip}, ctx.actor)
+    net, ip = node_ops.storage_address(ctx.store, ctx.host, index, ctx.actor)
     netmask = str(net.network.netmask)
     line = f"{net.vlan}:{ip}:{netmask}:{net.gateway}:{net.mtu}"
     return Reply(line, {"index": index, "vlan": net.vlan, "ip": ip, "netmask": netmask,
@@ -148,11 +136,3 @@ def _index(text: str) -> int:
     if not text.isdigit() or not 0 <= int(text) < 16:
         raise InvalidInput(f"index must be a storage network number, not {text!r}")
     return int(text)
-
-
-def _free_address(ctx: CommandContext, net: StorageNetwork, key: str) -> str:
-    taken = [str(net.gateway), *host_values(ctx.store, ctx.cluster, key)]
-    address = first_free(net.network.hosts(), taken)
-    if address is None:
-        raise Conflict(f"storage network {net.network} has no free address left")
-    return str(address)

@@ -27,6 +27,10 @@ in waves and then mostly stay quiet):
   the selector parameters in `LOGGED_PARAMS` (docs/api.md §8: no sensitive value in a log line; a
   `host_variable` value may be a password). gunicorn's own messages go to stderr (journald
   under systemd, the terminal under scripts/serve); events go to hps-api.log (eventlog).
+- Power (docs/power.md): each worker starts a power-state poller thread when it starts
+  (`post_worker_init`); only the worker holding the flock on `run/power/poller.lock` polls, so
+  the BMCs are read once per interval whatever the worker count, and another worker takes over
+  when that one dies. Not in the master: it forks, and threads there would be forked too.
 - Metrics (HPS_METRICS, on by default): the workers count into files under
   `HPS_CONFIG_DIR/run/metrics`, emptied at every start, and any worker answering `/metrics`
   adds up all of them (prometheus-client's multiprocess mode, docs/api.md §9); when a worker
@@ -96,7 +100,7 @@ def gunicorn_options(settings: Settings, bind: str | None = None,
         "errorlog": "-",
         "logger_class": AccessLogger,
         "proc_name": "hps-api",
-        "post_worker_init": leave_sigint_to_master,
+        "post_worker_init": worker_started,
         "child_exit": forget_worker_metrics,
         # gunicorn >= 25 opens a control socket at ~/.gunicorn/gunicorn.ctl by default: one
         # path shared by every instance of every user's service; nothing here uses it.
@@ -148,9 +152,9 @@ def log_selftest(settings: Settings) -> None:
 
     from hps_api.observe import eventlog
     from hps_api.ops.selftest import run_selftest
-    from hps_api.store import FileStore
+    from hps_api.store import factory
 
-    store = FileStore(settings.config_dir, settings.lock_timeout, settings.sensitive_keys)
+    store = factory.open_store(settings)
     for check in run_selftest(store, settings):
         eventlog.event(logging.INFO if check.ok else logging.WARNING,
                        f"selftest {check.line()}", host="ips")
@@ -160,6 +164,23 @@ def run_app(app: WSGIApp, options: dict[str, Any]) -> None:
     """Run any WSGI app under gunicorn with `options` (the benchmark's ceiling app uses it too)."""
     count_sendfile_bytes()
     HpsServer(app, options).run()
+
+
+def worker_started(worker: Any) -> None:
+    """In each new worker: leave SIGINT to the master, start the power poller thread (only
+    the worker holding the poller's lock polls: hps_api.ops.power_jobs, docs/power.md)."""
+    leave_sigint_to_master(worker)
+    start_power_poller(worker.wsgi)
+
+
+def start_power_poller(app: Any) -> None:
+    """Start the power-state poller of a worker on the app's store (none for gunicorn's
+    stand-in app of a worker whose app failed to load)."""
+    from hps_api.ops.power_jobs import Poller
+
+    runtime = getattr(app, "extensions", {}).get("hps")
+    if runtime is not None:
+        Poller(runtime.store).start()
 
 
 def leave_sigint_to_master(worker: Any) -> None:

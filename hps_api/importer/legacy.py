@@ -41,8 +41,8 @@ from hps_api.ids import (
 )
 from hps_api.importer.legacy_syntax import Assignment, NotData, Rejected, read_ini, read_shell
 from hps_api.store import journal
+from hps_api.store.base import Store
 from hps_api.store.bootstrap import active_cluster
-from hps_api.store.filestore import FileStore
 from hps_api.store.journal import Change
 from hps_api.store.records import Kind, RecordId
 
@@ -124,7 +124,7 @@ class _Plan:
 
 
 def import_legacy(
-    source: Path, store: FileStore, actor: str, *, dry_run: bool = False
+    source: Path, store: Store, actor: str, *, dry_run: bool = False
 ) -> ImportReport:
     """Convert the legacy tree at `source` into `store` and return what was done.
 
@@ -160,7 +160,7 @@ def format_report(report: ImportReport) -> list[str]:
     return lines
 
 
-def _write(store: FileStore, plan: _Planned, actor: str) -> None:
+def _write(store: Store, plan: _Planned, actor: str) -> None:
     """Write one record, and its old UPDATED to its journal unless a previous run did.
 
     The old time goes before the import's own lines when the journal can already be written
@@ -181,7 +181,7 @@ def _write(store: FileStore, plan: _Planned, actor: str) -> None:
 class _Importer:
     """Walks one legacy tree and plans the store updates; it never writes."""
 
-    def __init__(self, root: Path, store: FileStore) -> None:
+    def __init__(self, root: Path, store: Store) -> None:
         self.root = root
         self.store = store
         self.plans: dict[RecordId, _Plan] = {}
@@ -476,7 +476,7 @@ class _Importer:
         return path.relative_to(self.root).as_posix()
 
 
-def _legacy_root(source: Path, store: FileStore) -> Path:
+def _legacy_root(source: Path, store: Store) -> Path:
     """Return `source` when it is a legacy tree other than the store; InvalidInput otherwise."""
     if not source.is_dir():
         raise InvalidInput(f"{source}: not a directory")

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 
 from hps_api.errors import Conflict, InvalidInput, NotFound
 from hps_api.ids import normalize_key, normalize_os_id, validate_value
-from hps_api.store import FileStore, Kind, RecordId
+from hps_api.store import Kind, RecordId, Store
 
 STATUSES = ("prod", "test", "retired")
 CORE_KEYS = ("NAME", "VERSION", "ARCH", "REPO_PATH", "KERNEL", "INITRD", "STATUS", "HPS_TYPES")
@@ -161,7 +161,7 @@ def _types_or_none(text: str) -> tuple[str, ...]:
 # -- over the store ------------------------------------------------------------------------------
 
 def resolve_os(
-    store: FileStore, cluster_items: Mapping[str, str], host_type: str, arch: str
+    store: Store, cluster_items: Mapping[str, str], host_type: str, arch: str
 ) -> tuple[str, dict[str, str]] | None:
     """Return (OS id, OS record) for a host type and architecture, or None when no rule matches.
 
@@ -185,7 +185,7 @@ def resolve_os(
     return None if chosen is None else (chosen, records[chosen])
 
 
-def add_os(store: FileStore, os_id: str, values: Mapping[str, str], actor: str) -> dict[str, str]:
+def add_os(store: Store, os_id: str, values: Mapping[str, str], actor: str) -> dict[str, str]:
     """Create an OS record from validated values (see `os_record`) and return it.
 
     Raises InvalidInput (bad id or value), Conflict (the OS exists already), StoreBusy.
@@ -198,16 +198,16 @@ def add_os(store: FileStore, os_id: str, values: Mapping[str, str], actor: str) 
     return store.update(rid, record, actor, create=True, expect={"NAME": None})
 
 
-def get_os(store: FileStore, os_id: str) -> dict[str, str]:
+def get_os(store: Store, os_id: str) -> dict[str, str]:
     """Return one OS record; InvalidInput for a bad id, NotFound when there is no such OS."""
     return store.items(RecordId.of_os(os_id))
 
 
-def list_os(store: FileStore) -> list[tuple[str, dict[str, str]]]:
+def list_os(store: Store) -> list[tuple[str, dict[str, str]]]:
     """Return every OS record as (id, record), sorted by id; CorruptRecord names a bad file."""
     return [(rid.name or "", store.items(rid)) for rid in store.list_records(Kind.OS)]
 
 
-def remove_os(store: FileStore, os_id: str, actor: str) -> None:
+def remove_os(store: Store, os_id: str, actor: str) -> None:
     """Delete an OS record; InvalidInput for a bad id, NotFound when there is no such OS."""
     store.delete(RecordId.of_os(os_id), actor)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from hps_api.errors import HpsError, NotFound
 from hps_api.model.catalog import load_catalog
 from hps_api.model.states import STATES
-from hps_api.store import FileStore, Kind, RecordId, files, journal
+from hps_api.store import Kind, RecordId, Store, files, journal
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -246,7 +246,7 @@ class HostCounts:
     file changed; a value outside the known states and the catalog's types counts as
     `other`, a host without TYPE as `none`."""
 
-    def __init__(self, store: FileStore, seconds: float = HOSTS_SECONDS) -> None:
+    def __init__(self, store: Store, seconds: float = HOSTS_SECONDS) -> None:
         self.store = store
         self.seconds = seconds
         self._lock = threading.Lock()

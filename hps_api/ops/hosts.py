@@ -30,7 +30,7 @@ from hps_api.observe import eventlog
 from hps_api.ops import managed
 from hps_api.ops.services import refresh_services, touches_services
 from hps_api.settings import Settings
-from hps_api.store import FileStore, RecordId
+from hps_api.store import RecordId, Store
 
 #: what `unconfigure` changes: the host forgets its type and install history; HOSTNAME and IP
 #: stay, so the next configure gives it the same identity
@@ -42,7 +42,7 @@ UNCONFIGURE_CHANGES: dict[str, str | None] = {
 RESCUE_KEY = "RESCUE"
 
 
-def configure(store: FileStore, settings: Settings, cluster: str, mac: str, type_name: str,
+def configure(store: Store, settings: Settings, cluster: str, mac: str, type_name: str,
               profile: str | None, actor: str, *, admin: bool) -> dict[str, str]:
     """Configure a host as TYPE/PROFILE (type, OS, hostname, IP, CONFIGURED), then refresh the
     service files. Raises what `boot.configure.configure_host` raises."""
@@ -51,7 +51,7 @@ def configure(store: FileStore, settings: Settings, cluster: str, mac: str, type
     return record
 
 
-def reinstall(store: FileStore, rid: RecordId, actor: str) -> dict[str, str]:
+def reinstall(store: Store, rid: RecordId, actor: str) -> dict[str, str]:
     """Set STATE=REINSTALL (the host installs again at its next network boot) and return the
     record. Conflict, saying why, when the install could not start (no TYPE, no OS for it, no
     HOSTNAME...: `boot.decide.install_blocker`); the TYPE is checked again under the record's
@@ -68,7 +68,7 @@ def reinstall(store: FileStore, rid: RecordId, actor: str) -> dict[str, str]:
     return record
 
 
-def unconfigure(store: FileStore, rid: RecordId, actor: str) -> dict[str, str]:
+def unconfigure(store: Store, rid: RecordId, actor: str) -> dict[str, str]:
     """Forget TYPE, PROFILE, OS_ID, the install counter and FORCE_INSTALL; STATE=UNCONFIGURED.
     HOSTNAME and IP stay. Raises NotFound."""
     record = store.update(rid, UNCONFIGURE_CHANGES, actor)
@@ -76,12 +76,12 @@ def unconfigure(store: FileStore, rid: RecordId, actor: str) -> dict[str, str]:
     return record
 
 
-def unmanage(store: FileStore, rid: RecordId, actor: str) -> dict[str, str]:
+def unmanage(store: Store, rid: RecordId, actor: str) -> dict[str, str]:
     """STATE=UNMANAGED: hps-api boots the host from its disk and changes nothing else."""
     return set_state(store, rid, "UNMANAGED", actor, admin=True)
 
 
-def rescue(store: FileStore, rid: RecordId, on: bool, actor: str) -> dict[str, str]:
+def rescue(store: Store, rid: RecordId, on: bool, actor: str) -> dict[str, str]:
     """Set (on) or clear (off) RESCUE: while set, every boot takes the rescue image whatever
     the state. Raises NotFound."""
     record = store.update(rid, {RESCUE_KEY: "yes" if on else None}, actor)
@@ -89,13 +89,15 @@ def rescue(store: FileStore, rid: RecordId, on: bool, actor: str) -> dict[str, s
     return record
 
 
-def set_state(store: FileStore, rid: RecordId, state: str, actor: str, *, admin: bool,
-              create: bool = False) -> dict[str, str]:
+def set_state(store: Store, rid: RecordId, state: str, actor: str, *, admin: bool,
+              create: bool = False, session: str | None = None,
+              client: str | None = None) -> dict[str, str]:
     """Move a host to `state` through the state table and return the record.
 
     A move the table has is written on the condition that STATE did not change since it was
     read (two racing reports cannot both pass); a move it lacks is forced when `admin`
-    (recorded as forced), else Conflict. InvalidInput for an unknown state.
+    (recorded as forced), else Conflict. InvalidInput for an unknown state. `session` and
+    `client` tag the event-log line (a node's report names its boot session).
     """
     new = parse_state(state)
     current = store.items(rid).get("STATE") if store.exists(rid) else None
@@ -107,11 +109,12 @@ def set_state(store: FileStore, rid: RecordId, state: str, actor: str, *, admin:
                           expect=None if forced else {"STATE": current})
     level = logging.WARNING if forced else logging.INFO
     eventlog.event(level, f"state {current or '(none)'} -> {new}" + (
-        f" (forced by {actor})" if forced else ""), host=rid.name)
+        f" (forced by {actor})" if forced else ""), host=rid.name, session=session,
+        client=client)
     return record
 
 
-def set_key(store: FileStore, settings: Settings, rid: RecordId, key: str, value: str,
+def set_key(store: Store, settings: Settings, rid: RecordId, key: str, value: str,
             actor: str, *, create: bool = False) -> dict[str, str]:
     """Set one key of a host as an admin and return the new record (`create`: register the host
     first, as `host_config MAC set` does).
@@ -134,7 +137,7 @@ def set_key(store: FileStore, settings: Settings, rid: RecordId, key: str, value
     return after
 
 
-def unset_key(store: FileStore, settings: Settings, rid: RecordId, key: str,
+def unset_key(store: Store, settings: Settings, rid: RecordId, key: str,
               actor: str) -> dict[str, str]:
     """Remove one key of a host and return the new record; KeyNotSet when it was not set.
     Unsetting STATE (the host counts as UNCONFIGURED) is outside the state table: recorded
@@ -146,14 +149,14 @@ def unset_key(store: FileStore, settings: Settings, rid: RecordId, key: str,
     return after
 
 
-def delete(store: FileStore, settings: Settings, rid: RecordId, actor: str) -> None:
+def delete(store: Store, settings: Settings, rid: RecordId, actor: str) -> None:
     """Delete a host's record; refresh the service files when it held a reservation."""
     before = store.items(rid)
     store.delete(rid, actor)
     _follow(store, settings, rid, before, None)
 
 
-def check_value(store: FileStore, rid: RecordId, key: str, value: str) -> str:
+def check_value(store: Store, rid: RecordId, key: str, value: str) -> str:
     """Return a value as `set_key` would store it, or raise InvalidInput saying why it cannot be
     (no write, no lock: for doors that validate a whole batch before writing any of it)."""
     name = normalize_key(key)
@@ -164,7 +167,7 @@ def check_value(store: FileStore, rid: RecordId, key: str, value: str) -> str:
 
 
 @contextlib.contextmanager
-def _guard(store: FileStore, rid: RecordId, name: str) -> Iterator[None]:
+def _guard(store: Store, rid: RecordId, name: str) -> Iterator[None]:
     """Hold the cluster's allocation lock while a key compared with other hosts is checked and
     written (the allocator takes the same lock)."""
     if managed.needs_cluster_lock(name) and rid.cluster:
@@ -174,7 +177,7 @@ def _guard(store: FileStore, rid: RecordId, name: str) -> Iterator[None]:
         yield
 
 
-def _follow(store: FileStore, settings: Settings, rid: RecordId,
+def _follow(store: Store, settings: Settings, rid: RecordId,
             before: Mapping[str, str] | None, after: Mapping[str, str] | None) -> None:
     if rid.cluster and touches_services(before, after):
         refresh_services(store, settings, rid.cluster)

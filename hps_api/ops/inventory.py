@@ -1,18 +1,20 @@
 """Clusters and hosts as an operator sees them: listing, creating, activating, summarising.
 
-Plain functions over a FileStore, no Flask: the JSON API calls them, and so can the CLIs and the
+Plain functions over a Store, no Flask: the JSON API calls them, and so can the CLIs and the
 web UI. Every error is a domain error (`InvalidInput`, `NotFound`, `Conflict`, `StoreBusy`...).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
-from hps_api.errors import Conflict, HpsError, InvalidInput, NotFound
+from hps_api.errors import Conflict, InvalidInput, NotFound
 from hps_api.ids import normalize_key, normalize_mac, validate_cluster, validate_value
-from hps_api.model.states import parse_state
-from hps_api.store import FileStore, Kind, RecordId
+from hps_api.ops.host_index import HostIndex
+from hps_api.ops.host_query import HostQuery, select
+from hps_api.store import Kind, RecordId, Store
 from hps_api.store.bootstrap import active_cluster
 from hps_api.store.journal import utc_now
 
@@ -32,7 +34,7 @@ SUMMARY_COLUMNS = {
 }
 
 
-def list_clusters(store: FileStore) -> list[dict[str, Any]]:
+def list_clusters(store: Store) -> list[dict[str, Any]]:
     """Return every cluster as `{name, active, hosts}` (hosts: how many records), by name."""
     active = active_cluster(store)
     return [
@@ -42,7 +44,7 @@ def list_clusters(store: FileStore) -> list[dict[str, Any]]:
     ]
 
 
-def create_cluster(store: FileStore, name: str, values: Mapping[str, str], actor: str,
+def create_cluster(store: Store, name: str, values: Mapping[str, str], actor: str,
                    ) -> dict[str, str]:
     """Create a cluster record with NAME, CREATED and `values`; return the new record.
 
@@ -65,7 +67,7 @@ def create_cluster(store: FileStore, name: str, values: Mapping[str, str], actor
         raise _exists(name) from None
 
 
-def activate_cluster(store: FileStore, name: str, actor: str) -> dict[str, str | None]:
+def activate_cluster(store: Store, name: str, actor: str) -> dict[str, str | None]:
     """Make `name` the active cluster; return `{active, previous}`.
 
     Raises InvalidInput for a bad name and NotFound when the cluster does not exist.
@@ -85,7 +87,7 @@ def host_summary(mac: str, items: Mapping[str, str]) -> dict[str, str | None]:
     return summary
 
 
-def show_host(store: FileStore, cluster: str, mac: str) -> dict[str, Any]:
+def show_host(store: Store, cluster: str, mac: str) -> dict[str, Any]:
     """Return `{mac, cluster, record, summary}` of one host; NotFound when it is not registered."""
     rid = RecordId.of_host(cluster, mac)
     items = store.items(rid)
@@ -93,41 +95,28 @@ def show_host(store: FileStore, cluster: str, mac: str) -> dict[str, Any]:
             "summary": host_summary(rid.name or "", items)}
 
 
-def list_hosts(store: FileStore, cluster: str, state: str | None = None,
-               type: str | None = None) -> list[dict[str, str | None]]:
-    """Return the summaries of a cluster's hosts, newest activity first.
+def list_hosts(store: Store, cluster: str, query: HostQuery | None = None, *,
+               index: HostIndex | None = None, now: float | None = None) -> dict[str, Any]:
+    """Return `{cluster, hosts, total, page, per_page, pages, unreadable}`: the summaries of
+    the cluster's hosts that match `query` (hps_api.ops.host_query: search, filters, sort,
+    page), newest activity first unless it sorts otherwise.
 
-    Sorted by LAST_SEEN, then UPDATED, descending (hosts never seen last), then by MAC.
-    `state` must be a known state (InvalidInput otherwise); `type` matches case-insensitively.
-    A record that cannot be read is listed with every column None and an `error`, so one bad
-    file neither hides the others nor goes unnoticed; filters never match it.
-    NotFound when the cluster does not exist.
+    `total` counts every matching host, `hosts` holds the page (every match when the query
+    has no per_page). A record that cannot be read is named in `unreadable` (`{mac, error}`);
+    an unfiltered, unpaged listing also lists it in `hosts` with every column None and an
+    `error`, last, so one bad file neither hides the others nor goes unnoticed. `index` reads
+    the records (a fresh one: every record is parsed). NotFound when the cluster does not
+    exist, InvalidInput for a bad cluster name.
     """
-    wanted_state = parse_state(state) if state else None
-    wanted_type = type.upper() if type else None
-    rows: list[tuple[tuple[str, str], dict[str, str | None]]] = []
-    for rid in store.list_records(Kind.HOST, validate_cluster(cluster)):
-        mac = rid.name or ""
-        try:
-            items = store.items(rid)
-        except NotFound:
-            continue  # deleted since the directory was listed
-        except HpsError as err:
-            if wanted_state is None and wanted_type is None:
-                rows.append((("", ""), {**host_summary(mac, {}), "error": str(err)}))
-            continue
-        if _matches(items, wanted_state, wanted_type):
-            recency = (items.get("LAST_SEEN", ""), items.get("UPDATED", ""))
-            rows.append((recency, host_summary(mac, items)))
-    rows.sort(key=lambda row: row[1]["mac"] or "")
-    rows.sort(key=lambda row: row[0], reverse=True)
-    return [summary for _, summary in rows]
-
-
-def _matches(items: Mapping[str, str], state: str | None, type_: str | None) -> bool:
-    if state is not None and items.get("STATE", "").upper() != state:
-        return False
-    return type_ is None or items.get("TYPE", "").upper() == type_
+    query = query or HostQuery()
+    hosts = (index or HostIndex()).read(store, validate_cluster(cluster))
+    found = select(hosts.records, query, now=time.time() if now is None else now)
+    rows: list[dict[str, Any]] = [host_summary(mac, items) for mac, items in found.rows]
+    unreadable = [{"mac": mac, "error": error} for mac, error in sorted(hosts.problems.items())]
+    if not query.filtered and query.per_page is None:
+        rows += [{**host_summary(row["mac"], {}), "error": row["error"]} for row in unreadable]
+    return {"cluster": cluster, "hosts": rows, "total": found.total, "page": found.page,
+            "per_page": found.per_page, "pages": found.pages, "unreadable": unreadable}
 
 
 def _exists(name: str) -> Conflict:

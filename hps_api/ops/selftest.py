@@ -24,7 +24,7 @@ from hps_api.model.states import STATES
 from hps_api.observe import metrics
 from hps_api.render import ipxe
 from hps_api.settings import Settings
-from hps_api.store import FileStore, RecordId
+from hps_api.store import RecordId, Store
 from hps_api.store.bootstrap import active_cluster as current_cluster
 from hps_api.store.fsck import check_tree
 
@@ -46,7 +46,7 @@ class Check:
         return f"{self.name}: {'pass' if self.ok else 'fail'} ({self.detail})"
 
 
-def run_selftest(store: FileStore, settings: Settings) -> list[Check]:
+def run_selftest(store: Store, settings: Settings) -> list[Check]:
     """Return the result of every IPS check, in a fixed order (each also kept for /metrics)."""
     checks = [_guarded(name, check, store, settings) for name, check in CHECKS]
     metrics.record_selftest((c.name, c.ok) for c in checks)
@@ -59,7 +59,7 @@ def summary(checks: list[Check]) -> dict[str, object]:
             "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks]}
 
 
-def _guarded(name: str, check: Callable[[FileStore, Settings], str], store: FileStore,
+def _guarded(name: str, check: Callable[[Store, Settings], str], store: Store,
              settings: Settings) -> Check:
     try:
         return Check(name, True, check(store, settings))
@@ -67,7 +67,7 @@ def _guarded(name: str, check: Callable[[FileStore, Settings], str], store: File
         return Check(name, False, str(err) or type(err).__name__)
 
 
-def config_dir(store: FileStore, settings: Settings) -> str:
+def config_dir(store: Store, settings: Settings) -> str:
     """The config dir exists, is writable and can be locked."""
     from filelock import FileLock
 
@@ -79,7 +79,7 @@ def config_dir(store: FileStore, settings: Settings) -> str:
     return f"{root} writable and lockable"
 
 
-def active_cluster(store: FileStore, settings: Settings) -> str:
+def active_cluster(store: Store, settings: Settings) -> str:
     """The active cluster exists and its network keys are consistent."""
     name = _active(store)
     network = ClusterNetwork.of(store.items(RecordId.of_cluster(name)))
@@ -87,7 +87,7 @@ def active_cluster(store: FileStore, settings: Settings) -> str:
            f"range {network.range_start}-{network.range_end}"
 
 
-def records(store: FileStore, settings: Settings) -> str:
+def records(store: Store, settings: Settings) -> str:
     """Every record parses."""
     bad = [p for p in check_tree(store.layout) if p.kind in ("corrupt", "unreadable")]
     if bad:
@@ -95,7 +95,7 @@ def records(store: FileStore, settings: Settings) -> str:
     return "every record parses"
 
 
-def templates(store: FileStore, settings: Settings) -> str:
+def templates(store: Store, settings: Settings) -> str:
     """Every iPXE template renders for every state and host type."""
     count = 0
     for state in STATES:
@@ -106,19 +106,19 @@ def templates(store: FileStore, settings: Settings) -> str:
     return f"{count} decisions rendered"
 
 
-def dnsmasq_config(store: FileStore, settings: Settings) -> str:
+def dnsmasq_config(store: Store, settings: Settings) -> str:
     """The generated dnsmasq config passes `dnsmasq --test`."""
     conf = store.layout.services_dir(_active(store)) / "dnsmasq.conf"
     return _validate(conf, ["dnsmasq", "--test", f"--conf-file={conf}"])
 
 
-def rsyslog_config(store: FileStore, settings: Settings) -> str:
+def rsyslog_config(store: Store, settings: Settings) -> str:
     """The generated rsyslog config passes `rsyslogd -N1`."""
     conf = store.layout.services_dir(_active(store)) / "rsyslog.conf"
     return _validate(conf, ["rsyslogd", "-N1", "-f", str(conf)])
 
 
-def ipxe_binaries(store: FileStore, settings: Settings) -> str:
+def ipxe_binaries(store: Store, settings: Settings) -> str:
     """The iPXE binaries DHCP hands out are in the TFTP root."""
     from hps_api.services import IPXE_BINARIES, tftp_root
 
@@ -129,7 +129,7 @@ def ipxe_binaries(store: FileStore, settings: Settings) -> str:
     return f"{', '.join(IPXE_BINARIES)} in {root}"
 
 
-def disk_space(store: FileStore, settings: Settings) -> str:
+def disk_space(store: Store, settings: Settings) -> str:
     """The config dir's file system has room (512 MiB and 5 % free at least)."""
     usage = shutil.disk_usage(store.layout.root)
     free_mib = usage.free // (1024 * 1024)
@@ -138,7 +138,7 @@ def disk_space(store: FileStore, settings: Settings) -> str:
     return f"{free_mib} MiB free"
 
 
-def log_dir(store: FileStore, settings: Settings) -> str:
+def log_dir(store: Store, settings: Settings) -> str:
     """The log directory is writable."""
     if not os.access(settings.log_dir, os.W_OK | os.X_OK):
         raise HpsError(f"{settings.log_dir} is not writable")
@@ -147,7 +147,7 @@ def log_dir(store: FileStore, settings: Settings) -> str:
     return f"{settings.log_dir} writable"
 
 
-CHECKS: list[tuple[str, Callable[[FileStore, Settings], str]]] = [
+CHECKS: list[tuple[str, Callable[[Store, Settings], str]]] = [
     ("config_dir", config_dir), ("active_cluster", active_cluster), ("records", records),
     ("templates", templates), ("dnsmasq_config", dnsmasq_config),
     ("rsyslog_config", rsyslog_config), ("ipxe_binaries", ipxe_binaries),
@@ -155,7 +155,7 @@ CHECKS: list[tuple[str, Callable[[FileStore, Settings], str]]] = [
 ]
 
 
-def _active(store: FileStore) -> str:
+def _active(store: Store) -> str:
     active = current_cluster(store)
     if not active:
         raise HpsError("no active cluster (run hps-api init)")

@@ -47,7 +47,7 @@ from hps_api.services.dnsmasq import (
 from hps_api.services.files import write_atomic
 from hps_api.services.rsyslog import RSYSLOG_CONF, render_rsyslog
 from hps_api.settings import Settings
-from hps_api.store import FileStore, Kind, RecordId
+from hps_api.store import Kind, RecordId, Store
 
 DNSMASQ_CONF = "dnsmasq.conf"
 DHCP_HOSTS = "dhcp-hosts"
@@ -72,7 +72,7 @@ class Rendered(list[Path]):
         self.skipped: tuple[Skipped, ...] = tuple(skipped)
 
 
-def render_services(store: FileStore, settings: Settings, cluster: str, *,
+def render_services(store: Store, settings: Settings, cluster: str, *,
                     ipxe_dir: Path = IPXE_DIR) -> Rendered:
     """Write the cluster's dnsmasq and rsyslog files and the iPXE binaries; return those written
     and the hosts left out of dnsmasq's files (each also logged as a warning).
@@ -139,7 +139,7 @@ def why_not_reloaded(settings: Settings) -> str | None:
     return None
 
 
-def _render(store: FileStore, settings: Settings, cluster: str,
+def _render(store: Store, settings: Settings, cluster: str,
             services: Path) -> tuple[dict[Path, str], list[Skipped]]:
     """Return the service files' paths and texts (dhcp-hosts first, dnsmasq.conf last) and
     the hosts left out of them."""
@@ -157,7 +157,7 @@ def _render(store: FileStore, settings: Settings, cluster: str,
     return files, sorted(unreadable + skipped, key=lambda host: host.mac)
 
 
-def _hosts(store: FileStore, cluster: str,
+def _hosts(store: Store, cluster: str,
            ) -> tuple[list[tuple[str, Mapping[str, str]]], list[Skipped]]:
     """Return the cluster's host records as (mac, items), and the hosts whose record cannot
     be read (corrupt, unreadable) with the reason."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from hps_api.errors import InvalidInput
 from hps_api.services.files import write_atomic
 from hps_api.settings import Settings
-from hps_api.store import FileStore, RecordId
+from hps_api.store import RecordId, Store
 
 RSYSLOG_CONF = "rsyslog.conf"
 NODES_LOG = "nodes.log"
@@ -82,7 +82,7 @@ def syslog_port(cluster_items: Mapping[str, str]) -> int:
     return int(text)
 
 
-def write_rsyslog(store: FileStore, settings: Settings, cluster: str) -> Path:
+def write_rsyslog(store: Store, settings: Settings, cluster: str) -> Path:
     """Write the cluster's `services/rsyslog.conf` atomically; return its path.
 
     Raises NotFound (cluster), InvalidInput (bad SYSLOG_PORT or path; nothing is written),

@@ -1,4 +1,8 @@
-"""Persistent state: the Store interface, its file backend and the record grammar."""
+"""Persistent state: the Store interface, its file backend, the factory and the record grammar.
+
+Code outside this package names `Store` and opens one with `factory.open_store(settings)`,
+looked up in its module at every call so that tests can replace it in one place.
+"""
 
 from typing import TYPE_CHECKING
 

@@ -1,7 +1,10 @@
 """The store interface: what the rest of hps-api may ask of persistent state.
 
-Only the storage package touches files. A second backend (etcd, with transactions as the lock)
-implements this same protocol without the API noticing.
+The storage package owns the record files. Code outside `store/` names `Store`, never a
+backend, and gets its store from `hps_api.store.factory.open_store(settings)`, the one place a
+backend is chosen; tests hand the app and the CLIs a fake that fails on every call
+(tests/fakes.py). A second backend (etcd, with transactions as the lock) implements this same
+protocol without the API noticing.
 """
 
 from __future__ import annotations
@@ -12,11 +15,26 @@ from pathlib import Path
 from typing import Protocol
 
 from hps_api.store.journal import Change
+from hps_api.store.layout import Layout
 from hps_api.store.records import Kind, RecordId
 
 
 class Store(Protocol):
-    """Records of `KEY=value` pairs with atomic multi-key updates and a change journal."""
+    """Records of `KEY=value` pairs with atomic multi-key updates and a change journal.
+
+    Besides the records, every backend keeps a local tree under `HPS_CONFIG_DIR`, its `layout`:
+    the rendered service files (`layout.services_dir(cluster)`, which dnsmasq, rsyslog and nginx
+    read from disk whatever holds the records), the root the self-test checks for space, and
+    `layout.hps_conf` named in messages. The layout's record paths (`path`, `journal_for`) are
+    the file backend's own: the few readers that use them (`hps-api fsck`, the bash-era
+    importer's backdated journal lines, the host-count metric's changed-file check) need an
+    answer of a second backend's own when it comes.
+    """
+
+    @property
+    def layout(self) -> Layout:
+        """Return the local tree under `HPS_CONFIG_DIR` (see the class docstring)."""
+        ...
 
     def exists(self, rid: RecordId) -> bool:
         """Return True when the record exists."""

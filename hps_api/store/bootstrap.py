@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from hps_api.errors import NotFound
 from hps_api.ids import validate_cluster
-from hps_api.store.filestore import FileStore
+from hps_api.store.base import Store
 from hps_api.store.journal import utc_now
 from hps_api.store.records import RecordId
 
 
-def active_cluster(store: FileStore) -> str | None:
+def active_cluster(store: Store) -> str | None:
     """Return ACTIVE_CLUSTER from hps.conf, None when hps.conf or the key is missing or empty.
 
     The one reader of that key: every caller that needs "the active cluster" starts here and
@@ -32,7 +32,7 @@ class InitResult:
     created: tuple[str, ...]
 
 
-def initialise(store: FileStore, cluster: str, actor: str) -> InitResult:
+def initialise(store: Store, cluster: str, actor: str) -> InitResult:
     """Create whatever is missing of the tree, `cluster` and ACTIVE_CLUSTER; idempotent.
 
     An existing ACTIVE_CLUSTER is never changed: initialising a second cluster creates it but

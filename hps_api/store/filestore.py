@@ -71,6 +71,11 @@ SETTLE_SECONDS = 1.0
 PATH_MEMO = 4096
 
 
+#: keys whose changes the journal leaves out: UPDATED (the write's own time) and LAST_SEEN (a
+#: heartbeat every `init` and menu poll moves; the event log has each request, and the journal
+#: keeps the boots, as BOOT_SESSION lines, and every other change)
+UNJOURNALED = frozenset({"UPDATED", "LAST_SEEN"})
+
 class FileStore:
     """The Store protocol over a directory tree (see the module docstring for the protocol)."""
 
@@ -462,13 +467,13 @@ class FileStore:
 
     def _changes(self, rid: RecordId, old: Record | Mapping[str, str],
                  effective: Mapping[str, str | None], actor: str) -> list[Change]:
-        """Return the journal lines of a change (UPDATED is not journaled; secrets redacted)."""
+        """Return the journal lines of a change (UNJOURNALED keys left out; secrets redacted)."""
         now = journal.utc_now()
         label = rid.label
         return [
             Change(now, label, key, self._shown(key, old.get(key)), self._shown(key, new), actor)
             for key, new in effective.items()
-            if key != "UPDATED"
+            if key not in UNJOURNALED
         ]
 
     def _shown(self, key: str, value: str | None) -> str | None:

@@ -8,7 +8,6 @@ cluster unless `?cluster=` names another.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, replace
 from typing import Any
@@ -19,18 +18,18 @@ from hps_api import __version__
 from hps_api.boot.flow import decision_for, explain, host_or_none
 from hps_api.errors import Forbidden, InvalidInput, NotFound
 from hps_api.ids import normalize_key, normalize_mac
-from hps_api.model.states import STATES
 from hps_api.net.identity import Caller
 from hps_api.observe import eventlog
 from hps_api.ops import clusters as cluster_ops
+from hps_api.ops import host_query, inventory
 from hps_api.ops import hosts as host_ops
-from hps_api.ops import inventory
 from hps_api.ops.selftest import run_selftest, summary
 from hps_api.render.negotiate import Client, Negotiated, client_from_agent
-from hps_api.store import FileStore, RecordId
+from hps_api.store import RecordId, Store
 from hps_api.store.bootstrap import active_cluster
 from hps_api.web import openapi
 from hps_api.web.caller import cross_site, current_caller
+from hps_api.web.pages import host_index
 from hps_api.web.params import TEXT, TEXT_MAP, Fields, json_object, require_json
 from hps_api.web.respond import base_url, hide_paths, json_response
 from hps_api.web.runtime import runtime
@@ -39,7 +38,6 @@ PREFIX = "/api/v1"
 bp = Blueprint("api", __name__, url_prefix=PREFIX)
 PUBLIC_ENDPOINTS = frozenset({"api.health", "api.openapi"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_STATE_SPELLING = re.compile(r"[A-Za-z_]+")  # a state in any case, nothing around it
 #: the fields of each request body: name -> (required, what it must be); nothing else is taken
 VALUE_BODY: Fields = {"value": (True, TEXT)}
 NEW_CLUSTER_BODY: Fields = {"name": (True, TEXT), "config": (False, TEXT_MAP)}
@@ -156,12 +154,12 @@ def unset_cluster_key(name: str, key: str) -> Response:
 
 @bp.get("/hosts")
 def hosts() -> Response:
-    """The hosts' summary columns, newest activity first, filtered by `?state=` / `?type=`."""
-    cluster, state = _cluster(), request.args.get("state")
-    if state and not _STATE_SPELLING.fullmatch(state):
-        raise InvalidInput(f"unknown state {state[:40]!r} (one of: {', '.join(STATES)})")
-    rows = inventory.list_hosts(_store(), cluster, state, request.args.get("type"))
-    return json_response({"cluster": cluster, "hosts": rows})
+    """The hosts' summary columns, newest activity first: searched (`q`), filtered (`state`,
+    `type`, `profile`, `stuck`, `selftest`), sorted (`sort`) and paged (`page`, `per_page`;
+    without per_page every matching host), as the host list page does (ops.host_query)."""
+    cluster = _cluster()
+    query = host_query.parse_query(request.args.to_dict(flat=False))
+    return json_response(inventory.list_hosts(_store(), cluster, query, index=host_index()))
 
 
 @bp.get("/hosts/<mac>")
@@ -269,7 +267,7 @@ def events(mac: str) -> Response:
 
 # --- parsing and rendering ------------------------------------------------------------------
 
-def _store() -> FileStore:
+def _store() -> Store:
     return runtime().store
 
 

@@ -1,4 +1,4 @@
-"""`build_app(settings)`: the Flask app, its blueprints, and the one place errors become HTTP."""
+"""`build_app(settings, store)`: the Flask app, its blueprints, the one place errors become HTTP."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from hps_api.observe import eventlog
 from hps_api.render import ipxe
 from hps_api.render.negotiate import Negotiated, negotiate
 from hps_api.settings import Settings, load_settings
-from hps_api.store import FileStore
-from hps_api.web import api, bootstrap, legacy, login, static, ui
+from hps_api.store import Store, factory
+from hps_api.web import api, bootstrap, legacy, login, power, static, ui
 from hps_api.web import metrics as request_metrics
 from hps_api.web.respond import error_response, shown_to_caller
 from hps_api.web.runtime import Runtime
@@ -22,12 +22,13 @@ from hps_api.web.runtime import Runtime
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def build_app(settings: Settings | None = None) -> Flask:
-    """Return the WSGI app; settings default to `HPS_*` from `.env` and the environment."""
+def build_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
+    """Return the WSGI app; settings default to `HPS_*` from `.env` and the environment, the
+    store to the one the settings point at (tests pass a fake one: tests/fakes.py)."""
     settings = settings or load_settings()
     app = Flask("hps_api")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    store = FileStore(settings.config_dir, settings.lock_timeout, settings.sensitive_keys)
+    store = store if store is not None else factory.open_store(settings)
     app.extensions["hps"] = Runtime(settings, store,
                                     Neighbours(settings.arp_table, settings.dhcp_leases))
     eventlog.setup(settings.log_dir)
@@ -36,6 +37,7 @@ def build_app(settings: Settings | None = None) -> Flask:
         request_metrics.install(app, store)
     app.register_blueprint(legacy.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(power.bp)
     app.register_blueprint(ui.bp)
     app.register_blueprint(login.bp)
     app.register_blueprint(bootstrap.bp)

@@ -23,7 +23,7 @@ from flask.typing import ResponseReturnValue
 from hps_api.commands import COMMANDS
 from hps_api.observe import metrics
 from hps_api.render.negotiate import Client, Negotiated, client_from_agent
-from hps_api.store import FileStore
+from hps_api.store import Store
 
 bp = Blueprint("metrics", __name__)
 PATH = "/metrics"
@@ -32,7 +32,7 @@ _CLIENT_LABELS = {Client.IPXE: "ipxe", Client.BROWSER: "browser"}
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def install(app: Flask, store: FileStore) -> None:
+def install(app: Flask, store: Store) -> None:
     """Count every request `app` answers and serve `/metrics`.
 
     Called before any other blueprint is registered, so the clock starts before any other

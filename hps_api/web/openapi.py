@@ -13,7 +13,17 @@ from flask import Response
 from hps_api import __version__
 from hps_api.ids import MAX_VALUE_BYTES
 from hps_api.model.states import STATES
+from hps_api.ops.host_query import (
+    DEFAULT_SORT,
+    MAX_PER_PAGE,
+    MAX_QUERY,
+    NONE,
+    SELFTEST_FILTERS,
+    SORTS,
+)
 from hps_api.ops.inventory import SUMMARY_COLUMNS
+from hps_api.power.base import ACTIONS as POWER_ACTIONS
+from hps_api.power.bmc import DRIVERS as BMC_DRIVERS
 from hps_api.web.legacy import PATHS as LEGACY_PATHS
 
 Schema = dict[str, Any]
@@ -101,14 +111,18 @@ def _api_paths() -> dict[str, Any]:
             "delete": _op("unsetClusterKey", "Remove a cluster key", key_result,
                           params=[name, key])},
         "/api/v1/hosts": {"get": _op(
-            "listHosts", "Host summaries, newest activity first",
+            "listHosts", "Host summaries: searched, filtered, sorted (newest activity first "
+            "by default) and paged, as the host list page (docs/ui.md)",
             _object({"cluster": _TEXT,
-                     "hosts": {"type": "array", "items": _ref("schemas", "HostSummary")}}),
-            params=[cluster, _query("state", f"only hosts in this state, any case: "
-                                    f"{', '.join(STATES)} (empty: every state)",
-                                    {"type": "string", "pattern": "^[A-Za-z_]*$"}),
-                    _query("type", "only hosts of this TYPE, any case (SCH, TCH, CCH, DRH...; "
-                                   "empty: every type)", _TEXT)])},
+                     "hosts": {"type": "array", "items": _ref("schemas", "HostSummary")},
+                     "total": {"type": "integer", "description": "matching hosts, all pages"},
+                     "page": {"type": "integer"},
+                     "per_page": {"type": "integer", "nullable": True,
+                                  "description": "null: every matching host, one page"},
+                     "pages": {"type": "integer"},
+                     "unreadable": {"type": "array", "items": _object({
+                         "mac": _TEXT, "error": _TEXT})}}),
+            params=[cluster, *_host_query_params()])},
         "/api/v1/hosts/{mac}": {
             "get": _op("getHost", "A host's record and summary", _ref("schemas", "Host"),
                        params=[mac, cluster]),
@@ -152,7 +166,59 @@ def _api_paths() -> dict[str, Any]:
                                 "sessions": {"type": "array", "items": _object({
                                     "session": _TEXT, "time": _TEXT})}}),
                        params=[mac, cluster])},
+        "/api/v1/hosts/{mac}/power": {
+            "get": _op("getPower", "The host's BMC and its last known power state (never asks "
+                       "the BMC: the poller's or the last action's reading)",
+                       _ref("schemas", "PowerState"), params=[mac, cluster]),
+            "post": _op("startPowerAction", "Start a power action off the request path: 202 "
+                        "with the queued action (409: no BMC, or the driver cannot do it; 503: "
+                        "too many actions waiting)", _ref("schemas", "PowerAction"),
+                        params=[mac, cluster], body=_json_body(_ref("schemas", "PowerBody")),
+                        errors=(400, 403, 404, 409, 413, 415, 503), status=202)},
+        "/api/v1/power/actions/{action_id}": {
+            "get": _op("getPowerAction", "A power action: queued, running, done or failed",
+                       _ref("schemas", "PowerAction"),
+                       params=[_path("action_id", "the id POST .../power answered",
+                                     {"type": "string", "pattern": "^[0-9a-f]{16}$"})])},
+        "/api/v1/hosts/{mac}/bmc": {
+            "get": _op("getBmc", "The host's BMC settings (never the password)",
+                       _ref("schemas", "BmcResult"), params=[mac, cluster]),
+            "put": _op("setBmc", "Set the host's BMC (the password is write-only; left out, the "
+                       "stored one is kept when the driver stays the same)",
+                       _ref("schemas", "BmcResult"), params=[mac, cluster],
+                       body=_json_body(_ref("schemas", "BmcBody")), errors=_BODY_ERRORS),
+            "delete": _op("unsetBmc", "Forget the host's BMC settings",
+                          _object({"mac": _TEXT, "cluster": _TEXT,
+                                   "removed": {"type": "boolean"}}),
+                          params=[mac, cluster])},
     }
+
+
+def _host_query_params() -> list[Schema]:
+    """Return the query parameters of the host list (hps_api.ops.host_query)."""
+    listed = "one value, or several comma-separated"
+    return [
+        _query("q", "words that must all match: KEY=value (exact, any case; KEY= for hosts "
+               "without the key), else a piece of the MAC in any spelling, the hostname, the "
+               "IP or the serial number", {"type": "string", "maxLength": MAX_QUERY}),
+        _query("state", f"only hosts in these states, any case ({listed}): "
+               f"{', '.join(STATES)}; a host without STATE counts as UNCONFIGURED",
+               {"type": "string", "pattern": "^[A-Za-z_, ]*$"}),
+        _query("type", f"only hosts of these TYPEs, any case ({listed}; {NONE}: no TYPE)",
+               _TEXT),
+        _query("profile", f"only hosts of these PROFILEs, any case ({listed})", _TEXT),
+        _query("stuck", "1: only hosts sent to the installer and silent for an hour",
+               {"type": "string", "enum": ["", "0", "1"]}),
+        _query("selftest", "only hosts whose last self-test result is this",
+               {"type": "string", "enum": ["", *SELFTEST_FILTERS]}),
+        _query("sort", f"a column ({', '.join(SORTS)}), -column for descending; default "
+               f"{DEFAULT_SORT}", {"type": "string", "enum": [
+                   "", *SORTS, *(f"-{name}" for name in SORTS)]}),
+        _query("page", "page number, from 1 (past the last page: no hosts)",
+               {"type": "string", "pattern": "^[0-9]{0,9}$"}),
+        _query("per_page", f"hosts per page, 1-{MAX_PER_PAGE} (absent: every host)",
+               {"type": "string", "pattern": "^[0-9]{0,4}$"}),
+    ]
 
 
 def _object(properties: dict[str, Schema], *, optional: Iterable[str] = ()) -> Schema:
@@ -339,4 +405,38 @@ def _schemas() -> dict[str, Any]:
                 "checks": {"type": "array", "items": _object({
                     "name": _TEXT, "ok": {"type": "boolean"}, "detail": _TEXT})}})},
             optional=["selftest"]),
+        **_power_schemas(),
+    }
+
+
+def _power_schemas() -> dict[str, Any]:
+    bmc = _object({
+        "driver": {"type": "string", "enum": list(BMC_DRIVERS)}, "address": _TEXT,
+        "system_id": _NULLABLE_TEXT, "username": _NULLABLE_TEXT,
+        "password_set": {"type": "boolean"}, "insecure": {"type": "boolean"}})
+    return {
+        "PowerBody": {"type": "object", "required": ["action"], "additionalProperties": False,
+                      "properties": {"action": {"type": "string", "enum": list(POWER_ACTIONS)}}},
+        "PowerAction": _object({
+            "id": _TEXT, "cluster": _TEXT, "mac": _TEXT, "action": _TEXT,
+            "steps": {"type": "array", "items": _TEXT}, "actor": _TEXT,
+            "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+            "message": _TEXT, "state": {**_NULLABLE_TEXT, "description": "on, off or unknown"},
+            "attempts": {"type": "integer"}, "created": _TEXT, "started": _NULLABLE_TEXT,
+            "finished": _NULLABLE_TEXT}),
+        "PowerState": _object({
+            "mac": _TEXT, "cluster": _TEXT, "bmc": {**bmc, "nullable": True},
+            "state": {**_NULLABLE_TEXT, "description": "on, off, unknown; null: never read"},
+            "checked": _NULLABLE_TEXT, "error": _NULLABLE_TEXT, "source": _NULLABLE_TEXT}),
+        "BmcBody": {"type": "object", "required": ["driver", "address"],
+                    "additionalProperties": False, "properties": {
+                        "driver": {"type": "string", "enum": list(BMC_DRIVERS)},
+                        "address": {**_TEXT, "description": "redfish: https://HOST[:PORT]; "
+                                    "ipmi: HOST[:PORT]; wol: BROADCAST[:PORT]"},
+                        "system_id": {**_TEXT, "description": "Redfish system id"},
+                        "username": _TEXT,
+                        "password": {**_TEXT, "writeOnly": True},
+                        "insecure": {"type": "boolean",
+                                     "description": "Redfish: skip the TLS certificate check"}}},
+        "BmcResult": _object({"mac": _TEXT, "cluster": _TEXT, "bmc": bmc}),
     }

@@ -9,7 +9,7 @@ from flask import current_app
 from hps_api.errors import NotFound
 from hps_api.net.identity import Neighbours
 from hps_api.settings import Settings
-from hps_api.store import FileStore
+from hps_api.store import Store
 from hps_api.store.bootstrap import active_cluster as stored_active_cluster
 
 
@@ -18,7 +18,7 @@ class Runtime:
     """Settings, the store and the neighbour table of this worker."""
 
     settings: Settings
-    store: FileStore
+    store: Store
     neighbours: Neighbours
 
     def active_cluster(self) -> str:

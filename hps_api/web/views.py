@@ -1,32 +1,24 @@
 """What the pages show (docs/api.md §6): plain functions from records to what templates render.
 
-Order, counts, hidden values and which actions a host offers are decided here, without Flask
-and without the store (except `read_hosts`), so each rule is tested on its own. A sensitive
-value is replaced by a hidden marker unless the viewer is an admin.
+Hidden values, the host page's sections and which actions a host offers are decided here,
+without Flask and without the store, so each rule is tested on its own (the host list's lines
+are `rows`, the dashboard's summary `overview`). A sensitive value is replaced by a hidden
+marker unless the viewer is an admin.
 """
 
 from __future__ import annotations
 
 import os
-from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hps_api.errors import CorruptRecord, NotFound, StoreUnreadable
-from hps_api.ids import colon_mac, is_sensitive
+from hps_api.ids import is_sensitive
 from hps_api.model.catalog import HostType
-from hps_api.model.states import MENU_STATES, STATES
-from hps_api.store import FileStore, Kind
+from hps_api.model.states import MENU_STATES
 from hps_api.store.journal import Change
 
-SUMMARY_KEYS = ("HOSTNAME", "TYPE", "PROFILE", "STATE", "IP", "LAST_SEEN", "BOOT_SESSION",
-                "SELFTEST_RESULT")
-COLUMN_LABELS = {"HOSTNAME": "Hostname", "TYPE": "Type", "PROFILE": "Profile", "STATE": "State",
-                 "IP": "IP", "LAST_SEEN": "Last seen", "BOOT_SESSION": "Boot session",
-                 "SELFTEST_RESULT": "Self-test"}
 HISTORY_LIMIT = 50
-NO_STATE = "(none)"
 LOG_LINES = 50
 LOG_WINDOW = 512 * 1024
 #: keys shown in their own sections of the host page rather than in the record table
@@ -42,19 +34,6 @@ class Shown:
 
     value: str | None
     hidden: bool = False
-
-
-@dataclass(frozen=True)
-class HostRow:
-    """One line of the dashboard: the host's MAC and its summary values."""
-
-    mac: str
-    values: Mapping[str, Shown]
-
-    @property
-    def colon(self) -> str:
-        """Return the MAC in the colon form people read."""
-        return colon_mac(self.mac)
 
 
 @dataclass(frozen=True)
@@ -118,51 +97,12 @@ class BootView:
     problem: str | None = None
 
 
-def read_hosts(store: FileStore, cluster: str) -> tuple[dict[str, dict[str, str]], list[str]]:
-    """Return mac12 -> record for the cluster's hosts, and a message per unreadable record.
-
-    One corrupt or unreadable file must not hide every other host; a host deleted between
-    listing and reading is simply gone.
-    """
-    records: dict[str, dict[str, str]] = {}
-    problems: list[str] = []
-    for rid in store.list_records(Kind.HOST, cluster):
-        try:
-            records[rid.name or ""] = store.items(rid)
-        except NotFound:
-            continue
-        except (CorruptRecord, StoreUnreadable) as err:
-            problems.append(str(err))
-    return records, problems
-
-
 def cluster_summary(items: Mapping[str, str], patterns: Iterable[str], *,
                     admin: bool) -> list[tuple[str, Shown]]:
     """Return the cluster facts the dashboard heads with: network and IPS address."""
     patterns = tuple(patterns)
     return [(label, shown(key, items.get(key), patterns, admin=admin))
             for label, key in (("Network", "NETWORK_CIDR"), ("IPS address", "DHCP_IP"))]
-
-
-def host_rows(records: Mapping[str, Mapping[str, str]], patterns: Iterable[str], *,
-              admin: bool) -> list[HostRow]:
-    """Return the dashboard rows, newest activity first (LAST_SEEN, then UPDATED, descending).
-
-    Ties keep MAC order: the sort is stable and `reverse=True` preserves it.
-    """
-    patterns = tuple(patterns)
-    ordered = sorted(records.items(), reverse=True,
-                     key=lambda item: (item[1].get("LAST_SEEN", ""), item[1].get("UPDATED", "")))
-    return [HostRow(mac, {key: shown(key, record.get(key), patterns, admin=admin)
-                          for key in SUMMARY_KEYS})
-            for mac, record in ordered]
-
-
-def state_counts(records: Iterable[Mapping[str, str]]) -> list[tuple[str, int]]:
-    """Return (state, number of hosts) for every state present, known states in table order."""
-    counts = Counter(record.get("STATE") or NO_STATE for record in records)
-    rank = {state: position for position, state in enumerate(STATES)}
-    return sorted(counts.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0]))
 
 
 def configurable(record: Mapping[str, str]) -> bool:
