@@ -25,18 +25,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from flask import Blueprint, Response, g, request
 
 from hps_api import __version__
 from hps_api.boot.flow import decision_for, explain
-from hps_api.errors import HpsError, InvalidInput
+from hps_api.errors import HpsError, InvalidInput, NotFound
 from hps_api.ids import colon_mac, normalize_mac
 from hps_api.model.catalog import load_catalog
 from hps_api.model.states import MENU_STATES, in_order
 from hps_api.ops import bulk
 from hps_api.ops import hosts as host_ops
+from hps_api.ops import power as power_ops
 from hps_api.ops.selftest import run_selftest
+from hps_api.power.records import ActionLog
 from hps_api.render.negotiate import Negotiated, client_from_agent
 from hps_api.settings import Settings
 from hps_api.store import RecordId, Store
@@ -53,6 +56,7 @@ from hps_api.web.pages import (
     require_admin,
     viewer_is_admin,
 )
+from hps_api.web.power import runner as power_runner
 from hps_api.web.respond import SECURITY_HEADERS, base_url
 from hps_api.web.rows import list_rows
 from hps_api.web.runtime import runtime
@@ -87,7 +91,14 @@ DONE_MESSAGES = {
     "rescue_on": "Rescue on: every boot of the host takes the rescue image until it is "
                  "switched off.",
     "rescue_off": "Rescue off: the host boots as its state says again.",
+    "reinstall_power": "Marked for reinstall, and asked its BMC for a network boot once and a "
+                       "power cycle: the install starts as soon as the host restarts.",
+    "power": "Power action sent to the BMC: its outcome is shown below once the BMC answers.",
 }
+#: the power buttons of the host page: action -> label (a Wake-on-LAN BMC can only switch on)
+POWER_BUTTONS = {"on": "Power on", "off": "Power off", "cycle": "Power cycle",
+                 "pxe-once": "Network boot once", "status": "Read the state"}
+WOL_BUTTONS = ("on",)
 
 
 # -- hooks ---------------------------------------------------------------------------------------
@@ -173,6 +184,7 @@ def host(mac: str) -> Response:
         history=[(when(entry.time, now), entry)
                  for entry in recent_history(changes, patterns, admin=admin)],
         forms=host_forms(mac12, record) if admin else {},
+        power=power_section(rt.store, cluster, mac12, admin=admin),
         delete=form("/hosts/bulk") if admin else None,
         choices=catalog_choices(load_catalog()))
 
@@ -208,9 +220,26 @@ def configure(mac: str) -> Response:
 def reinstall(mac: str) -> Response:
     """Set STATE=REINSTALL; 303 to the host page."""
     rt = runtime()
-    rid = RecordId.of_host(rt.active_cluster(), mac)
+    cluster = rt.active_cluster()
+    rid = RecordId.of_host(cluster, mac)
     host_ops.reinstall(rt.store, rid, actor())
-    return _done(rid.name or "", "reinstall")
+    bmc = power_ops.power_view(rt.store, cluster, rid.name or "")["bmc"]
+    if bmc is None or bmc["driver"] == "wol":
+        return _done(rid.name or "", "reinstall")
+    action = power_runner().submit(cluster, rid.name or "", ["pxe-once", "cycle"], actor())
+    return redirect(f"/hosts/{rid.name}?done=reinstall_power&action={action['id']}")
+
+
+@bp.post("/hosts/<mac>/power/<action>")
+def power(mac: str, action: str) -> Response:
+    """Start a power action through the host's BMC, off the request path; 303 to the host page,
+    which shows the action's outcome."""
+    if action not in POWER_BUTTONS:
+        raise NotFound(f"no such power action: {action[:20]}")
+    rt = runtime()
+    mac12 = normalize_mac(mac)
+    record = power_runner().submit(rt.active_cluster(), mac12, [action], actor())
+    return redirect(f"/hosts/{mac12}?done=power&action={record['id']}")
 
 
 @bp.post("/hosts/<mac>/unconfigure")
@@ -268,6 +297,27 @@ def host_forms(mac12: str, record: Mapping[str, str]) -> dict[str, csrf.Form]:
     switch = "off" if record.get(host_ops.RESCUE_KEY, "").lower() == "yes" else "on"
     forms[f"rescue_{switch}"] = _form(mac12, f"rescue/{switch}")
     return forms
+
+
+def power_section(store: Store, cluster: str, mac12: str, *, admin: bool) -> dict[str, Any]:
+    """Return what the host page shows of power: the BMC settings as shown (never the
+    password), the last known state (read by the poller, never asked of the BMC here), the
+    action named by `?action=` (its status and message), and the buttons an admin gets."""
+    view = power_ops.power_view(store, cluster, mac12)
+    bmc = view["bmc"]
+    buttons = {} if not admin or bmc is None else {
+        name: (label, _form(mac12, f"power/{name}")) for name, label in POWER_BUTTONS.items()
+        if bmc["driver"] != "wol" or name in WOL_BUTTONS}
+    action = None
+    asked = request.args.get("action", "")
+    if asked:
+        try:
+            found = ActionLog(store.layout.root).get(asked)
+        except HpsError:
+            found = None
+        action = found if found and found.get("mac") == mac12 else None
+    return {"view": view, "buttons": buttons, "action": action,
+            "checked": when(view["checked"], time.time()) if view["checked"] else None}
 
 
 def boot_view(store: Store, cluster: str, mac12: str, record: Mapping[str, str],

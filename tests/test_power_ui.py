@@ -1,0 +1,108 @@
+"""Power on the host page, as an admin's browser uses it: the BMC and the last known state
+shown (never the password), buttons that start an action off the request path and show its
+outcome, and a reinstall that also asks the BMC for a network boot and a power cycle."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import webtest
+from bmc_emulators import Redfish, sushy_emulator, system_uuid, wol_listener
+from test_power_actions import REDFISH_PASSWORD, REDFISH_USER, emulated
+from test_ui import admin, app, secret_of  # noqa: F401 (fixtures of the host page)
+
+from hps_api.ops import power as power_ops
+from hps_api.power.bmc import Bmc
+from hps_api.store import FileStore, RecordId
+from hps_api.web import csrf
+
+MAC = "525400aabb01"
+
+
+@pytest.fixture(scope="module")
+def redfish(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redfish]:
+    with sushy_emulator(tmp_path_factory.mktemp("redfish"), systems=1) as running:
+        yield running
+
+
+@pytest.fixture
+def host(store: FileStore) -> RecordId:
+    rid = RecordId.of_host("default", MAC)
+    store.update(rid, {"STATE": "INSTALLED", "TYPE": "SCH", "HOSTNAME": "sch-001",
+                       "IP": "10.99.0.11"}, "test:setup", create=True)
+    return rid
+
+
+def post(admin: webtest.TestApp, secret: bytes, path: str) -> webtest.TestResponse:  # noqa: F811
+    return admin.post(path, {"csrf_token": csrf.issue(secret, path)}, status=303)
+
+
+def finished(admin: webtest.TestApp, location: str) -> str:  # noqa: F811
+    """Return the host page once the action it names has finished (bounded wait)."""
+    deadline = time.monotonic() + 30
+    while True:
+        page = admin.get(location).text
+        if "<strong>done</strong>" in page or "<strong>failed</strong>" in page:
+            return page
+        assert time.monotonic() < deadline, page
+        time.sleep(0.2)
+
+
+def test_a_host_without_bmc_says_how_to_set_one(admin, host) -> None:  # noqa: F811
+    page = admin.get(f"/hosts/{MAC}").text
+    assert "No BMC set" in page and "hps-api bmc set" in page
+    assert 'id="power-on"' not in page
+
+
+def test_wake_on_lan_gets_only_the_on_button_and_it_sends_the_packet(
+        admin, host, store, tmp_path: Path, config_dir: Path) -> None:  # noqa: F811
+    secret = secret_of(tmp_path, config_dir)
+    with wol_listener() as listener:
+        port = listener.getsockname()[1]
+        power_ops.set_bmc(store, "default", MAC, Bmc("wol", f"127.255.255.255:{port}"), "t")
+        page = admin.get(f"/hosts/{MAC}").text
+        assert 'id="power-on"' in page
+        assert not any(f'id="power-{name}"' in page for name in ("off", "cycle", "pxe-once"))
+        answer = post(admin, secret, f"/hosts/{MAC}/power/on")
+        packet, _ = listener.recvfrom(1024)
+    assert packet[6:12] == bytes.fromhex(MAC)
+    assert "done=power&action=" in answer.location
+    assert "Action on: <strong>done</strong>" in finished(admin, answer.location)
+
+
+def test_redfish_buttons_act_and_the_password_is_never_shown(
+        admin, host, store, redfish, tmp_path: Path, config_dir: Path) -> None:  # noqa: F811
+    secret = secret_of(tmp_path, config_dir)
+    power_ops.set_bmc(store, "default", MAC, Bmc(
+        "redfish", redfish.url, system_id=system_uuid(0), username=REDFISH_USER,
+        password=REDFISH_PASSWORD), "t")
+    page = admin.get(f"/hosts/{MAC}").text
+    assert REDFISH_PASSWORD not in page and "password set" in page
+    assert all(f'id="power-{name}"' in page for name in ("on", "off", "cycle", "pxe-once"))
+    done = finished(admin, post(admin, secret, f"/hosts/{MAC}/power/on").location)
+    assert "Action on: <strong>done</strong>" in done
+    assert emulated(redfish, 0)["PowerState"] == "On"
+    admin.post(f"/hosts/{MAC}/power/explode",
+               {"csrf_token": csrf.issue(secret, f"/hosts/{MAC}/power/explode")}, status=404)
+
+
+def test_reinstall_with_a_bmc_also_boots_the_network_once_and_cycles(
+        admin, host, store, redfish, tmp_path: Path, config_dir: Path) -> None:  # noqa: F811
+    secret = secret_of(tmp_path, config_dir)
+    store.update(RecordId.of_os("x86_64:rocky:10"), {"STATUS": "prod", "HPS_TYPES": "SCH"}, "t",
+                 create=True)
+    store.update(RecordId.of_cluster("default"), {"OS_SCH": "x86_64:rocky:10"}, "t")
+    power_ops.set_bmc(store, "default", MAC, Bmc(
+        "redfish", redfish.url, system_id=system_uuid(0), username=REDFISH_USER,
+        password=REDFISH_PASSWORD), "t")
+    answer = post(admin, secret, f"/hosts/{MAC}/reinstall")
+    assert "done=reinstall_power&action=" in answer.location
+    page = finished(admin, answer.location)
+    assert "Action pxe-once + cycle: <strong>done</strong>" in page
+    assert store.items(host)["STATE"] == "REINSTALL"
+    system: dict[str, Any] = emulated(redfish, 0)
+    assert system["Boot"]["BootSourceOverrideTarget"] == "Pxe"
