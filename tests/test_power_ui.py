@@ -106,3 +106,36 @@ def test_reinstall_with_a_bmc_also_boots_the_network_once_and_cycles(
     assert store.items(host)["STATE"] == "REINSTALL"
     system: dict[str, Any] = emulated(redfish, 0)
     assert system["Boot"]["BootSourceOverrideTarget"] == "Pxe"
+
+
+def test_a_bulk_power_action_is_queued_per_host_and_a_host_without_bmc_is_named(
+        admin, host, store) -> None:  # noqa: F811
+    from test_bulk import review
+
+    other = RecordId.of_host("default", "525400aabb02")
+    store.update(other, {"STATE": "INSTALLED"}, "test:setup", create=True)
+    with wol_listener() as listener:
+        port = listener.getsockname()[1]
+        power_ops.set_bmc(store, "default", MAC, Bmc("wol", f"127.255.255.255:{port}"), "t")
+        page = review(admin, "power_on", [MAC, "525400aabb02"]).forms["confirm"].submit()
+        packet, _ = listener.recvfrom(1024)
+    assert packet[6:12] == bytes.fromhex(MAC)
+    assert "1 done, 1 refused" in page.text
+    assert "has no BMC" in page.text and "on queued (action" in page.text
+
+
+def test_the_dashboard_counts_hosts_by_their_last_read_power_state(
+        admin, host, store) -> None:  # noqa: F811
+    from hps_api.power.records import StateBook
+
+    assert 'id="power-counts"' not in admin.get("/").text  # no BMC anywhere: no section
+    for n, state in enumerate(("on", "on", "off", None)):
+        mac = f"525400aabb1{n}"
+        store.update(RecordId.of_host("default", mac), {"STATE": "INSTALLED"}, "t", create=True)
+        power_ops.set_bmc(store, "default", mac, Bmc("wol", "10.0.0.255"), "t")
+        if state:
+            StateBook(store.layout.root).record("default", mac, state, None, "poller")
+    counts = power_ops.power_counts(store, "default")
+    assert counts == {"on": 2, "off": 1, "error": 0, "unknown": 1}
+    page = admin.get("/").text
+    assert 'id="power-counts"' in page and "<th scope=\"row\">on</th><td>2</td>" in page

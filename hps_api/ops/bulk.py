@@ -1,5 +1,5 @@
 """One action on many hosts (docs/ui.md, "Bulk actions"): configure as TYPE/PROFILE, reinstall,
-rescue on/off, unconfigure, delete.
+rescue on/off, unconfigure, delete, and the power actions (queued per host through its BMC).
 
 Each host goes through the same operation a single host does (hps_api.ops.hosts, and for
 configure `boot.configure.configure_host`, the checked step `ops.hosts.configure` is made of),
@@ -15,8 +15,9 @@ refreshes them as `ops.hosts.delete` does, for each host that held a reservation
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from hps_api.boot.configure import configure_host
 from hps_api.errors import Conflict, HpsError, InvalidInput
@@ -29,7 +30,15 @@ from hps_api.store import RecordId, Store
 
 #: action -> what its confirmation asks ("Reinstall 3 hosts?")
 ACTIONS = {"configure": "Configure", "reinstall": "Reinstall", "rescue_on": "Rescue on for",
-           "rescue_off": "Rescue off for", "unconfigure": "Unconfigure", "delete": "Delete"}
+           "rescue_off": "Rescue off for", "unconfigure": "Unconfigure", "delete": "Delete",
+           "power_on": "Power on", "power_off": "Power off", "power_cycle": "Power cycle",
+           "power_pxe_once": "Network boot once for"}
+#: bulk action -> the power action it queues for each host (hps_api.ops.power)
+POWER_STEPS = {"power_on": "on", "power_off": "off", "power_cycle": "cycle",
+               "power_pxe_once": "pxe-once"}
+#: queues a power action for one host off the request path: (cluster, mac, steps, actor) ->
+#: the action's record (the web door's power runner); raises what ops.power.prepare raises
+Submit = Callable[[str, str, list[str], str], Mapping[str, Any]]
 #: what each action did to one host
 DONE = {"reinstall": "marked for reinstall", "rescue_on": "rescue on: boots the rescue image",
         "rescue_off": "rescue off", "unconfigure": "unconfigured", "delete": "deleted"}
@@ -82,9 +91,16 @@ def plan(action: str, macs: Iterable[str], choice: str = "") -> Batch:
     return Batch(action, unique, kind.name, profile_of(kind, profile or None))
 
 
-def run(store: Store, settings: Settings, cluster: str, batch: Batch,
-        actor: str) -> list[Outcome]:
-    """Apply the batch to each host in turn and return one Outcome per host, in order."""
+def run(store: Store, settings: Settings, cluster: str, batch: Batch, actor: str,
+        submit: Submit | None = None) -> list[Outcome]:
+    """Apply the batch to each host in turn and return one Outcome per host, in order. A power
+    action is queued for each host through `submit` (never carried out here: a BMC may take a
+    minute to answer); a host without a BMC gets its reason like any other failure."""
+    if batch.action in POWER_STEPS:
+        if submit is None:
+            raise InvalidInput("power actions are queued by the server: use the hosts page or "
+                               "'hps-api power'")
+        return [_power(cluster, batch, mac, actor, submit) for mac in batch.macs]
     outcomes = [_one(store, settings, cluster, batch, mac, actor) for mac in batch.macs]
     if batch.action == "configure" and any(o.ok for o in outcomes):
         refresh_services(store, settings, cluster)
@@ -107,6 +123,15 @@ def check_waiting(mac12: str, record: Mapping[str, str]) -> None:
         raise Conflict(f"host {mac12} is {state}: only hosts in "
                        f"{', '.join(in_order(MENU_STATES))} are configured here; unconfigure "
                        "first")
+
+
+def _power(cluster: str, batch: Batch, mac: str, actor: str, submit: Submit) -> Outcome:
+    try:
+        record = submit(cluster, mac, [POWER_STEPS[batch.action]], actor)
+    except (HpsError, OSError) as err:
+        return Outcome(mac, False, str(err) or type(err).__name__)
+    return Outcome(mac, True, f"{POWER_STEPS[batch.action]} queued (action {record['id']}): "
+                              "its outcome is on the host's page")
 
 
 def _one(store: Store, settings: Settings, cluster: str, batch: Batch, mac: str,

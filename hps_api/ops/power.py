@@ -143,6 +143,19 @@ def power_view(store: Store, cluster: str, mac: str) -> dict[str, Any]:
             "error": known.get("error"), "source": known.get("source")}
 
 
+def power_counts(store: Store, cluster: str) -> dict[str, int]:
+    """Return how many hosts with a BMC were last read on, off, failing to answer (`error`) or
+    not read yet (`unknown`): the poller's readings, no BMC is asked. One small file read per
+    host with a BMC."""
+    states = StateBook(store.layout.root)
+    counts = {"on": 0, "off": 0, "error": 0, "unknown": 0}
+    for mac in BmcStore(store.layout.root).macs(cluster):
+        known = states.get(cluster, mac) or {}
+        state = "error" if known.get("error") else str(known.get("state") or "unknown")
+        counts[state if state in counts else "unknown"] += 1
+    return counts
+
+
 # --- one host ----------------------------------------------------------------------------------
 
 def parse_steps(text: str | Iterable[str]) -> list[str]:

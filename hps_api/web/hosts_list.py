@@ -31,6 +31,7 @@ from hps_api.ops.host_query import (
     sensitive_test,
 )
 from hps_api.web.pages import actor, form, hosts_of, page, viewer_is_admin
+from hps_api.web.power import runner as power_runner
 from hps_api.web.rows import ListRow, headings, link, list_rows
 from hps_api.web.runtime import runtime
 from hps_api.web.views import catalog_choices
@@ -86,7 +87,8 @@ def bulk_run() -> Response:
     cluster = rt.active_cluster()
     macs = [normalize_mac(mac) for mac in request.form.getlist("mac")]
     batch = bulk.plan(request.form.get("action", ""), macs, request.form.get("choice", ""))
-    outcomes = bulk.run(rt.store, rt.settings, cluster, batch, actor())
+    outcomes = bulk.run(rt.store, rt.settings, cluster, batch, actor(),
+                        submit=power_runner().submit)
     records = hosts_of(cluster).records
     rows = {row.mac: row for row in _rows(batch.macs, records)}
     failed = [o for o in outcomes if not o.ok]

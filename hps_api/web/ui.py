@@ -138,6 +138,7 @@ def dashboard() -> Response:
                 summary=cluster_summary(rt.store.items(RecordId.of_cluster(cluster)), patterns,
                                         admin=admin),
                 states=state_counts(records.values()), types=type_counts(records.values()),
+                power=power_ops.power_counts(rt.store, cluster),
                 attention=attention(records, patterns, admin=admin, now=now),
                 recent=recent_activity(rt.store.layout.journal(cluster), records, patterns,
                                        admin=admin, now=now),
