@@ -44,6 +44,16 @@ class Settings:
     site_dir: Path | None = None
     #: `/metrics` and the counting behind it (docs/api.md §9); off: neither
     metrics: bool = True
+    #: where stuck hosts are announced (docs/stuck.md): a URL the server POSTs JSON to; "": none
+    webhook_url: str = ""
+    #: the key of the announcements' HMAC-SHA256 signature (X-HPS-Signature); "": unsigned
+    webhook_secret: str = ""
+    #: seconds between two scans for stuck hosts in the server (docs/stuck.md)
+    stuck_scan_seconds: float = 60.0
+    #: a journal is rotated when it passes this many MiB (0: never), keeping this many
+    #: rotations (docs/storage.md, "Journal")
+    journal_max_mib: int = 64
+    journal_rotations: int = 3
 
     def with_overrides(self, **changes: Any) -> Settings:
         """Return a copy with some fields replaced (tests point config_dir at tmp_path)."""

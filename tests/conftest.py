@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hps_api.store import FileStore, RecordId
+from hps_api.store import FileStore, Kind, RecordId
 from hps_api.store.bootstrap import initialise
 
 BIN = Path(sys.executable).parent
@@ -46,7 +46,8 @@ def cli(config_dir: Path) -> Iterator[object]:
     def run(prog: str, *args: str, env: dict[str, str | None] | None = None,
             stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("HPS_")}
-        environment.update({"HPS_CONFIG_DIR": str(config_dir), "HPS_LOCK_TIMEOUT": "0.5"})
+        environment.update({"HPS_CONFIG_DIR": str(config_dir), "HPS_LOCK_TIMEOUT": "0.5",
+                            "HPS_RESOURCES_DIR": str(config_dir.parent / "resources")})
         for name, value in (env or {}).items():
             if value is None:
                 environment.pop(name, None)
@@ -101,7 +102,7 @@ def settings(config_dir: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
 
     return Settings(config_dir=config_dir, log_dir=tmp_path / "log", arp_table=tmp_path / "arp",
                     dhcp_leases=tmp_path / "leases", admin_token="admin-token-1",
-                    lock_timeout=0.5)
+                    lock_timeout=0.5, resources_dir=tmp_path / "resources")
 
 
 @pytest.fixture
@@ -121,3 +122,19 @@ def write_raw(store: FileStore, rid: RecordId, values: dict[str, str]) -> None:
     kept = [line for line in path.read_text().splitlines()
             if line.split("=", 1)[0] not in values]
     path.write_text("\n".join([*kept, *(f"{k}={v}" for k, v in values.items())]) + "\n")
+
+
+def provide_os_files(resources_dir: Path, store: FileStore) -> list[Path]:
+    """Create the kernel and initrd every OS record of the store points at, under
+    `resources_dir/distros/<REPO_PATH>/` (`init` sends a host to an installer only when they are
+    there); return their paths."""
+    made = []
+    for rid in store.list_records(Kind.OS):
+        record = store.items(rid)
+        for key in ("KERNEL", "INITRD"):
+            path = resources_dir / "distros" / record["REPO_PATH"].strip("/") / record.get(
+                key, {"KERNEL": "vmlinuz", "INITRD": "initrd.img"}[key])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"boot file of " + (rid.name or "").encode() + b"\n")
+            made.append(path)
+    return made

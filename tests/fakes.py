@@ -58,7 +58,7 @@ class BrokenStore:
     def list_records(self, kind: Kind, cluster: str | None = None) -> list[RecordId]:
         self._fail("list_records")
 
-    def history(self, rid: RecordId) -> list[Change]:
+    def history(self, rid: RecordId, *, limit: int | None = None) -> list[Change]:
         self._fail("history")
 
     def write_attachment(self, rid: RecordId, suffix: str, data: str, actor: str) -> Path:

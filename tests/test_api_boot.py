@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import provide_os_files
 
+from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId
 
 ADMIN = {"REMOTE_ADDR": "127.0.0.1"}
@@ -11,12 +13,13 @@ MAC = "525400aabb01"
 
 
 @pytest.fixture(autouse=True)
-def cluster(store: FileStore, host: RecordId) -> None:
+def cluster(store: FileStore, host: RecordId, settings: Settings) -> None:
     store.update(RecordId.of_cluster("default"), {
         "DHCP_IP": "10.99.0.1", "NETWORK_CIDR": "10.99.0.0/24"}, "t")
     store.update(RecordId.of_os("x86_64:rocky:10"), {
         "STATUS": "prod", "HPS_TYPES": "SCH,CCH,DRH", "REPO_PATH": "rocky/10",
         "KERNEL": "vmlinuz", "INITRD": "initrd.img"}, "t", create=True)
+    provide_os_files(settings.resources_dir, store)
 
 
 def test_configure_allocates_and_sets_configured(web, store: FileStore, host) -> None:

@@ -7,7 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import provide_os_files
 
+from hps_api.settings import Settings
 from hps_api.store import FileStore, Kind, RecordId
 
 URL = "/cgi-bin/boot_manager.sh"
@@ -18,8 +20,8 @@ NEW12 = "525400aabb77"
 
 
 @pytest.fixture(autouse=True)
-def cluster(store: FileStore) -> None:
-    """A cluster with a network, and OS records for every type."""
+def cluster(store: FileStore, settings: Settings) -> None:
+    """A cluster with a network, and OS records for every type, their files in place."""
     store.update(RecordId.of_cluster("default"), {
         "DHCP_IP": "10.99.0.1", "NETWORK_CIDR": "10.99.0.0/24", "DHCP_RANGE_START": "10.99.0.100",
         "DHCP_RANGE_END": "10.99.0.199", "MENU_TIMEOUT": "30", "ROOT_PASSWORD": "hunter2"}, "t")
@@ -31,6 +33,7 @@ def cluster(store: FileStore) -> None:
         "NAME": "alpine", "VERSION": "3.20", "ARCH": "x86_64", "STATUS": "prod",
         "HPS_TYPES": "TCH", "REPO_PATH": "alpine/3.20", "KERNEL": "vmlinuz-lts",
         "INITRD": "initramfs-lts"}, "t", create=True)
+    provide_os_files(settings.resources_dir, store)
 
 
 def host_of(store: FileStore, mac: str = NEW) -> dict[str, str]:

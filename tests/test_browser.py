@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import requests
+from conftest import provide_os_files
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from hps_api import create_app
@@ -115,6 +116,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
     initialise(FileStore(config_dir), "default", "test:setup")
     store = FileStore(config_dir, lock_timeout=2)
     seed(store)
+    provide_os_files(tmp_path / "resources", store)
     Accounts(config_dir).add(ADMIN, PASSWORD)
     app = create_app(Settings(config_dir=config_dir, log_dir=tmp_path / "log",
                               arp_table=tmp_path / "arp", dhcp_leases=tmp_path / "leases",

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import provide_os_files
 
+from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId
 
 URL = "/cgi-bin/boot_manager.sh"
@@ -25,7 +27,7 @@ FETCH = re.compile(r"^\s*(chain|kernel|initrd|imgfetch|sanboot)\b")
 
 
 @pytest.fixture(autouse=True)
-def cluster(store: FileStore) -> None:
+def cluster(store: FileStore, settings: Settings) -> None:
     """A cluster with a network and an OS for every type."""
     store.update(RecordId.of_cluster("default"), {
         "DHCP_IP": "10.99.0.1", "NETWORK_CIDR": "10.99.0.0/24", "DHCP_RANGE_START": "10.99.0.100",
@@ -38,6 +40,7 @@ def cluster(store: FileStore) -> None:
         "NAME": "alpine", "VERSION": "3.20", "ARCH": "x86_64", "STATUS": "prod",
         "HPS_TYPES": "TCH", "REPO_PATH": "alpine/3.20", "KERNEL": "vmlinuz-lts",
         "INITRD": "initramfs-lts"}, "t", create=True)
+    provide_os_files(settings.resources_dir, store)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import webtest
+from conftest import provide_os_files
 from flask import Flask
 
 from hps_api import __version__, create_app
@@ -37,14 +38,16 @@ LEGACY_QUERY = "cmd=host_variable&name=DNS_DOMAIN&mac=525400aabb01"
 
 
 @pytest.fixture(autouse=True)
-def seeded(store: FileStore, host: RecordId) -> None:
-    """The host and the cluster both hold DNS_DOMAIN, the key the calls use."""
+def seeded(store: FileStore, host: RecordId, tmp_path: Path) -> None:
+    """The host and the cluster both hold DNS_DOMAIN, the key the calls use; the OS's files are
+    in the app's resources tree, so the host can be reinstalled."""
     store.update(host, {"DNS_DOMAIN": "host.lan", "TYPE": "SCH", "HOSTNAME": "sch-001",
                         "IP": "10.99.0.11"}, "t")
     store.update(RecordId.of_cluster("default"), {"DNS_DOMAIN": "lab.lan", "DHCP_IP": "10.99.0.1",
                                                   "NETWORK_CIDR": "10.99.0.0/24"}, "t")
-    store.update(RecordId.of_os("x86_64:rocky:10"), {"STATUS": "prod", "HPS_TYPES": "SCH"}, "t",
-                 create=True)
+    store.update(RecordId.of_os("x86_64:rocky:10"), {"STATUS": "prod", "HPS_TYPES": "SCH",
+                                                     "REPO_PATH": "rocky/10"}, "t", create=True)
+    provide_os_files(tmp_path / "resources", store)
     # a BMC that sends nothing for `status` (Wake-on-LAN reads nothing back), and an action
     power.set_bmc(store, "default", host.name or "", Bmc("wol", "127.255.255.255"), "t")
     actions = ActionLog(store.layout.root)
@@ -56,7 +59,8 @@ def seeded(store: FileStore, host: RecordId) -> None:
 def app(config_dir: Path, tmp_path: Path) -> Flask:
     return create_app(Settings(config_dir=config_dir, log_dir=tmp_path / "log",
                                arp_table=tmp_path / "arp", dhcp_leases=tmp_path / "leases",
-                               admin_token="s3cret", lock_timeout=0.5))
+                               resources_dir=tmp_path / "resources", admin_token="s3cret",
+                               lock_timeout=0.5))
 
 
 @pytest.fixture

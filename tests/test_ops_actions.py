@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import webtest
+from conftest import provide_os_files
 from test_ui import admin, app, secret_of  # noqa: F401 (fixtures of the host page)
 
 from hps_api.store import FileStore, RecordId
@@ -27,7 +28,7 @@ TOKEN_HEADERS = {"Authorization": "Bearer t0k", "User-Agent": "curl/8.5.0"}
 
 
 @pytest.fixture(autouse=True)
-def cluster(store: FileStore) -> None:
+def cluster(store: FileStore, tmp_path: Path) -> None:
     store.update(RecordId.of_cluster("default"), {
         "DHCP_IP": "10.99.0.1", "NETWORK_CIDR": "10.99.0.0/24", "DHCP_RANGE_START": "10.99.0.100",
         "DHCP_RANGE_END": "10.99.0.199"}, "t")
@@ -35,6 +36,7 @@ def cluster(store: FileStore) -> None:
         "NAME": "rocky", "VERSION": "10", "ARCH": "x86_64", "STATUS": "prod",
         "HPS_TYPES": "SCH,CCH,DRH", "REPO_PATH": "rocky/10", "KERNEL": "vmlinuz",
         "INITRD": "initrd.img"}, "t", create=True)
+    provide_os_files(tmp_path / "resources", store)  # where test_ui's app and the CLIs look
 
 
 def by_menu(store: FileStore, doors: dict[str, Any], action: str) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import webtest
 from bmc_emulators import Redfish, sushy_emulator, system_uuid, wol_listener
+from conftest import provide_os_files
 from test_power_actions import REDFISH_PASSWORD, REDFISH_USER, emulated
 from test_ui import admin, app, secret_of  # noqa: F401 (fixtures of the host page)
 
@@ -95,7 +96,9 @@ def test_reinstall_with_a_bmc_also_boots_the_network_once_and_cycles(
     secret = secret_of(tmp_path, config_dir)
     store.update(RecordId.of_os("x86_64:rocky:10"), {"STATUS": "prod", "HPS_TYPES": "SCH"}, "t",
                  create=True)
+    store.update(RecordId.of_os("x86_64:rocky:10"), {"REPO_PATH": "rocky/10"}, "t")
     store.update(RecordId.of_cluster("default"), {"OS_SCH": "x86_64:rocky:10"}, "t")
+    provide_os_files(tmp_path / "resources", store)
     power_ops.set_bmc(store, "default", MAC, Bmc(
         "redfish", redfish.url, system_id=system_uuid(0), username=REDFISH_USER,
         password=REDFISH_PASSWORD), "t")

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import provide_os_files
 
 from hps_api.errors import StoreUnavailable
 from hps_api.store import FileStore, RecordId
@@ -283,6 +284,7 @@ def installing(tmp_path: Path, store: FileStore, host: RecordId) -> RecordId:
         "NAME": "rocky", "VERSION": "10", "ARCH": "x86_64", "STATUS": "prod",
         "HPS_TYPES": "SCH", "REPO_PATH": "rocky/10", "KERNEL": "vmlinuz",
         "INITRD": "initrd.img"}, "t", create=True)
+    provide_os_files(tmp_path / "resources", store)
     store.update(host, {"TYPE": "SCH", "STATE": "INSTALLING", "INSTALL_ATTEMPTS": "1",
                         "HOSTNAME": "sch-001", "IP": "10.99.0.11"}, "t")
     return host

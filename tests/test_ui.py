@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import webtest
-from conftest import write_raw
+from conftest import provide_os_files, write_raw
 from flask import Flask
 
 from hps_api import __version__, create_app
@@ -377,14 +377,16 @@ def test_a_fresh_store_seeded_by_initialise_is_degraded_until_configured(tmp_pat
 
 
 @pytest.fixture
-def bootable(store: FileStore) -> None:
-    """A cluster that can configure and install an SCH: network keys and a prod OS record."""
+def bootable(store: FileStore, tmp_path: Path) -> None:
+    """A cluster that can configure and install an SCH: network keys and a prod OS record whose
+    kernel and initrd are in the app's resources tree."""
     store.update(RecordId.of_cluster("default"), {"DHCP_IP": "10.99.0.1",
                                                   "NETWORK_CIDR": "10.99.0.0/24"}, "test:setup")
     store.update(RecordId.of_os("x86_64:rocky:10"), {
         "NAME": "rocky", "VERSION": "10", "ARCH": "x86_64", "STATUS": "prod", "HPS_TYPES": "SCH",
         "REPO_PATH": "rocky/10", "KERNEL": "images/pxeboot/vmlinuz",
         "INITRD": "images/pxeboot/initrd.img"}, "test:setup", create=True)
+    provide_os_files(tmp_path / "resources", store)
 
 
 @pytest.fixture
@@ -932,6 +934,6 @@ def test_the_stylesheet_is_served_from_the_ui_blueprint(web) -> None:
 def test_health_shows_one_row_per_ips_self_test_check(web) -> None:
     page = web.get("/health").text
     assert "<h2>IPS self-test</h2>" in page
-    for name in ("config_dir", "active_cluster", "records", "templates", "dnsmasq_config",
-                 "rsyslog_config", "ipxe_binaries", "disk_space", "log_dir"):
+    for name in ("config_dir", "active_cluster", "records", "templates", "os_files",
+                 "dnsmasq_config", "rsyslog_config", "ipxe_binaries", "disk_space", "log_dir"):
         assert f'<th scope="row">{name}</th>' in page

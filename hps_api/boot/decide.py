@@ -35,7 +35,8 @@ class BootInputs:
     """Everything `decide` looks at; built by the caller from the store and the request.
 
     `os_problem` says why `os` is None when the caller knows (a missing record, a cluster key
-    naming a retired OS...).
+    naming a retired OS...). `missing_files` are the OS's files (its kernel, its initrd) the
+    caller looked for and did not find, as the `/distros/...` paths the host would fetch.
     """
 
     mac: str
@@ -50,6 +51,7 @@ class BootInputs:
     arch: str = "x86_64"
     registered: bool = True
     os_problem: str = ""
+    missing_files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -241,7 +243,17 @@ def _usable_type(inputs: BootInputs) -> HostType | Blocker:
                        f"{'them' if len(missing) > 1 else 'it'}: configure the host as "
                        f"{kind.name} (it is given a name and address) or set "
                        f"{' and '.join(missing)}", "UNCONFIGURED")
+    if inputs.missing_files:
+        return Blocker(missing_files_message(inputs.os_id, inputs.missing_files),
+                       "INSTALL_FAILED")
     return kind
+
+
+def missing_files_message(os_id: str, missing: tuple[str, ...]) -> str:
+    """Return the message for an OS whose kernel or initrd is not there to be served."""
+    return (f"OS {os_id}: {' and '.join(missing)} not found under HPS_RESOURCES_DIR: copy "
+            f"{'them' if len(missing) > 1 else 'it'} there, or correct the OS record's "
+            "REPO_PATH, KERNEL and INITRD")
 
 
 def no_os_message(type_name: str, arch: str) -> str:

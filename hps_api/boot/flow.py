@@ -7,9 +7,14 @@ items and the explain endpoint all reach the same answer the same way.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 import time
 from collections.abc import Mapping
+from pathlib import Path
+
+from werkzeug.security import safe_join
 
 from hps_api.boot.decide import Blocker, BootInputs, Decision, cannot_go_on, decide, no_os_message
 from hps_api.errors import HpsError, InvalidInput, NotFound, StoreBusy
@@ -39,23 +44,58 @@ def host_or_none(store: Store, rid: RecordId) -> dict[str, str] | None:
 
 def inputs_for(
     store: Store, cluster: str, mac: str, host: Mapping[str, str] | None, *,
-    base_url: str, session: str, arch: str | None = None,
+    base_url: str, session: str, arch: str | None = None, resources_dir: Path | None = None,
 ) -> BootInputs:
-    """Return the BootInputs of a host (None: not registered yet), reading cluster and OS."""
+    """Return the BootInputs of a host (None: not registered yet), reading cluster and OS; with
+    `resources_dir` (HPS_RESOURCES_DIR), also which of its OS's files are missing there."""
     cluster_items = store.items(RecordId.of_cluster(cluster))
     record = dict(host or {})
     host_arch = record.get("ARCH") or arch or "x86_64"
-    os_id, os, problem = _os_of(store, cluster_items, record, host_arch)
+    os_id, os_record, problem = _os_of(store, cluster_items, record, host_arch)
+    missing = () if os_record is None or resources_dir is None else \
+        missing_os_files(os_record, resources_dir)
     return BootInputs(mac=mac, host=record, cluster=cluster_items, types=load_catalog(),
-                      os_id=os_id, os=os, base_url=base_url, session=session, now=utc_now(),
-                      arch=host_arch, registered=host is not None, os_problem=problem)
+                      os_id=os_id, os=os_record, base_url=base_url, session=session,
+                      now=utc_now(), arch=host_arch, registered=host is not None,
+                      os_problem=problem, missing_files=missing)
 
 
 def decision_for(store: Store, cluster: str, mac: str, host: Mapping[str, str] | None, *,
-                 base_url: str, session: str, arch: str | None = None) -> Decision:
-    """Return the decision `init` would take now for this host (no writes)."""
+                 base_url: str, session: str, arch: str | None = None,
+                 resources_dir: Path | None = None) -> Decision:
+    """Return the decision `init` would take now for this host (no writes); with
+    `resources_dir`, an OS whose files are missing there blocks the install, as at `init`."""
     return answer(inputs_for(store, cluster, mac, host, base_url=base_url, session=session,
-                             arch=arch))[0]
+                             arch=arch, resources_dir=resources_dir))[0]
+
+
+def missing_os_files(os_record: Mapping[str, str], resources_dir: Path) -> tuple[str, ...]:
+    """Return the files an OS record points at (REPO_PATH/KERNEL, REPO_PATH/INITRD) that
+    `/distros/` would not serve from `resources_dir`, as the paths the host would ask for.
+
+    One `stat` each: a path that is not a regular file, or that leaves the tree (`..`, an
+    absolute name), is missing. A symlink pointing outside the tree passes here and is still
+    refused by `/distros/` (hps_api.web.static); resolving it would cost a `stat` per part.
+    """
+    root = os.path.join(resources_dir, "distros")  # per init: a Path costs more than the stat
+    repo = os_record.get("REPO_PATH", "").strip("/")
+    missing = []
+    for key, default in (("KERNEL", "vmlinuz"), ("INITRD", "initrd.img")):
+        relative = f"{repo}/{os_record.get(key, default)}"  # as `decide` builds its URL
+        if not _is_served(root, relative):
+            missing.append(f"/distros/{relative}")
+    return tuple(missing)
+
+
+def _is_served(root: str, relative: str) -> bool:
+    # without `..` or a leading `/`, safe_join's normalising changes nothing the kernel would
+    # not resolve alike: the join it returns is the plain one
+    plain = not relative.startswith("/") and ".." not in relative.split("/")
+    path = f"{root}/{relative}" if plain else safe_join(root, relative)
+    try:
+        return path is not None and stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def answer(inputs: BootInputs) -> tuple[Decision, str]:

@@ -3,7 +3,7 @@
     hps_config     [opts]     get KEY | set KEY VALUE | unset KEY | list
     cluster_config [opts]     get KEY | set KEY VALUE [CLUSTER] | unset KEY | list | exists [KEY]
     host_config    [opts] MAC get KEY | set KEY VALUE | unset KEY | list | exists [KEY]
-                              | equals KEY VALUE | show | delete | history
+                              | equals KEY VALUE | show | delete | history [--boots | --all]
                               | reinstall | unconfigure | rescue on|off
     opts: --config-dir DIR, --cluster NAME (not for hps_config), --json
 
@@ -12,8 +12,9 @@ one (`[KEY]`, `[CLUSTER]`) never starts with `-`, so such a token there is an op
 come before the verb or after its arguments. `host_config MAC set` creates the host's record when
 it is missing, so an operator can prepare a host before it first boots; `cluster_config set` needs
 the cluster to exist (`hps-api init`). `exists` and `equals` are tests for shell `if`: exit 0 for
-true, 1 for false, silently. Exit codes: 0 done, 1 not set (or false), 2 bad usage or input,
-3 store busy, corrupt or unreadable.
+true, 1 for false, silently. `history` lists the host's changes and counts its boots (a boot is
+one journal entry); `--boots` lists the boots, `--all` both, in order. Exit codes: 0 done, 1 not
+set (or false), 2 bad usage or input, 3 store busy, corrupt or unreadable.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from hps_api.ops import clusters as cluster_ops
 from hps_api.ops import hosts as host_ops
 from hps_api.settings import Settings
 from hps_api.store import Kind, RecordId, Store
+from hps_api.store.journal import Change
 
 #: each verb's arguments; `[X]` is optional
 VERBS_SYNTAX = {"get": "KEY", "set": "KEY VALUE", "unset": "KEY", "list": ""}
@@ -49,6 +51,8 @@ CLUSTER_VERBS_SYNTAX = {**VERBS_SYNTAX, "set": "KEY VALUE [CLUSTER]", "exists": 
 HOST_VERBS_SYNTAX = {**VERBS_SYNTAX, "exists": "[KEY]", "equals": "KEY VALUE", "show": "",
                      "delete": "", "history": "", "reinstall": "", "unconfigure": "",
                      "rescue": "ON_OFF"}
+#: options a verb takes besides the common ones, for the usage line
+VERB_OPTIONS = {"history": "[--boots | --all]"}
 
 
 @dataclass
@@ -62,6 +66,8 @@ class Invocation:
     cluster: str | None = None
     json: bool = False
     help: bool = False
+    #: what `history` lists: "changes" (and a count of boots), "boots" or "all"
+    history: str = "changes"
     settings: Settings | None = None
 
 
@@ -123,6 +129,8 @@ def parse_args(
             raise UsageError(f"unexpected argument {token!r}")
     if inv.help:
         return inv
+    if inv.history != "changes" and inv.verb != "history":
+        raise UsageError(f"--{inv.history} goes with history")
     if takes_mac and inv.mac is None:
         raise UsageError("a MAC address is required")
     if not inv.verb:
@@ -152,6 +160,8 @@ def _option(inv: Invocation, token: str, rest: list[str], takes_cluster: bool) -
         raise SystemExit(EXIT_OK)
     elif name == "--json" and not eq:
         inv.json = True
+    elif name in ("--boots", "--all") and not eq:
+        inv.history = name[2:]
     elif name == "--config-dir" or (name == "--cluster" and takes_cluster):
         value = inline if eq else (rest.pop(0) if rest else "")
         if not value:
@@ -268,7 +278,8 @@ def _list(store: Store, rid: RecordId, inv: Invocation) -> int:
 def _show(store: Store, rid: RecordId, inv: Invocation) -> int:
     items = store.items(rid)
     history = store.history(rid)
-    last = asdict(history[-1]) if history else None
+    changes = [c for c in history if not c.bookkeeping]
+    last = asdict(changes[-1]) if changes else None
     mac = rid.name or ""
     if inv.json:
         out(json.dumps({"mac": mac, "cluster": rid.cluster, "record": items,
@@ -279,7 +290,9 @@ def _show(store: Store, rid: RecordId, inv: Invocation) -> int:
     for key, value in items.items():
         out(f"  {key.ljust(width)}  {value}")
     if last:
-        out(f"last change {last['time']} by {last['actor']} ({len(history)} in history)")
+        boots = sum(c.boot for c in history)
+        out(f"last change {last['time']} by {last['actor']} ({len(changes)} changes and "
+            f"{boots} boots in history)")
     return EXIT_OK
 
 
@@ -290,21 +303,41 @@ def _delete(store: Store, rid: RecordId, inv: Invocation) -> int:
 
 
 def _history(store: Store, rid: RecordId, inv: Invocation) -> int:
-    changes = store.history(rid)
-    if not changes and not store.exists(rid):
+    """List what the journal keeps of the host: by default its changes, then how many boots
+    were left out; `--boots` its boots; `--all` both, in order (docs/storage.md, "Journal")."""
+    history = store.history(rid)
+    if not history and not store.exists(rid):
         raise NotFound(f"{rid.label} not found")
+    boots = [c for c in history if c.boot]
+    shown = {"changes": [c for c in history if not c.bookkeeping], "boots": boots,
+             "all": history}[inv.history]
     if inv.json:
-        out(json.dumps([asdict(c) for c in changes], ensure_ascii=False, indent=2))
+        out(json.dumps([asdict(c) for c in shown], ensure_ascii=False, indent=2))
         return EXIT_OK
-    for c in changes:
-        old = "(unset)" if c.old is None else c.old
-        new = "(unset)" if c.new is None else c.new
-        out(f"{c.time}  {c.actor}  {c.key}: {old} -> {new}")
+    for c in shown:
+        out(_boot_line(c) if c.boot and inv.history == "boots" else _change_line(c))
+    if boots and inv.history == "changes":
+        last = boots[-1]
+        out(f"({len(boots)} boots not shown, the last {last.time} session {last.new}: "
+            "--boots lists them, --all shows everything)")
     return EXIT_OK
 
 
+def _change_line(c: Change) -> str:
+    old = "(unset)" if c.old is None else c.old
+    new = "(unset)" if c.new is None else c.new
+    facts = "".join(f" {key}={value}" for key, value in c.facts.items())
+    return f"{c.time}  {c.actor}  {c.key}: {old} -> {new}" + (f"  [{facts[1:]}]" if facts else "")
+
+
+def _boot_line(c: Change) -> str:
+    after = f" after {c.old}" if c.old else " (first)"
+    facts = "".join(f"  {key}={value}" for key, value in c.facts.items())
+    return f"{c.time}  {c.actor}  boot {c.new}{after}{facts}"
+
+
 def _reinstall(store: Store, rid: RecordId, inv: Invocation) -> int:
-    host_ops.reinstall(store, rid, cli_actor())
+    host_ops.reinstall(store, rid, cli_actor(), resources_dir=_settings(inv).resources_dir)
     out(f"{rid.name} marked for reinstall: it installs again at its next network boot")
     return EXIT_OK
 
@@ -334,7 +367,8 @@ VERBS: dict[str, Callable[[Store, RecordId, Invocation], int]] = {
 def _usage(prog: str, syntax: dict[str, str], takes_mac: bool) -> str:
     mac = " MAC" if takes_mac else ""
     cluster = "" if prog == "hps_config" else " [--cluster NAME]"
-    verbs = " | ".join(f"{verb} {words}".rstrip() for verb, words in syntax.items())
+    verbs = " | ".join(" ".join(part for part in (verb, words, VERB_OPTIONS.get(verb, "")) if part)
+                       for verb, words in syntax.items())
     return (f"usage: {prog} [--config-dir DIR]{cluster} [--json]{mac} {verbs}\n"
             "exit codes: 0 done (true), 1 not set (false), 2 bad usage or input, "
             "3 store busy/corrupt/unreadable")

@@ -19,6 +19,8 @@ from hps_api.cli import admin as admin_cli
 from hps_api.cli import cluster as cluster_cli
 from hps_api.cli import install as install_cli
 from hps_api.cli import power as power_cli
+from hps_api.cli import stuck as stuck_cli
+from hps_api.cli import timeline as timeline_cli
 from hps_api.cli.common import (
     EXIT_NOT_SET,
     EXIT_OK,
@@ -89,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     admin_cli.register(sub)
     install_cli.register(sub, common)
     power_cli.register(sub)
+    stuck_cli.register(sub)
+    timeline_cli.register(sub)
     return parser
 
 
@@ -287,7 +291,8 @@ COMMANDS = {"init": _init, "fsck": _fsck, "import-legacy": _import_legacy, "serv
             "cgi": _cgi, "render-services": _render_services, "os": _os,
             "cluster": cluster_cli.dispatch, "selftest": _selftest, "admin": admin_cli.dispatch,
             "install": install_cli.dispatch, "bmc": power_cli.dispatch_bmc,
-            "power": power_cli.dispatch_power}
+            "power": power_cli.dispatch_power, "timeline": timeline_cli.dispatch,
+            "stuck": stuck_cli.dispatch}
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ def init(ctx: CommandContext) -> Reply:
     session, stamps = boot_stamps(host, ctx.mac, ctx.params)
     decision, script = answer(inputs_for(ctx.store, ctx.cluster, ctx.mac, host,
                                          base_url=ctx.base_url, session=session,
-                                         arch=stamps.get("ARCH")))
+                                         arch=stamps.get("ARCH"),
+                                         resources_dir=ctx.settings.resources_dir))
     node_ops.record_boot(ctx.store, ctx.host, host is not None, stamps, decision.changes,
                          ctx.actor)
     eventlog.event(logging.INFO, f"init: {decision.action} ({decision.reason})", host=ctx.mac,

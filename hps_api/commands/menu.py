@@ -67,7 +67,8 @@ def _inputs(ctx: CommandContext) -> d.BootInputs:
     if host is None:
         raise NotFound(f"Host {ctx.mac} not found")
     return inputs_for(ctx.store, ctx.cluster, ctx.mac, host, base_url=ctx.base_url,
-                      session=ctx.session or host.get("BOOT_SESSION", ""))
+                      session=ctx.session or host.get("BOOT_SESSION", ""),
+                      resources_dir=ctx.settings.resources_dir)
 
 
 def _decide_and_apply(ctx: CommandContext) -> d.Decision:
@@ -165,7 +166,8 @@ def _operation(operation: Callable[[Store, RecordId, str], object]) -> Action:
 def _reinstall(ctx: CommandContext, inputs: d.BootInputs) -> d.Decision:
     """REINSTALL only when it can be acted on; else the install menu, saying why."""
     try:
-        host_ops.reinstall(ctx.store, ctx.host, ctx.actor)
+        host_ops.reinstall(ctx.store, ctx.host, ctx.actor,
+                           resources_dir=ctx.settings.resources_dir)
     except Conflict as err:
         return _install_menu(ctx, inputs, notice=f"Reinstall: {err}")
     return _decide_and_apply(ctx)

@@ -31,6 +31,9 @@ in waves and then mostly stay quiet):
   (`post_worker_init`); only the worker holding the flock on `run/power/poller.lock` polls, so
   the BMCs are read once per interval whatever the worker count, and another worker takes over
   when that one dies. Not in the master: it forks, and threads there would be forked too.
+- Stuck hosts (docs/stuck.md): each worker starts a watch thread too; only the worker holding
+  the flock on `run/stuck/watch.lock` scans (every HPS_STUCK_SCAN_SECONDS) and announces, so a
+  host becomes stuck once in the event log and at HPS_WEBHOOK_URL whatever the worker count.
 - Metrics (HPS_METRICS, on by default): the workers count into files under
   `HPS_CONFIG_DIR/run/metrics`, emptied at every start, and any worker answering `/metrics`
   adds up all of them (prometheus-client's multiprocess mode, docs/api.md §9); when a worker
@@ -115,6 +118,10 @@ def serve(settings: Settings, bind: str | None = None, workers: int | None = Non
     """
     from hps_api import create_app
 
+    if settings.webhook_url:
+        from hps_api.observe.webhook import check_url
+
+        check_url(settings.webhook_url)
     options = gunicorn_options(settings, bind, workers)
     if settings.metrics:  # before the app, whose metrics must be made in multiprocess mode
         from hps_api.observe import metrics
@@ -168,9 +175,11 @@ def run_app(app: WSGIApp, options: dict[str, Any]) -> None:
 
 def worker_started(worker: Any) -> None:
     """In each new worker: leave SIGINT to the master, start the power poller thread (only
-    the worker holding the poller's lock polls: hps_api.ops.power_jobs, docs/power.md)."""
+    the worker holding the poller's lock polls: hps_api.ops.power_jobs, docs/power.md) and
+    the stuck-host watch (likewise: hps_api.ops.announce, docs/stuck.md)."""
     leave_sigint_to_master(worker)
     start_power_poller(worker.wsgi)
+    start_stuck_watch(worker.wsgi)
 
 
 def start_power_poller(app: Any) -> None:
@@ -181,6 +190,19 @@ def start_power_poller(app: Any) -> None:
     runtime = getattr(app, "extensions", {}).get("hps")
     if runtime is not None:
         Poller(runtime.store).start()
+
+
+def start_stuck_watch(app: Any) -> None:
+    """Start the stuck-host watch of a worker on the app's store, settings and host index (none
+    for gunicorn's stand-in app of a worker whose app failed to load)."""
+    from hps_api.ops.announce import Watch
+    from hps_api.web.pages import host_index
+
+    runtime = getattr(app, "extensions", {}).get("hps")
+    if runtime is not None:
+        with app.app_context():
+            index = host_index()  # the pages' own: one copy of the records per worker
+        Watch.of(runtime.store, runtime.settings, index).start()
 
 
 def leave_sigint_to_master(worker: Any) -> None:

@@ -27,6 +27,7 @@ from hps_api.ids import DOMAIN_PATTERN, MAX_DOMAIN, normalize_key, normalize_os_
 from hps_api.model.catalog import load_catalog
 from hps_api.model.network import ClusterNetwork, default_range
 from hps_api.model.osreg import check_named, normalize_arch
+from hps_api.model.stuck import LIMITS
 
 IPv4 = ipaddress.IPv4Address
 IPv4Net = ipaddress.IPv4Network
@@ -100,6 +101,11 @@ BASE_KEYS = (
     ClusterKey("SYSLOG_PORT", "port", "rsyslog port on the IPS", "514"),
 )
 
+#: the stuck-host thresholds (docs/stuck.md, hps_api.model.stuck): set with `cluster_config set`
+#: or the settings page; not in `key_table`, so neither `cluster create` nor the wizard asks them
+STUCK_KEYS = tuple(ClusterKey(key, key.lower(), f"{limit.meaning} ({limit.low}-{limit.high})",
+                              str(limit.default)) for key, limit in LIMITS.items())
+
 _STORAGE_FIELDS = {"VLAN": ("vlan", "VLAN id, 0 for untagged", "0"),
                    "CIDR": ("cidr", "network", None),
                    "GATEWAY": ("address", "gateway (default: first host address)", None),
@@ -120,6 +126,9 @@ def spec_for(key: str) -> ClusterKey | None:
     found = next((spec for spec in key_table() if spec.key == name), None)
     if found is not None:
         return found
+    stuck = next((spec for spec in STUCK_KEYS if spec.key == name), None)
+    if stuck is not None:
+        return stuck
     if name == "STORAGE_NETWORKS":
         return ClusterKey(name, "count", f"number of storage networks (0-{MAX_STORAGE_NETWORKS})",
                           "0")
@@ -338,7 +347,8 @@ VALIDATORS: dict[str, Validator] = {
     "port": _integer(1, 65535), "menu_timeout": _integer(5, 3600),
     "local_boot": _choice("exit", "sanboot"), "attempts": _integer(1, 20),
     "count": _integer(0, MAX_STORAGE_NETWORKS), "vlan": _integer(0, 4094),
-    "mtu": _integer(576, 9216), "os_id": _os_id}
+    "mtu": _integer(576, 9216), "os_id": _os_id,
+    **{key.lower(): _integer(limit.low, limit.high) for key, limit in LIMITS.items()}}
 
 
 # -- internals -------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ the first value is made, as `hps-api serve` does before it builds the app.
 
 The host counts are not counted on the way: `HostCounts` reads them from the store when
 `/metrics` is asked for, keeps them HOSTS_SECONDS, and rereads only the records whose file
-changed since, so a scrape of 10,000 hosts costs a directory listing and a stat per host.
+changed since, so a scrape of 10,000 hosts costs a directory listing and a stat per host. The
+stuck hosts per rule come from the function the app hands it (hps_api.ops.stuck's scan: this
+layer does not reach up to the operations), counted at the same time.
 
 prometheus-client is imported when counting starts (`enable`): a process with metrics off, or
 a CLI that never counts, does not load it.
@@ -26,7 +28,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +52,8 @@ LOCK_BUCKETS = (0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0)
 REQUEST_LABELS = ("endpoint", "command", "client", "code")
 #: what a host count keeps of a record: its path, its file's identity, its STATE and TYPE
 _Seen = tuple[str, tuple[int, ...], str, str]
+#: cluster -> its stuck hosts per rule, every rule listed (hps_api.ops.stuck.Scan.counts)
+StuckCounts = Callable[[str], Mapping[str, int]]
 
 
 class _Meters:
@@ -244,11 +248,14 @@ class HostCounts:
     """The registered hosts of every cluster by STATE and by TYPE, read from the store at
     most once per `seconds` (a prometheus-client collector). A record is reread only when its
     file changed; a value outside the known states and the catalog's types counts as
-    `other`, a host without TYPE as `none`."""
+    `other`, a host without TYPE as `none`. With `stuck`, the stuck hosts per cluster and
+    rule too (a cluster whose scan fails has none that time)."""
 
-    def __init__(self, store: Store, seconds: float = HOSTS_SECONDS) -> None:
+    def __init__(self, store: Store, seconds: float = HOSTS_SECONDS,
+                 stuck: StuckCounts | None = None) -> None:
         self.store = store
         self.seconds = seconds
+        self.stuck = stuck
         self._lock = threading.Lock()
         self._until = 0.0
         self._families: list[Metric] = []
@@ -274,6 +281,8 @@ class HostCounts:
                                     labels=["cluster", "type"])
         unreadable = GaugeMetricFamily("hps_hosts_unreadable", "Host records that cannot be "
                                        "read (hps-api fsck names them)", labels=["cluster"])
+        stuck = GaugeMetricFamily("hps_hosts_stuck", "Stuck hosts by cluster and by the rule "
+                                  "that tells most (docs/stuck.md)", labels=["cluster", "rule"])
         catalog = tuple(load_catalog())
         seen: dict[RecordId, _Seen] = {}
         for cluster_id in self.store.list_records(Kind.CLUSTER):
@@ -296,8 +305,18 @@ class HostCounts:
             for kind, count in types.items():
                 by_type.add_metric([cluster, kind], count)
             unreadable.add_metric([cluster], bad)
+            for rule, count in self._stuck(cluster).items():
+                stuck.add_metric([cluster, rule], count)
         self._seen = seen
-        return [by_state, by_type, unreadable]
+        return [by_state, by_type, unreadable, *([stuck] if self.stuck else [])]
+
+    def _stuck(self, cluster: str) -> Mapping[str, int]:
+        if self.stuck is None:
+            return {}
+        try:
+            return self.stuck(cluster)
+        except (HpsError, OSError):
+            return {}  # removed or unreadable meanwhile: the other gauges still answer
 
     def _hosts(self, cluster: str) -> list[RecordId]:
         try:

@@ -145,7 +145,7 @@ def _one(store: Store, settings: Settings, cluster: str, batch: Batch, mac: str,
             return Outcome(mac, True, f"configured as {batch.type_name}/{batch.profile}: "
                                       f"{record.get('HOSTNAME', '')} {record.get('IP', '')}")
         if action == "reinstall":
-            host_ops.reinstall(store, rid, actor)
+            host_ops.reinstall(store, rid, actor, resources_dir=settings.resources_dir)
         elif action in ("rescue_on", "rescue_off"):
             host_ops.rescue(store, rid, action == "rescue_on", actor)
         elif action == "unconfigure":

@@ -9,7 +9,8 @@ bulk actions on a filter), written as query parameters so a view can be bookmark
 - `state`, `type`, `profile`: one value or several, comma-separated (`state=FAILED,
   INSTALL_FAILED`); a host without STATE counts as UNCONFIGURED (as the boot flow treats it),
   `type=(none)` finds hosts without a TYPE.
-- `stuck=1`: sent to the installer (INSTALL_STATES) and silent for STUCK_AFTER seconds.
+- `stuck=1`: stuck by the rules of hps_api.model.stuck (docs/stuck.md). A door with the store
+  hands `select` the scan of hps_api.ops.stuck; without it, the rules a record alone can answer.
 - `selftest=fail|pass|none`: by the last self-test report (SELFTEST_RESULT).
 - `sort`: a column (SORTS), `-column` for descending; ties in MAC order; hosts without the
   value last. Default `-last_seen`: newest activity first (LAST_SEEN, then UPDATED).
@@ -21,27 +22,28 @@ for non-admins) cannot be searched or sorted on by them: the answer would tell i
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from hps_api.errors import InvalidInput
 from hps_api.ids import is_sensitive, normalize_key
-from hps_api.model.states import INSTALL_STATES, STATES, parse_state
+from hps_api.model.states import STATES, parse_state
+from hps_api.model.stuck import NO_HISTORY, findings
 
 Records = Mapping[str, Mapping[str, str]]
 Args = Mapping[str, Sequence[str]]
 #: what a row sorts by (None: the host has no such value)
 SortValue = Callable[[str, Mapping[str, str]], Any]
+#: the MACs of the stuck hosts, found when a query asks (hps_api.ops.stuck.stuck_test)
+StuckMacs = Callable[[], Collection[str]]
 
 NONE = "(none)"
 MAX_PER_PAGE = 1000
 MAX_QUERY = 400
-STUCK_AFTER = 3600
 FILTERS = ("state", "type", "profile")
 SELFTEST_FILTERS = ("fail", "pass", "none")
 #: sort name -> the host key it orders by (`mac`: the record's name)
@@ -144,18 +146,21 @@ def parse_query(args: Args, *, per_page: int | None = None) -> HostQuery:
 
 
 def select(records: Records, query: HostQuery, *, now: float,
-           hidden: Callable[[str], bool] = lambda key: False) -> HostPage:
+           hidden: Callable[[str], bool] = lambda key: False,
+           stuck: StuckMacs | None = None) -> HostPage:
     """Return the page of hosts matching `query`, in its order.
 
     `hidden(key)` is True for keys the viewer may not read: searching or sorting on one is
-    InvalidInput. `now` (epoch seconds) is what `stuck` measures silence against.
+    InvalidInput. `now` (epoch seconds) is what `stuck` measures time against; `stuck` gives
+    the stuck hosts' MACs (asked only for `stuck=1`), else `is_stuck` judges each record.
     """
     words = terms(query.q)
     for key in [w.key for w in words if w.key] + [SORTS[query.sort.lstrip("-")]] + [
             key for name, key in FILTER_KEYS.items() if getattr(query, name)]:
         if key and hidden(key):
             raise InvalidInput(f"{key} is a sensitive key: only admins search or sort on it")
-    match = matcher(query, words, now, searched=[k for k in SEARCHED if not hidden(k)])
+    match = matcher(query, words, now, searched=[k for k in SEARCHED if not hidden(k)],
+                    stuck=stuck)
     found = [(mac, record) for mac, record in records.items() if match(mac, record)]
     ordered = sort_rows(found, query.sort)
     if query.per_page is None:
@@ -176,9 +181,11 @@ def terms(q: str) -> list[Term]:
 
 
 def matcher(query: HostQuery, words: Iterable[Term], now: float,
-            searched: Sequence[str] = ()) -> Callable[[str, Mapping[str, str]], bool]:
+            searched: Sequence[str] = (), stuck: StuckMacs | None = None,
+            ) -> Callable[[str, Mapping[str, str]], bool]:
     """Return a test of one host (mac12, record) against the query's words and filters; a
-    word that is no `KEY=value` looks into the MAC and the `searched` keys (of SEARCHED)."""
+    word that is no `KEY=value` looks into the MAC and the `searched` keys (of SEARCHED);
+    `stuck` as for `select`."""
     checks = [_word(w, searched) for w in words]
     if query.state:
         checks.append(lambda mac, r: effective_state(r) in query.state)
@@ -186,8 +193,11 @@ def matcher(query: HostQuery, words: Iterable[Term], now: float,
         wanted: frozenset[str] = getattr(query, name)
         if wanted:
             checks.append(_one_of(key, wanted))
-    if query.stuck:
+    if query.stuck and stuck is None:
         checks.append(lambda mac, r: is_stuck(r, now))
+    elif query.stuck and stuck is not None:
+        macs = stuck()
+        checks.append(lambda mac, r: mac in macs)
     if query.selftest:
         checks.append(lambda mac, r: selftest_outcome(r) == query.selftest)
     return lambda mac, record: all(check(mac, record) for check in checks)
@@ -218,14 +228,9 @@ def selftest_outcome(record: Mapping[str, str]) -> str:
 
 
 def is_stuck(record: Mapping[str, str], now: float) -> bool:
-    """Return True for a host sent to the installer that has been silent for STUCK_AFTER s."""
-    if effective_state(record) not in INSTALL_STATES:
-        return False
-    last = record.get("LAST_SEEN") or record.get("UPDATED") or ""
-    if len(last) == 20 and last.endswith("Z"):  # the store's own form: compared as text
-        return last <= _iso(int(now) - STUCK_AFTER)
-    seconds = epoch_of(last)
-    return seconds is not None and now - seconds >= STUCK_AFTER
+    """Return True when the record alone shows the host stuck (hps_api.model.stuck's rules
+    with the default thresholds and no history: an install gone silent, a failing self-test)."""
+    return bool(findings(record, NO_HISTORY, now))
 
 
 def epoch_of(value: str | None) -> float | None:
@@ -242,11 +247,6 @@ def epoch_of(value: str | None) -> float | None:
 
 
 # -- parts -------------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=16)
-def _iso(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _word(term: Term, searched: Sequence[str]) -> Callable[[str, Mapping[str, str]], bool]:

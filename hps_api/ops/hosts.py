@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 from hps_api.boot.configure import configure_host
 from hps_api.boot.decide import install_blocker
@@ -51,14 +52,16 @@ def configure(store: Store, settings: Settings, cluster: str, mac: str, type_nam
     return record
 
 
-def reinstall(store: Store, rid: RecordId, actor: str) -> dict[str, str]:
+def reinstall(store: Store, rid: RecordId, actor: str, *,
+              resources_dir: Path | None = None) -> dict[str, str]:
     """Set STATE=REINSTALL (the host installs again at its next network boot) and return the
     record. Conflict, saying why, when the install could not start (no TYPE, no OS for it, no
-    HOSTNAME...: `boot.decide.install_blocker`); the TYPE is checked again under the record's
-    lock, so an unconfigure racing this cannot leave REINSTALL without a type."""
+    HOSTNAME, with `resources_dir` its OS's kernel or initrd missing there...:
+    `boot.decide.install_blocker`); the TYPE is checked again under the record's lock, so an
+    unconfigure racing this cannot leave REINSTALL without a type."""
     record = store.items(rid)
     inputs = inputs_for(store, rid.cluster or "", rid.name or "", record, base_url="",
-                        session=record.get("BOOT_SESSION", ""))
+                        session=record.get("BOOT_SESSION", ""), resources_dir=resources_dir)
     blocked = install_blocker(inputs)
     if blocked is not None:
         raise Conflict(blocked.message)

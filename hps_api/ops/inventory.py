@@ -14,6 +14,7 @@ from hps_api.errors import Conflict, InvalidInput, NotFound
 from hps_api.ids import normalize_key, normalize_mac, validate_cluster, validate_value
 from hps_api.ops.host_index import HostIndex
 from hps_api.ops.host_query import HostQuery, select
+from hps_api.ops.stuck import stuck_test
 from hps_api.store import Kind, RecordId, Store
 from hps_api.store.bootstrap import active_cluster
 from hps_api.store.journal import utc_now
@@ -110,7 +111,9 @@ def list_hosts(store: Store, cluster: str, query: HostQuery | None = None, *,
     """
     query = query or HostQuery()
     hosts = (index or HostIndex()).read(store, validate_cluster(cluster))
-    found = select(hosts.records, query, now=time.time() if now is None else now)
+    now = time.time() if now is None else now
+    found = select(hosts.records, query, now=now,
+                   stuck=stuck_test(store, cluster, hosts.records, now))
     rows: list[dict[str, Any]] = [host_summary(mac, items) for mac, items in found.rows]
     unreadable = [{"mac": mac, "error": error} for mac, error in sorted(hosts.problems.items())]
     if not query.filtered and query.per_page is None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hps_api.boot.decide import BootInputs, decide
-from hps_api.boot.flow import script_of
+from hps_api.boot.flow import missing_os_files, script_of
 from hps_api.errors import HpsError
 from hps_api.model.catalog import load_catalog
 from hps_api.model.network import ClusterNetwork
@@ -24,7 +24,7 @@ from hps_api.model.states import STATES
 from hps_api.observe import metrics
 from hps_api.render import ipxe
 from hps_api.settings import Settings
-from hps_api.store import RecordId, Store
+from hps_api.store import Kind, RecordId, Store
 from hps_api.store.bootstrap import active_cluster as current_cluster
 from hps_api.store.fsck import check_tree
 
@@ -106,6 +106,23 @@ def templates(store: Store, settings: Settings) -> str:
     return f"{count} decisions rendered"
 
 
+def os_files(store: Store, settings: Settings) -> str:
+    """Every OS record that is not retired has its kernel and initrd under
+    HPS_RESOURCES_DIR/distros (what `init` sends an installing host to fetch)."""
+    problems, count = [], 0
+    for rid in store.list_records(Kind.OS):
+        record = store.items(rid)
+        if record.get("STATUS", "").strip().lower() == "retired":
+            continue
+        count += 1
+        missing = missing_os_files(record, settings.resources_dir)
+        if missing:
+            problems.append(f"{rid.name}: {', '.join(missing)}")
+    if problems:
+        raise HpsError(f"missing under {settings.resources_dir}: {'; '.join(problems)}")
+    return f"kernel and initrd of {count} OS record(s) in {settings.resources_dir / 'distros'}"
+
+
 def dnsmasq_config(store: Store, settings: Settings) -> str:
     """The generated dnsmasq config passes `dnsmasq --test`."""
     conf = store.layout.services_dir(_active(store)) / "dnsmasq.conf"
@@ -149,7 +166,7 @@ def log_dir(store: Store, settings: Settings) -> str:
 
 CHECKS: list[tuple[str, Callable[[Store, Settings], str]]] = [
     ("config_dir", config_dir), ("active_cluster", active_cluster), ("records", records),
-    ("templates", templates), ("dnsmasq_config", dnsmasq_config),
+    ("templates", templates), ("os_files", os_files), ("dnsmasq_config", dnsmasq_config),
     ("rsyslog_config", rsyslog_config), ("ipxe_binaries", ipxe_binaries),
     ("disk_space", disk_space), ("log_dir", log_dir),
 ]

@@ -78,8 +78,10 @@ class Store(Protocol):
         """Return the ids of every record of a kind (hosts: of one cluster), sorted."""
         ...
 
-    def history(self, rid: RecordId) -> list[Change]:
-        """Return the journal entries of one record, oldest first."""
+    def history(self, rid: RecordId, *, limit: int | None = None) -> list[Change]:
+        """Return the journal entries of one record that are kept, oldest first (a boot is one
+        entry: `Change.boot`); with `limit`, only the newest, until `limit` boots and `limit`
+        other changes are among them."""
         ...
 
     def write_attachment(self, rid: RecordId, suffix: str, data: str, actor: str) -> Path:

@@ -14,5 +14,7 @@ from hps_api.store.filestore import FileStore
 
 def open_store(settings: Settings) -> Store:
     """Return the store the settings point at (creating nothing): today the file backend at
-    `HPS_CONFIG_DIR` with `HPS_LOCK_TIMEOUT` and `HPS_SENSITIVE_KEYS`."""
-    return FileStore(settings.config_dir, settings.lock_timeout, settings.sensitive_keys)
+    `HPS_CONFIG_DIR` with `HPS_LOCK_TIMEOUT`, `HPS_SENSITIVE_KEYS` and the journal's
+    `HPS_JOURNAL_MAX_MIB` and `HPS_JOURNAL_ROTATIONS`."""
+    return FileStore(settings.config_dir, settings.lock_timeout, settings.sensitive_keys,
+                     settings.journal_max_mib * 1024 * 1024, settings.journal_rotations)

@@ -73,8 +73,10 @@ PATH_MEMO = 4096
 
 #: keys whose changes the journal leaves out: UPDATED (the write's own time) and LAST_SEEN (a
 #: heartbeat every `init` and menu poll moves; the event log has each request, and the journal
-#: keeps the boots, as BOOT_SESSION lines, and every other change)
+#: keeps the boots, one BOOT_SESSION line each, and every other change)
 UNJOURNALED = frozenset({"UPDATED", "LAST_SEEN"})
+#: the size past which a journal is rotated unless told otherwise (HPS_JOURNAL_MAX_MIB)
+JOURNAL_MAX_BYTES = 64 * 1024 * 1024
 
 class FileStore:
     """The Store protocol over a directory tree (see the module docstring for the protocol)."""
@@ -84,10 +86,16 @@ class FileStore:
         root: Path | str,
         lock_timeout: float = 5.0,
         sensitive_patterns: tuple[str, ...] = DEFAULT_SENSITIVE_PATTERNS,
+        journal_max_bytes: int = JOURNAL_MAX_BYTES,
+        journal_rotations: int = journal.DEFAULT_ROTATIONS,
     ) -> None:
         self.layout = Layout(root)
         self.lock_timeout = lock_timeout
         self.sensitive_patterns = sensitive_patterns
+        #: a journal is rotated when an append leaves it larger (0: never), keeping as many
+        #: rotations as `journal_rotations` (docs/storage.md, "Journal")
+        self.journal_max_bytes = journal_max_bytes
+        self.journal_rotations = journal_rotations
         self._parsed: dict[str, tuple[tuple[int, ...], Record]] = {}
         self._paths: dict[RecordId, Path] = {}
 
@@ -144,9 +152,15 @@ class FileStore:
         macs = [m.group(1) for m in map(HOST_FILE.fullmatch, names) if m]
         return [RecordId(Kind.HOST, cluster, mac) for mac in macs if _is_host_mac(mac)]
 
-    def history(self, rid: RecordId) -> list[Change]:
-        """Return the journal entries of one record, oldest first."""
-        return list(journal.read(self.layout.journal_for(rid), rid.label))
+    def history(self, rid: RecordId, *, limit: int | None = None) -> list[Change]:
+        """Return the journal entries of one record kept in its journal and the journal's
+        rotations, oldest first; with `limit`, only the newest ones, until `limit` boots and
+        `limit` other changes are among them (the files are read from their end and no
+        further). Raises StoreUnreadable."""
+        found = journal.newest_first(self.layout.journal_for(rid), rid.label)
+        changes = list(found) if limit is None else journal.recent(found, limit)
+        changes.reverse()
+        return changes
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -449,7 +463,8 @@ class FileStore:
         anything moves. When the lines are refused after all (a full disk), what was set aside
         is put back by renames, which need no free space. Raises StoreUnavailable.
         """
-        with journal.appender(self.layout.journal_for(rid)) as append:
+        with journal.appender(self.layout.journal_for(rid), self.journal_max_bytes,
+                              self.journal_rotations) as append:
             undo = files.Undo()
             try:
                 make(undo)
@@ -467,13 +482,23 @@ class FileStore:
 
     def _changes(self, rid: RecordId, old: Record | Mapping[str, str],
                  effective: Mapping[str, str | None], actor: str) -> list[Change]:
-        """Return the journal lines of a change (UNJOURNALED keys left out; secrets redacted)."""
+        """Return the journal lines of a change (UNJOURNALED keys left out; secrets redacted).
+
+        A boot (a new BOOT_SESSION) is one line: the BOOT_FACTS it sets that were not set
+        before (BOOT_TIME always) ride on its BOOT_SESSION line as `facts`, so nothing is lost
+        (their old values were unset, or, for BOOT_TIME, are the previous boot's line).
+        """
         now = journal.utc_now()
         label = rid.label
+        facts = {key: self._shown(key, new) or "" for key, new in effective.items()
+                 if new is not None and key in journal.BOOT_FACTS
+                 and (key == "BOOT_TIME" or old.get(key) is None)} \
+            if effective.get(journal.BOOT_KEY) is not None else {}
         return [
-            Change(now, label, key, self._shown(key, old.get(key)), self._shown(key, new), actor)
+            Change(now, label, key, self._shown(key, old.get(key)), self._shown(key, new), actor,
+                   facts if key == journal.BOOT_KEY else {})
             for key, new in effective.items()
-            if key not in UNJOURNALED
+            if key not in UNJOURNALED and key not in facts
         ]
 
     def _shown(self, key: str, value: str | None) -> str | None:

@@ -8,6 +8,7 @@ cluster unless `?cluster=` names another.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, replace
 from typing import Any
@@ -20,6 +21,7 @@ from hps_api.errors import Forbidden, InvalidInput, NotFound
 from hps_api.ids import normalize_key, normalize_mac
 from hps_api.net.identity import Caller
 from hps_api.observe import eventlog
+from hps_api.observe.timeline_logs import LogFiles, host_timeline
 from hps_api.ops import clusters as cluster_ops
 from hps_api.ops import host_query, inventory
 from hps_api.ops import hosts as host_ops
@@ -215,7 +217,8 @@ def configure(mac: str) -> Response:
 def reinstall(mac: str) -> Response:
     """Mark a host for reinstall (409 saying why when its install could not start)."""
     rid = RecordId.of_host(_cluster(), mac)
-    record = host_ops.reinstall(_store(), rid, _actor())
+    record = host_ops.reinstall(_store(), rid, _actor(),
+                                resources_dir=runtime().settings.resources_dir)
     return json_response({"mac": rid.name, "cluster": rid.cluster, "record": record})
 
 
@@ -246,7 +249,8 @@ def explain_boot(mac: str) -> Response:
     if host is None:
         raise NotFound(f"Host {mac12} not found")
     decision = decision_for(_store(), cluster, mac12, host, base_url=base_url(),
-                            session=host.get("BOOT_SESSION", "------"))
+                            session=host.get("BOOT_SESSION", "------"),
+                            resources_dir=runtime().settings.resources_dir)
     return json_response({"mac": mac12, "cluster": cluster, "state": host.get("STATE"),
                           "type": host.get("TYPE"), "profile": host.get("PROFILE"),
                           "os_id": host.get("OS_ID"), **explain(decision)})
@@ -263,6 +267,16 @@ def events(mac: str) -> Response:
                 if c["key"] == "BOOT_SESSION" and c["new"]]
     return json_response({"mac": rid.name, "cluster": rid.cluster, "changes": changes,
                           "sessions": sessions})
+
+
+@bp.get("/hosts/<mac>/timeline")
+def timeline(mac: str) -> Response:
+    """The host's provisioning timeline: each phase with its start and duration, and the phase
+    it is in now (docs/timeline.md)."""
+    rid, settings = RecordId.of_host(_cluster(), mac), runtime().settings
+    found = host_timeline(_store(), rid, LogFiles.under(settings.log_dir, settings.dhcp_leases),
+                          time.time())
+    return json_response(found.as_json())
 
 
 # --- parsing and rendering ------------------------------------------------------------------

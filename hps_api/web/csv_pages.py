@@ -16,6 +16,7 @@ from flask import Response, request
 from hps_api.errors import InvalidInput
 from hps_api.ops import csv_hosts
 from hps_api.ops.host_query import parse_query, select, sensitive_test
+from hps_api.ops.stuck import stuck_test
 from hps_api.web.pages import actor, form, hosts_of, page, viewer_is_admin
 from hps_api.web.runtime import runtime
 
@@ -27,8 +28,10 @@ def export() -> Response:
     rt = runtime()
     cluster, admin = rt.active_cluster(), viewer_is_admin()
     query = parse_query(request.args.to_dict(flat=False))
-    found = select(hosts_of(cluster).records, query, now=time.time(),
-                   hidden=sensitive_test(rt.settings.sensitive_keys, admin=admin))
+    records, now = hosts_of(cluster).records, time.time()
+    found = select(records, query, now=now,
+                   hidden=sensitive_test(rt.settings.sensitive_keys, admin=admin),
+                   stuck=stuck_test(rt.store, cluster, records, now))
     text = csv_hosts.export(dict(found.rows), rt.settings.sensitive_keys, admin=admin)
     return Response(text, 200, content_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="hosts-{cluster}.csv"'})

@@ -30,6 +30,7 @@ from hps_api.ops.host_query import (
     select,
     sensitive_test,
 )
+from hps_api.ops.stuck import stuck_test
 from hps_api.web.pages import actor, form, hosts_of, page, viewer_is_admin
 from hps_api.web.power import runner as power_runner
 from hps_api.web.rows import ListRow, headings, link, list_rows
@@ -49,7 +50,8 @@ def hosts() -> Response:
     query = parse_query(request.args.to_dict(flat=False), per_page=PER_PAGE)
     found_hosts = hosts_of(cluster)
     found = select(found_hosts.records, query, now=now,
-                   hidden=sensitive_test(rt.settings.sensitive_keys, admin=admin))
+                   hidden=sensitive_test(rt.settings.sensitive_keys, admin=admin),
+                   stuck=stuck_test(rt.store, cluster, found_hosts.records, now))
     catalog = load_catalog()
     return page("hosts.html", title="Hosts", cluster=cluster, query=query, found=found,
                 rows=list_rows(found.rows, rt.settings.sensitive_keys, admin=admin, now=now),
@@ -70,7 +72,9 @@ def bulk_review() -> Response:
     records = hosts_of(cluster).records
     query = parse_query(request.form.to_dict(flat=False))  # the list's filter, carried along
     if request.form.get("scope") == "filter":
-        macs = [mac for mac, _ in select(records, query, now=time.time()).rows]
+        now = time.time()
+        macs = [mac for mac, _ in select(records, query, now=now, stuck=stuck_test(
+            rt.store, cluster, records, now)).rows]
     else:
         macs = [normalize_mac(mac) for mac in request.form.getlist("mac")]
     back = link(query)

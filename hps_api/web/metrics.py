@@ -22,8 +22,10 @@ from flask.typing import ResponseReturnValue
 
 from hps_api.commands import COMMANDS
 from hps_api.observe import metrics
+from hps_api.ops.stuck import find_stuck
 from hps_api.render.negotiate import Client, Negotiated, client_from_agent
 from hps_api.store import Store
+from hps_api.web.pages import host_index
 
 bp = Blueprint("metrics", __name__)
 PATH = "/metrics"
@@ -39,7 +41,8 @@ def install(app: Flask, store: Store) -> None:
     before-request function runs (one of them may refuse the request).
     """
     metrics.enable()
-    app.extensions[HOSTS_EXTENSION] = metrics.HostCounts(store)
+    app.extensions[HOSTS_EXTENSION] = metrics.HostCounts(store, stuck=lambda cluster: find_stuck(
+        store, cluster, index=host_index()).counts())
     app.before_request(_start_clock)
     app.after_request(_count)
     app.register_blueprint(bp)

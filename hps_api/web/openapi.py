@@ -13,6 +13,7 @@ from flask import Response
 from hps_api import __version__
 from hps_api.ids import MAX_VALUE_BYTES
 from hps_api.model.states import STATES
+from hps_api.observe.timeline import PHASE_NAMES
 from hps_api.ops.host_query import (
     DEFAULT_SORT,
     MAX_PER_PAGE,
@@ -166,6 +167,20 @@ def _api_paths() -> dict[str, Any]:
                                 "sessions": {"type": "array", "items": _object({
                                     "session": _TEXT, "time": _TEXT})}}),
                        params=[mac, cluster])},
+        "/api/v1/hosts/{mac}/timeline": {
+            "get": _op("hostTimeline", "The host's provisioning timeline: each phase with its "
+                       "start and duration, and the phase it is in now (docs/timeline.md)",
+                       _object({"mac": _TEXT, "cluster": _TEXT, "state": _TEXT,
+                                "session": _NULLABLE_TEXT, "now": _TEXT,
+                                "waiting": {**_object({"phase": _TEXT, "since": _TEXT,
+                                                       "for": {"type": "number"}}),
+                                            "nullable": True},
+                                "phases": {"type": "array", "items": _object({
+                                    "phase": {"type": "string", "enum": list(PHASE_NAMES)},
+                                    "at": _NULLABLE_TEXT,
+                                    "took": {"type": "number", "nullable": True},
+                                    "source": _NULLABLE_TEXT, "detail": _NULLABLE_TEXT})}}),
+                       params=[mac, cluster])},
         "/api/v1/hosts/{mac}/power": {
             "get": _op("getPower", "The host's BMC and its last known power state (never asks "
                        "the BMC: the poller's or the last action's reading)",
@@ -207,7 +222,7 @@ def _host_query_params() -> list[Schema]:
         _query("type", f"only hosts of these TYPEs, any case ({listed}; {NONE}: no TYPE)",
                _TEXT),
         _query("profile", f"only hosts of these PROFILEs, any case ({listed})", _TEXT),
-        _query("stuck", "1: only hosts sent to the installer and silent for an hour",
+        _query("stuck", "1: only stuck hosts (docs/stuck.md: install too long, boot loop, ...)",
                {"type": "string", "enum": ["", "0", "1"]}),
         _query("selftest", "only hosts whose last self-test result is this",
                {"type": "string", "enum": ["", *SELFTEST_FILTERS]}),

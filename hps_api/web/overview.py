@@ -3,9 +3,9 @@
 The dashboard summarises a cluster of any size in a page of constant weight: counts per state
 and per type (each a link to the filtered host list), the groups of hosts that need an operator
 (failed installs apart from failed hosts apart from hosts waiting for a type, failing
-self-tests, installs gone silent, hosts in rescue), each with its first few hosts, and the last
-changes of the cluster's journal. Plain functions: the records, the journal's path and `now`
-are given.
+self-tests, stuck hosts, hosts in rescue), each with its first few hosts, and the last changes
+of the cluster's journal. Plain functions: the records, the journal's path, the stuck hosts'
+findings (hps_api.ops.stuck) and `now` are given.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
 from hps_api.ids import colon_mac
-from hps_api.model.states import INSTALL_STATES
-from hps_api.ops.host_query import NONE, effective_state, is_stuck, selftest_outcome
+from hps_api.model.stuck import NO_HISTORY, TITLES, Finding, findings
+from hps_api.ops.host_query import NONE, effective_state, selftest_outcome
 from hps_api.store.journal import Change
 from hps_api.web.rows import ListRow, list_row
 from hps_api.web.views import Shown, shown
@@ -33,6 +33,8 @@ JOURNAL_WINDOW = 512 * 1024
 BOOKKEEPING = frozenset({"BOOT_SESSION", "BOOT_TIME", "LAST_SEEN", "UPDATED", "KEY_SPELLINGS"})
 _BOOKKEEPING_MARKS = tuple(f'"key": "{key}"'.encode() for key in BOOKKEEPING)
 Records = Mapping[str, Mapping[str, str]]
+#: mac12 -> the rules a stuck host meets, the most telling first (hps_api.ops.stuck)
+Stuck = Mapping[str, Sequence[Finding]]
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class Attention:
     href: str
     hosts: list[ListRow]
     css: str
+    #: mac12 -> why the host is in the group, for groups that say it (the stuck hosts' rule)
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ GROUPS: tuple[tuple[str, str, str, dict[str, str], str], ...] = (
     ("failed", "Failed", "the host reported a failure", {"state": "FAILED"}, "bad"),
     ("selftest", "Self-test failing", "the last self-test report was not a pass",
      {"selftest": "fail"}, "bad"),
-    ("stuck", "Install gone silent", "sent to the installer, no sign of life for an hour",
+    ("stuck", "Stuck", "waiting for a step that does not come",
      {"stuck": "1"}, "warn"),
     ("waiting", "Waiting for a type", "at the install menu until an admin configures them",
      {"state": "UNCONFIGURED"}, "warn"),
@@ -89,14 +93,14 @@ _BY_STATE = {"INSTALL_FAILED": "install_failed", "FAILED": "failed",
              "UNCONFIGURED": "waiting"}
 
 
-def groups_of(record: Mapping[str, str], now: float) -> list[str]:
+def groups_of(record: Mapping[str, str], stuck: bool) -> list[str]:
     """Return the keys of the GROUPS a host belongs to (the same tests as the host list's
-    filters: state, selftest=fail, stuck=1, RESCUE=yes)."""
+    filters: state, selftest=fail, stuck=1 (`stuck`: the scan's verdict), RESCUE=yes)."""
     found = []
     state = effective_state(record)
     if state in _BY_STATE:
         found.append(_BY_STATE[state])
-    elif state in INSTALL_STATES and is_stuck(record, now):
+    if stuck:
         found.append("stuck")
     if "SELFTEST_RESULT" in record and selftest_outcome(record) == "fail":
         found.append("selftest")
@@ -130,14 +134,25 @@ def type_counts(records: Iterable[Mapping[str, str]]) -> list[Count]:
                                                                         item[0]))]
 
 
-def attention(records: Records, patterns: Iterable[str], *, admin: bool,
-              now: float) -> list[Attention]:
+def attention(records: Records, patterns: Iterable[str], *, admin: bool, now: float,
+              stuck: Stuck | None = None) -> list[Attention]:
     """Return the groups of GROUPS that hold hosts, each with its SHOWN_PER_GROUP most
-    recently active hosts. Groups that test a key the viewer may not read are left out."""
+    recently active hosts. Groups that test a key the viewer may not read are left out, and
+    so are stuck hosts' failing self-tests then.
+
+    `stuck` is the scan of the cluster (hps_api.ops.stuck); without one, the rules a record
+    alone can answer decide (hps_api.model.stuck, no history).
+    """
     patterns = tuple(patterns)
+    if stuck is None:
+        stuck = {mac: rules for mac, record in records.items()
+                 if (rules := findings(record, NO_HISTORY, now))}
+    if shown("SELFTEST_RESULT", "x", patterns, admin=admin).hidden:
+        stuck = {mac: kept for mac, rules in stuck.items()
+                 if (kept := [f for f in rules if f.rule != "selftest"])}
     members: dict[str, list[str]] = {group[0]: [] for group in GROUPS}
     for mac, record in records.items():
-        for key in groups_of(record, now):
+        for key in groups_of(record, mac in stuck):
             members[key].append(mac)
     if shown("SELFTEST_RESULT", "x", patterns, admin=admin).hidden:
         members["selftest"] = []
@@ -150,8 +165,15 @@ def attention(records: Records, patterns: Iterable[str], *, admin: bool,
                                    records[mac].get("UPDATED", "")), reverse=True)
         rows = [list_row(mac, records[mac], patterns, admin=admin, now=now)
                 for mac in macs[:SHOWN_PER_GROUP]]
-        found.append(Attention(key, title, hint, len(macs), hosts_link(**params), rows, css))
+        notes = {row.mac: stuck_note(stuck[row.mac]) for row in rows} if key == "stuck" else {}
+        found.append(Attention(key, title, hint, len(macs), hosts_link(**params), rows, css,
+                               notes))
     return found
+
+
+def stuck_note(found: Sequence[Finding]) -> str:
+    """Return what the dashboard says of a stuck host: its most telling rule and why."""
+    return f"{TITLES[found[0].rule]}: {found[0].detail}"
 
 
 def is_rescue(record: Mapping[str, str]) -> bool:

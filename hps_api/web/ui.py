@@ -39,12 +39,14 @@ from hps_api.ops import bulk
 from hps_api.ops import hosts as host_ops
 from hps_api.ops import power as power_ops
 from hps_api.ops.selftest import run_selftest
+from hps_api.ops.stuck import find_stuck
 from hps_api.power.records import ActionLog
 from hps_api.render.negotiate import Negotiated, client_from_agent
 from hps_api.settings import Settings
 from hps_api.store import RecordId, Store
 from hps_api.store.bootstrap import active_cluster
 from hps_api.web import cluster_pages, csrf, csv_pages, hosts_list, network_page
+from hps_api.web.host_timeline import timeline_section
 from hps_api.web.overview import attention, recent_activity, state_counts, type_counts
 from hps_api.web.pages import (
     actor,
@@ -139,7 +141,9 @@ def dashboard() -> Response:
                                         admin=admin),
                 states=state_counts(records.values()), types=type_counts(records.values()),
                 power=power_ops.power_counts(rt.store, cluster),
-                attention=attention(records, patterns, admin=admin, now=now),
+                attention=attention(records, patterns, admin=admin, now=now, stuck={
+                    mac: host.findings for mac, host in find_stuck(
+                        rt.store, cluster, now, records=records).hosts.items()}),
                 recent=recent_activity(rt.store.layout.journal(cluster), records, patterns,
                                        admin=admin, now=now),
                 problems=list(hosts.problems.values()))
@@ -186,6 +190,7 @@ def host(mac: str) -> Response:
                  for entry in recent_history(changes, patterns, admin=admin)],
         forms=host_forms(mac12, record) if admin else {},
         power=power_section(rt.store, cluster, mac12, admin=admin),
+        timeline=timeline_section(rt.store, rt.settings, rid, record, changes, now),
         delete=form("/hosts/bulk") if admin else None,
         choices=catalog_choices(load_catalog()))
 
@@ -223,7 +228,7 @@ def reinstall(mac: str) -> Response:
     rt = runtime()
     cluster = rt.active_cluster()
     rid = RecordId.of_host(cluster, mac)
-    host_ops.reinstall(rt.store, rid, actor())
+    host_ops.reinstall(rt.store, rid, actor(), resources_dir=rt.settings.resources_dir)
     bmc = power_ops.power_view(rt.store, cluster, rid.name or "")["bmc"]
     if bmc is None or bmc["driver"] == "wol":
         return _done(rid.name or "", "reinstall")
@@ -327,7 +332,8 @@ def boot_view(store: Store, cluster: str, mac12: str, record: Mapping[str, str],
     session = record.get("BOOT_SESSION", "------")
     try:
         data = explain(decision_for(store, cluster, mac12, record, base_url=url,
-                                    session=session))
+                                    session=session,
+                                    resources_dir=runtime().settings.resources_dir))
     except HpsError as err:
         return BootView(session, problem=str(err))
     changes = data["changes"]

@@ -192,18 +192,21 @@ def self_tests(record: Mapping[str, str], patterns: Iterable[str], *,
 
 
 def boot_sessions(changes: list[Change]) -> list[tuple[str, str]]:
-    """Return (time, session id) of the host's boot sessions from its journal, newest first."""
-    found = [(c.time, c.new) for c in reversed(changes) if c.key == "BOOT_SESSION" and c.new]
+    """Return (time, session id) of the host's last HISTORY_LIMIT boots from its journal, newest
+    first (a boot is one journal entry: `Change.boot`)."""
+    found = [(c.time, c.new) for c in reversed(changes) if c.boot and c.new]
     return found[:HISTORY_LIMIT]
 
 
 def recent_history(changes: list[Change], patterns: Iterable[str], *,
                    admin: bool) -> list[Entry]:
-    """Return the last HISTORY_LIMIT journal entries, newest first, sensitive values hidden."""
+    """Return the last HISTORY_LIMIT journal entries other than boots (boot_sessions lists
+    those), newest first, sensitive values hidden."""
     patterns = tuple(patterns)
+    others = [c for c in changes if not c.bookkeeping][-HISTORY_LIMIT:]
     return [Entry(c.time, c.key, shown(c.key, c.old, patterns, admin=admin),
                   shown(c.key, c.new, patterns, admin=admin), c.actor)
-            for c in reversed(changes[-HISTORY_LIMIT:])]
+            for c in reversed(others)]
 
 
 def log_names(mac12: str, record: Mapping[str, str]) -> set[str]:
