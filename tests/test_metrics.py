@@ -316,7 +316,11 @@ def workers_of(server: Server) -> set[int]:
 def replace_workers(server: Server, count: int) -> set[int]:
     """SIGKILL the server's workers (started by its master, which the test started); return
     the new workers' pids once the master has replaced them and they answer."""
+    deadline = time.monotonic() + TIMEOUT
     old = workers_of(server)
+    while len(old) != count and time.monotonic() < deadline:  # a loaded box boots them late
+        time.sleep(0.1)
+        old = workers_of(server)
     assert len(old) == count
     for pid in old:
         os.kill(pid, signal.SIGKILL)
