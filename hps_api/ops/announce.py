@@ -15,10 +15,7 @@ announcement per interval whatever the worker count; when that worker dies, anot
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +25,7 @@ from hps_api.model.stuck import TITLES
 from hps_api.observe import eventlog
 from hps_api.observe.webhook import Webhook
 from hps_api.ops.host_index import HostIndex
+from hps_api.ops.leader import LeaderLoop
 from hps_api.ops.stuck import Scan, StuckHost, find_stuck, iso
 from hps_api.power.records import read_json, write_json
 from hps_api.settings import Settings
@@ -85,17 +83,20 @@ class Announcer:
         return found if isinstance(found, dict) else {}
 
 
-class Watch:
+class Watch(LeaderLoop):
     """Scans every cluster for stuck hosts now and then, in the one process holding the lock."""
+
+    name = "hps-stuck-watch"
 
     def __init__(self, store: Store, announcer: Announcer, interval: float = SCAN_SECONDS,
                  index: HostIndex | None = None) -> None:
+        super().__init__(announcer.dir / "watch.lock", interval)
         self.store = store
         self.announcer = announcer
-        self.interval = interval
         self.index = index or HostIndex()
-        self._lock_fd: int | None = None
-        self._stop = threading.Event()
+
+    def work(self) -> object:
+        return self.scan_once()
 
     @classmethod
     def of(cls, store: Store, settings: Settings, index: HostIndex | None = None) -> Watch:
@@ -120,39 +121,3 @@ class Watch:
             scans.append(scan)
         return scans
 
-    def leads(self) -> bool:
-        """Return True when this process holds the watch's lock (taking it when free)."""
-        if self._lock_fd is not None:
-            return True
-        path = self.announcer.dir / "watch.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._lock_fd = fd
-        return True
-
-    def start(self) -> threading.Thread:
-        """Start the scanning thread (a daemon: it ends with the process) and return it."""
-        thread = threading.Thread(target=self._loop, name="hps-stuck-watch", daemon=True)
-        thread.start()
-        return thread
-
-    def stop(self) -> None:
-        """Make the thread end after its current scan and let the lock go."""
-        self._stop.set()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if self.leads():
-                    self.scan_once()
-            except Exception as err:  # a scan must never end the thread
-                eventlog.event(logging.ERROR, "stuck scan failed", host="ips", error=err)
-            self._stop.wait(self.interval)
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None

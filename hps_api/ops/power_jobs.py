@@ -16,9 +16,7 @@ keeps every host's last known power state fresh (docs/power.md).
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +25,7 @@ from typing import Any
 from hps_api.errors import HpsError, StoreBusy
 from hps_api.observe import eventlog
 from hps_api.ops import power
+from hps_api.ops.leader import LeaderLoop
 from hps_api.power import drivers
 from hps_api.power.base import STATUS
 from hps_api.power.bmc import BmcStore
@@ -100,19 +99,22 @@ class Runner:
             self._waiting -= 1
 
 
-class Poller:
+class Poller(LeaderLoop):
     """Reads every BMC's power state now and then, in the one process that holds the lock."""
+
+    name = "hps-power-poller"
 
     def __init__(self, store: Store, interval: float = POLL_SECONDS,
                  concurrency: int = power.CONCURRENCY, policy: power.Policy = power.POLL_POLICY,
                  connect: drivers.Connect = drivers.connect) -> None:
+        super().__init__(run_dir(store.layout.root) / "poller.lock", interval)
         self.store = store
-        self.interval = interval
         self.concurrency = concurrency
         self.policy = policy
         self.connect = connect
-        self._lock_fd: int | None = None
-        self._stop = threading.Event()
+
+    def work(self) -> object:
+        return self.poll_once()
 
     def poll_once(self) -> list[power.Outcome]:
         """Read the state of every registered host with a BMC, in every cluster; return the
@@ -133,40 +135,3 @@ class Poller:
                            f"{time.monotonic() - started:.1f} s, {len(failed)} unreadable"
                            + (f" ({', '.join(failed[:10])})" if failed else ""), host="ips")
         return outcomes
-
-    def leads(self) -> bool:
-        """Return True when this process holds the poller lock (taking it when free)."""
-        if self._lock_fd is not None:
-            return True
-        path = run_dir(self.store.layout.root) / "poller.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._lock_fd = fd
-        return True
-
-    def start(self) -> threading.Thread:
-        """Start the polling thread (a daemon: it ends with the process) and return it."""
-        thread = threading.Thread(target=self._loop, name="hps-power-poller", daemon=True)
-        thread.start()
-        return thread
-
-    def stop(self) -> None:
-        """Make the thread end after its current poll and let the lock go."""
-        self._stop.set()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if self.leads():
-                    self.poll_once()
-            except Exception as err:  # a poll must never end the thread
-                eventlog.event(logging.ERROR, "power poll failed", host="ips", error=err)
-            self._stop.wait(self.interval)
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
