@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,9 +124,11 @@ def build_rescue_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextlib.contextmanager
-def running_lab(directory: Path, rescue_image: Path) -> Iterator[Lab]:
+def running_lab(directory: Path, rescue_image: Path,
+                extra_env: Mapping[str, str] | None = None) -> Iterator[Lab]:
     """`scripts/pxe-lab up` in a namespace of our own living in `directory`, with the rescue
-    image under /distros/rescue; always `down` and deleted afterwards."""
+    image under /distros/rescue and hps-api given `extra_env`; always `down` and deleted
+    afterwards."""
     resources = directory / "resources"
     (resources / "distros").mkdir(parents=True)
     # A copy, not a symlink: /distros never follows a link out of the resources tree.
@@ -135,6 +137,7 @@ def running_lab(directory: Path, rescue_image: Path) -> Iterator[Lab]:
     env = lab_env(ns, directory, resources)
     # hps-api inherits it from pxe-lab: admin calls of the JSON API from inside the namespace
     env["HPS_ADMIN_TOKEN"] = secrets.token_hex(16)
+    env.update(extra_env or {})
     running = Lab(ns, directory, env)
     try:
         up = running.pxe_lab("up", timeout=180)

@@ -11,6 +11,7 @@ import test_ui
 from test_ui import add_host
 
 from hps_api.model.cluster_keys import key_table
+from hps_api.model.stuck import LIMITS
 from hps_api.store import FileStore, RecordId
 from hps_api.web.cluster_pages import settings_rows
 
@@ -87,6 +88,20 @@ def test_an_admin_adds_and_unsets_a_free_key(admin, store: FileStore) -> None:
     assert store.items(CLUSTER)["NTP_SERVER"] == "10.99.0.1"
     admin.get("/cluster").forms["unset-NTP_SERVER"].submit(status=303)
     assert "NTP_SERVER" not in store.items(CLUSTER)
+
+
+@pytest.mark.usefixtures("bootable")
+def test_the_stuck_thresholds_are_listed_with_their_defaults_before_anyone_sets_them(
+        admin, store: FileStore) -> None:
+    page = admin.get("/cluster")
+    for key, limit in LIMITS.items():
+        assert key not in store.items(CLUSTER)
+        row = row_of(page.text, key)
+        assert f"({limit.low}-{limit.high})" in row and str(limit.default) in row, row
+    form = page.forms["set-KERNEL_FETCH_MINUTES"]
+    form["value"] = "15"
+    form.submit(status=303)
+    assert store.items(CLUSTER)["KERNEL_FETCH_MINUTES"] == "15"
 
 
 @pytest.mark.usefixtures("bootable")

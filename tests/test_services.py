@@ -94,6 +94,8 @@ def test_rendered_files_hold_the_reservations_range_and_boot_rules(
                  "enable-tftp", f"tftp-root={tftp}",
                  f"dhcp-leasefile={lab_settings.dhcp_leases}",
                  f"pid-file={lab_settings.dnsmasq_pidfile}",
+                 # the timeline's dhcp phase reads it (hps_api.observe.timeline_logs)
+                 f"log-facility={lab_settings.log_dir / 'dnsmasq.log'}",
                  "dhcp-match=set:ipxe,175",
                  "dhcp-match=set:efi64,option:client-arch,7",
                  "dhcp-match=set:efi64,option:client-arch,9",

@@ -186,3 +186,16 @@ def test_files_are_streamed_through_the_server_file_wrapper_not_read_whole(
     assert status == ["206 PARTIAL CONTENT"]
     assert len(wrapped) == 1 and os.path.samefile(wrapped[0].name, big)
     assert first == b"\0" * 10
+
+
+@pytest.mark.parametrize("path", ["/distros/rocky/10/missing", "/distros/escape",
+                                  "/packages/nothing.rpm"])
+def test_ipxe_loading_a_boot_file_it_cannot_have_gets_the_404_not_a_retry_script(
+        client: webtest.TestApp, path: str) -> None:
+    # `kernel URL || goto failed`: a 200 retry script would be loaded as the kernel and run
+    answer = client.get(path, headers={"User-Agent": "iPXE/1.21.1"}, status=404)
+    assert not answer.text.startswith("#!ipxe"), answer.text
+    # a boot command still answers iPXE with the script it runs (HTTP 200)
+    command = client.get("/cgi-bin/boot_manager.sh?cmd=no_such_command",
+                         headers={"User-Agent": "iPXE/1.21.1"}, status=200)
+    assert command.text.startswith("#!ipxe"), command.text

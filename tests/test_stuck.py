@@ -86,12 +86,27 @@ CASES: list[tuple[str, str, dict[str, str], HostHistory, bool]] = [
     ("kernel-this-boot-just-began", "kernel_fetch",
      {**INSTALLING, "BOOT_TIME": str(int(NOW - 599))},
      known(state_at=NOW - 3600, state="INSTALLING", kickstart_at=NOW - 3590), False),
+    # a host that cannot load the installer asks again every 30 s: the wait runs from the first
+    ("kernel-retried-every-30-s", "kernel_fetch", {**INSTALLING, "BOOT_TIME": str(int(NOW - 30))},
+     known(boots=boots(*range(570, 0, -30)), state_at=NOW - 600, state="INSTALLING"), True),
+    ("kernel-retried-since-the-kickstart", "kernel_fetch",
+     {**INSTALLING, "BOOT_TIME": str(int(NOW - 30))},
+     known(boots=boots(*range(1200, 0, -30)), state_at=NOW - 1300, state="INSTALLING",
+           kickstart_at=NOW - 580), False),
     ("kernel-no-history", "kernel_fetch", {**INSTALLING, "BOOT_TIME": str(int(NOW - 3600))},
      NO_HISTORY, False),
     ("kernel-decision-before-the-journal", "kernel_fetch",
      {**INSTALLING, "BOOT_TIME": str(int(NOW - WEEK - 60))}, known(), False),
     ("kernel-installed", "kernel_fetch", {"STATE": "INSTALLED"},
      known(state_at=NOW - 3600, state="INSTALLED"), False),
+    # install gave up: INSTALL_FAILED is stuck from the change, whatever the time
+    ("failed-just-now", "install_failed", {"STATE": "INSTALL_FAILED", "INSTALL_ATTEMPTS": "3"},
+     known(state_at=NOW - 1, state="INSTALL_FAILED"), True),
+    ("failed-changed-past-the-journal", "install_failed",
+     {"STATE": "INSTALL_FAILED", "UPDATED": ago(WEEK * 2)}, known(state_at=NOW - 60,
+                                                                  state="INSTALLING"), True),
+    ("failed-not", "install_failed", INSTALLING, known(state_at=NOW - 60, state="INSTALLING"),
+     False),
     # boot loop: more than 5 boots in 30 min, none after a state change
     ("loop-six-in-30-min", "boot_loop", {"STATE": "INSTALLED"}, known(boots=SIX_BOOTS), True),
     ("loop-first-just-outside", "boot_loop", {"STATE": "INSTALLED"},
@@ -499,6 +514,11 @@ def test_a_host_is_announced_once_when_it_becomes_stuck_and_again_after_it_recov
     store.update(rid, {"SELFTEST_RESULT": "fail"}, "test:node")
     assert [h.mac for h in again.announce(find_stuck(store, "default"))] == ["525400cc0001"]
     assert len(webhook.sent) == 3
+    # stuck under another rule is news: the silent install, given up on, is announced again
+    store.update(RecordId.of_host("default", "525400cc0002"), {"STATE": "INSTALL_FAILED"}, "t")
+    assert [h.mac for h in again.announce(find_stuck(store, "default"))] == ["525400cc0002"]
+    assert webhook.sent[3]["rule"] == "install_failed" and len(webhook.sent) == 4
+    assert again.announce(find_stuck(store, "default")) == []
 
 
 def test_only_one_watch_of_a_config_dir_scans(store: FileStore,

@@ -133,19 +133,23 @@ def kernel_fetch(record: Mapping[str, str], history: HostHistory, now: float,
     """INSTALLING, and no kickstart fetched within KERNEL_FETCH_MINUTES of the installer's
     decision: the kernel or initrd never loaded, or the installer cannot reach hps-api.
 
-    The decision is the later of the change to INSTALLING and the start of the current boot
-    (each boot in INSTALLING is served the installer again); both must be within the history,
-    which must then hold no kickstart since.
+    The decision is the first one not followed by a kickstart: the change to INSTALLING, or a
+    boot in INSTALLING (each is served the installer again; BOOT_TIME is the current one).
+    A host that fails to load the installer asks again every 30 s (ipxe/installer.ipxe): its
+    later boots do not restart the wait. Every time counted must be within the history, which
+    must then hold no kickstart since.
     """
     if _state(record) != "INSTALLING" or history.known_from is None:
         return None
-    known = [t for t in (history.state_at if history.state == "INSTALLING" else None,
-                         _epoch(record.get("BOOT_TIME"))) if t is not None
-             and t >= history.known_from]
-    if not known:
-        return None
-    decided = max(known)
-    if history.kickstart_at is not None and history.kickstart_at >= decided:
+    floor = history.known_from
+    if history.state == "INSTALLING" and history.state_at is not None:
+        floor = max(floor, history.state_at)  # boots before the change were of another state
+    if history.kickstart_at is not None:
+        floor = max(floor, history.kickstart_at + 1e-6)  # that decision's kickstart came
+    changed = history.state_at if history.state == "INSTALLING" else None
+    decided = min((t for t in (changed, *history.boots, _epoch(record.get("BOOT_TIME")))
+                   if t is not None and t >= floor), default=None)
+    if decided is None:
         return None
     waited = now - decided
     if waited < limits.kernel_fetch_minutes * 60:
@@ -199,6 +203,23 @@ def install_silent(record: Mapping[str, str], history: HostHistory, now: float,
                    f" (INSTALL_SILENT_MINUTES={limits.install_silent_minutes})")
 
 
+def install_failed(record: Mapping[str, str], history: HostHistory, now: float,
+                   limits: Limits) -> Finding | None:
+    """INSTALL_FAILED: `init` gave up after INSTALL_MAX_ATTEMPTS boots in INSTALLING (a kernel
+    that never loads makes iPXE ask again every 30 s: each time is a boot). Nothing moves
+    until an operator reinstalls or reconfigures the host, so it is stuck from the change."""
+    if _state(record) != "INSTALL_FAILED":
+        return None
+    since, at_least = _in_state_since(history, "INSTALL_FAILED")
+    if since is None:  # changed past the journal: the record's own time is the best known
+        since, at_least = _epoch(record.get("UPDATED")), "at least "
+    ago = "" if since is None else f" for {at_least}{span(now - since)}"
+    attempts = record.get("INSTALL_ATTEMPTS", "").strip()
+    boots = f"{attempts} boots" if attempts.isdigit() else "its boots"
+    return Finding("install_failed", since, f"INSTALL_FAILED{ago}: no installer got through in "
+                   f"{boots} (INSTALL_MAX_ATTEMPTS); its timeline shows the step that failed")
+
+
 def menu_wait(record: Mapping[str, str], history: HostHistory, now: float,
               limits: Limits) -> Finding | None:
     """In a menu state for more than MENU_WAIT_HOURS and still polling its menu (seen within
@@ -232,19 +253,21 @@ def selftest(record: Mapping[str, str], history: HostHistory, now: float,
 
 
 RULES: dict[str, Rule] = {
-    "kernel_fetch": kernel_fetch, "boot_loop": boot_loop, "install_timeout": install_timeout,
-    "install_silent": install_silent, "menu_wait": menu_wait, "selftest": selftest}
+    "kernel_fetch": kernel_fetch, "install_failed": install_failed, "boot_loop": boot_loop,
+    "install_timeout": install_timeout, "install_silent": install_silent,
+    "menu_wait": menu_wait, "selftest": selftest}
 #: rule -> the states it can speak of (None: any)
 STATES_OF: dict[str, frozenset[str] | None] = {
-    "kernel_fetch": frozenset({"INSTALLING"}), "boot_loop": None,
-    "install_timeout": frozenset({"INSTALLING"}), "install_silent": INSTALL_STATES,
-    "menu_wait": MENU_STATES, "selftest": RUNNING_STATES}
+    "kernel_fetch": frozenset({"INSTALLING"}), "install_failed": frozenset({"INSTALL_FAILED"}),
+    "boot_loop": None, "install_timeout": frozenset({"INSTALLING"}),
+    "install_silent": INSTALL_STATES, "menu_wait": MENU_STATES, "selftest": RUNNING_STATES}
 _ANY_STATE = tuple(RULES[name] for name, states in STATES_OF.items() if states is None)
 _RULES_OF = {state: tuple(RULES[name] for name, states in STATES_OF.items()
                           if states is None or state in states)
              for state in INSTALL_STATES | MENU_STATES | RUNNING_STATES}
 #: each rule as people read it
-TITLES = {"kernel_fetch": "kernel never fetched", "boot_loop": "boot loop",
+TITLES = {"kernel_fetch": "kernel never fetched", "install_failed": "install gave up",
+          "boot_loop": "boot loop",
           "install_timeout": "install too long", "install_silent": "install gone silent",
           "menu_wait": "waiting at its menu", "selftest": "self-test failing"}
 

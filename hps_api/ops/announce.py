@@ -56,11 +56,13 @@ class Announcer:
         self.webhook = webhook
 
     def announce(self, scan: Scan) -> list[StuckHost]:
-        """Log and send the hosts of `scan` not announced yet, forget those no longer stuck;
-        return the hosts announced now."""
+        """Log and send the hosts of `scan` not announced yet, or announced under another rule
+        (a host whose kernel never loaded, then given up on, is news twice); forget those no
+        longer stuck; return the hosts announced now."""
         path = self.dir / f"{validate_cluster(scan.cluster)}.json"
         known: dict[str, Any] = (read_json(path) or {}).get("hosts") or {}
-        new = [host for mac, host in scan.hosts.items() if mac not in known]
+        new = [host for mac, host in scan.hosts.items()
+               if (known.get(mac) or {}).get("rule") != host.first.rule]
         gone = [mac for mac in known if mac not in scan.hosts and mac not in scan.problems]
         for host in new:
             first = host.first

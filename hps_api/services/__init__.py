@@ -35,6 +35,7 @@ from pathlib import Path
 from hps_api.errors import CorruptRecord, NotFound, StoreBusy, StoreUnreadable
 from hps_api.model.network import ClusterNetwork
 from hps_api.observe import eventlog
+from hps_api.observe.timeline_logs import DNSMASQ as DNSMASQ_LOG
 from hps_api.services import nginx
 from hps_api.services.dnsmasq import (
     ConfPaths,
@@ -148,7 +149,8 @@ def _render(store: Store, settings: Settings, cluster: str,
     hosts, unreadable = _hosts(store, cluster)
     entries, skipped = reservations(hosts, net)
     paths = ConfPaths(services / DHCP_HOSTS, services / DNS_HOSTS, tftp_root(settings),
-                      settings.dhcp_leases, settings.dnsmasq_pidfile)
+                      settings.dhcp_leases, settings.dnsmasq_pidfile,
+                      settings.log_dir / DNSMASQ_LOG)
     files = {paths.dhcp_hosts: render_dhcp_hosts(entries),
              paths.dns_hosts: render_dns_hosts(entries, net),
              services / RSYSLOG_CONF: render_rsyslog(settings, cluster_items),

@@ -66,6 +66,8 @@ class ConfPaths:
     tftp_root: Path
     leasefile: Path
     pidfile: Path
+    #: dnsmasq's own log (HPS_LOG_DIR/dnsmasq.log): every DHCPACK, read by the timeline
+    logfile: Path
 
 
 def reservations(hosts: Iterable[tuple[str, Mapping[str, str]]],
@@ -133,6 +135,11 @@ def render_conf(net: ClusterNetwork, paths: ConfPaths, cluster: str) -> str:
 interface={net.iface}
 bind-interfaces
 pid-file={p["pidfile"]}
+
+# Log to a file hps-api reads: each DHCPACK is a host's "dhcp" phase (docs/timeline.md).
+# dnsmasq opens it before dropping to its user and makes it that user's; `kill -USR2` reopens
+# it after a rotation.
+log-facility={p["logfile"]}
 
 # DNS: the hosts' names under {net.domain}, never forwarded upstream.
 domain={net.domain}

@@ -20,7 +20,13 @@ from flask import Response, request
 from hps_api.errors import InvalidInput
 from hps_api.ids import normalize_key, normalize_os_id
 from hps_api.model import osreg
-from hps_api.model.cluster_keys import MAX_STORAGE_NETWORKS, InvalidKey, key_table, spec_for
+from hps_api.model.cluster_keys import (
+    MAX_STORAGE_NETWORKS,
+    STUCK_KEYS,
+    InvalidKey,
+    key_table,
+    spec_for,
+)
 from hps_api.ops import clusters as cluster_ops
 from hps_api.ops import os_records
 from hps_api.ops.inventory import RESERVED_CLUSTER_KEYS
@@ -56,9 +62,10 @@ class OsRow:
 
 def settings_rows(record: Mapping[str, str], patterns: tuple[str, ...], *,
                   admin: bool) -> list[Setting]:
-    """Return every key of the key table, the storage keys STORAGE_NETWORKS calls for, then
-    the record's other keys by name (NAME, CREATED, UPDATED: shown, not editable)."""
-    keys = [spec.key for spec in key_table()] + ["STORAGE_NETWORKS"]
+    """Return every key of the key table, the stuck-host thresholds (with their defaults,
+    set or not), the storage keys STORAGE_NETWORKS calls for, then the record's other keys
+    by name (NAME, CREATED, UPDATED: shown, not editable)."""
+    keys = [spec.key for spec in (*key_table(), *STUCK_KEYS)] + ["STORAGE_NETWORKS"]
     count = _count(record.get("STORAGE_NETWORKS", ""))
     keys += [f"STORAGE{i}_{f}" for i in range(count) for f in STORAGE_FIELDS]
     keys += sorted(key for key in record if key not in keys)

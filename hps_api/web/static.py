@@ -4,7 +4,11 @@ Files are streamed, never read whole: werkzeug's `send_file` with a path hands t
 the server's `wsgi.file_wrapper` (gunicorn uses sendfile(2)), and with `conditional=True` it
 answers `Range` requests with 206 and a `Content-Range` through a wrapper that reads only the
 asked bytes, ETag/If-Modified-Since with 304, and HEAD without a body. The answer is the bytes
-whatever the client is (no negotiation); errors still go through the app's error handlers.
+whatever the client is (no negotiation); errors still go through the app's error handlers,
+with their real status for every client: iPXE included. iPXE gets a retry script (HTTP 200)
+for a failed boot *command*, which it runs; a kernel or initrd it cannot have must be a 404, so
+that `kernel ... || goto failed` sees it (a 200 script would be loaded as the kernel and run).
+nginx, serving these trees in production, answers the same 404.
 
 Only regular files below the tree's root are served. A directory, a missing file, `..`, an
 absolute path, a NUL byte and a symlink whose target lies outside the root (or inside the config
@@ -15,16 +19,26 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import replace
 
-from flask import Blueprint, Response, g, send_file
+from flask import Blueprint, Response, g, request, send_file
 from werkzeug.security import safe_join
 
 from hps_api.errors import NotFound
 from hps_api.observe import eventlog
+from hps_api.render.negotiate import negotiate
 from hps_api.web.runtime import runtime
 
 bp = Blueprint("static_files", __name__)
 TREES = ("distros", "packages")
+
+
+@bp.before_request
+def _errors_with_their_status() -> None:
+    """Errors of a boot file keep their status for every client (module docstring)."""
+    found = negotiate({}, request.headers.get("Accept", ""), request.headers.get("User-Agent", ""))
+    if found.error_format == "ipxe":
+        g.negotiated = replace(found, error_format="text")
 
 
 def serve(tree: str, subpath: str) -> Response:
