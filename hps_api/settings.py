@@ -54,6 +54,9 @@ class Settings:
     #: rotations (docs/storage.md, "Journal")
     journal_max_mib: int = 64
     journal_rotations: int = 3
+    #: where the records live: "" the files under config_dir; `etcd://HOST:PORT[,...]/PREFIX`
+    #: an etcd cluster shared by several servers (docs/scale-out.md)
+    store: str = ""
 
     def with_overrides(self, **changes: Any) -> Settings:
         """Return a copy with some fields replaced (tests point config_dir at tmp_path)."""
@@ -99,6 +102,9 @@ def env_name(field_name: str) -> str:
 
 
 def _convert(name: str, raw: str) -> Any:
+    if name == "store":
+        etcd_members(raw)
+        return raw
     if name in _DIRECTORIES:
         return _existing_directory(raw)
     default = getattr(Settings, name)
@@ -119,6 +125,33 @@ def _convert(name: str, raw: str) -> Any:
     if isinstance(default, tuple):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw
+
+
+def etcd_members(url: str) -> tuple[list[tuple[str, int]], str]:
+    """Return the (host, port) of every member and the key prefix of an HPS_STORE URL
+    (`etcd://HOST:PORT[,HOST:PORT...]/PREFIX`); ValueError saying what is wrong."""
+    from urllib.parse import urlsplit
+
+    if not url.startswith("etcd://"):
+        raise ValueError("expected etcd://HOST:PORT[,HOST:PORT...]/PREFIX "
+                         "(unset: the files under HPS_CONFIG_DIR)")
+    hosts, _, prefix = url[len("etcd://"):].partition("/")
+    prefix = prefix.strip("/")
+    if not prefix or any(part in ("", ".", "..") for part in prefix.split("/")):
+        raise ValueError("needs a key prefix after the members: etcd://HOST:PORT/PREFIX")
+    if not all(c.isascii() and (c.isalnum() or c in "-_./") for c in prefix):
+        raise ValueError(f"prefix {prefix!r}: letters, digits and - _ . / only")
+    endpoints = []
+    for member in hosts.split(","):
+        parts = urlsplit(f"//{member.strip()}")
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if not parts.hostname or port is None or parts.username or parts.path or port == 0:
+            raise ValueError(f"member {member!r}: expected HOST:PORT")
+        endpoints.append((parts.hostname, port))
+    return endpoints, prefix
 
 
 def _switch(raw: str) -> bool:

@@ -16,7 +16,7 @@ from typing import NoReturn
 
 from hps_api.errors import HpsError
 from hps_api.store import Kind, RecordId
-from hps_api.store.journal import Change
+from hps_api.store.journal import Change, JournalLines
 from hps_api.store.layout import Layout
 
 
@@ -66,6 +66,16 @@ class BrokenStore:
 
     def read_attachment(self, rid: RecordId, suffix: str) -> str:
         self._fail("read_attachment")
+
+    def journal_path(self, cluster: str | None) -> Path | None:
+        self._fail("journal_path")
+
+    def journal_lines(self, cluster: str | None, *, after: int = 0,
+                      limit: int | None = None) -> JournalLines:
+        self._fail("journal_lines")
+
+    def append_journal(self, rid: RecordId, changes: list[Change]) -> None:
+        self._fail("append_journal")
 
     @contextmanager
     def lock(self, cluster: str) -> Iterator[None]:

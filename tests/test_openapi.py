@@ -28,12 +28,15 @@ OPERATIONS = [(path, method) for path, item in DOC["paths"].items()
 
 #: plausible values for the path parameters, on the store `seeded` prepares
 PATH_VALUES = {"mac": "52-54-00-AA-BB-01", "name": "default", "key": "dns_domain",
-               "switch": "on", "action_id": "0123456789abcdef"}
+               "switch": "on", "action_id": "0123456789abcdef",
+               "iqn": "iqn.2026-11.default:tch-009.root0"}
 #: request bodies and query strings by operationId (the legacy ones share a prefix)
 BODIES: dict[str, Any] = {"createCluster": {"name": "lab2"}, "setClusterKey": {"value": "x"},
                           "setHostKey": {"value": "x"}, "configureHost": {"type": "SCH"},
                           "startPowerAction": {"action": "status"},
-                          "setBmc": {"driver": "wol", "address": "127.255.255.255"}}
+                          "setBmc": {"driver": "wol", "address": "127.255.255.255"},
+                          "provisionStorage": {"mac": "525400aabb03", "size": "1G"},
+                          "expandVolume": {"size": "2G"}}
 LEGACY_QUERY = "cmd=host_variable&name=DNS_DOMAIN&mac=525400aabb01"
 
 
@@ -50,6 +53,15 @@ def seeded(store: FileStore, host: RecordId, tmp_path: Path) -> None:
     provide_os_files(tmp_path / "resources", store)
     # a BMC that sends nothing for `status` (Wake-on-LAN reads nothing back), and an action
     power.set_bmc(store, "default", host.name or "", Bmc("wol", "127.255.255.255"), "t")
+    # a storage host with room and an unused volume; a thin host without a disk
+    store.update(RecordId.of_host("default", "525400aabb02"), {
+        "TYPE": "SCH", "HOSTNAME": "sch-002", "STORAGE_FREE": str(100 << 30),
+        "STORAGE_VOLUME_TCH_009_ROOT0": f"volume=tch-009-root0 size=1G iqn={PATH_VALUES['iqn']}"
+                                        " host=525400aabb09 slot=0 portal=10.99.0.12:3260 "
+                                        "job=0123456789ab"}, "t", create=True)
+    store.update(RecordId.of_host("default", "525400aabb03"), {"TYPE": "TCH",
+                                                               "HOSTNAME": "tch-003"}, "t",
+                 create=True)
     actions = ActionLog(store.layout.root)
     actions.update(actions.create("default", host.name or "", ["status"], "t"),
                    id=PATH_VALUES["action_id"])

@@ -283,6 +283,9 @@ PROTOCOL_CALLS: dict[str, Callable[[Store], object]] = {
     "write_attachment": lambda s: s.write_attachment(HOST, "ks", "# ks\n", "test"),
     "read_attachment": lambda s: s.read_attachment(HOST, "ks"),
     "lock": lambda s: s.lock("default").__enter__(),
+    "journal_path": lambda s: s.journal_path("default"),
+    "journal_lines": lambda s: s.journal_lines("default"),
+    "append_journal": lambda s: s.append_journal(HOST, []),
 }
 
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from hps_api.model import storage
 from hps_api.model.catalog import HostType
 from hps_api.model.states import (
     BOOT_STATES,
@@ -157,7 +158,11 @@ def install_menu(inputs: BootInputs, offered: list[tuple[str, str]], reason: str
 def install(inputs: BootInputs, reason: str,
             extra: Mapping[str, str | None] | None = None) -> Decision:
     """Return the installer (disk types) or the diskless boot (network types) for the host,
-    or the main menu saying why it cannot be done."""
+    or the main menu saying why it cannot be done; a thin host with an iSCSI root boots it
+    (`sanboot_target`)."""
+    target = sanboot_target(inputs)
+    if target is not None:
+        return sanboot(inputs, target, f"{reason}: boot the iSCSI root {target.iqn}", extra)
     kind = _usable_type(inputs)
     if isinstance(kind, Blocker):
         return cannot_go_on(inputs, kind)
@@ -198,6 +203,37 @@ def network_boot(inputs: BootInputs) -> Decision:
             f"NETWORK_BOOT is for diskless types and {kind.name} installs to disk: "
             "choose 'Reinstall' to install it", "FAILED"))
     return install(inputs, "NETWORK_BOOT: diskless boot")
+
+
+def sanboot_target(inputs: BootInputs) -> storage.IscsiRoot | None:
+    """Return the iSCSI root a diskless host boots from, or None for the ordinary diskless
+    boot: the host's type is diskless, TCH_ROOT (the host's, else the cluster's) is `iscsi`
+    and its ISCSI_ROOT_0 names a target (docs/storage-hosts.md, "When a thin host sanboots")."""
+    kind = inputs.types.get(inputs.host.get("TYPE", "").strip().upper())
+    if kind is None or not kind.diskless:
+        return None
+    if not storage.boots_from_iscsi(inputs.host, inputs.cluster):
+        return None
+    return storage.root_of(inputs.host, 0)
+
+
+def sanboot(inputs: BootInputs, target: storage.IscsiRoot, reason: str,
+            extra: Mapping[str, str | None] | None = None) -> Decision:
+    """Return the boot from an iSCSI target: iPXE logs in as the host's own initiator (the
+    target admits only that name) and boots LUN 1; the host is in NETWORK_BOOT, as a diskless
+    host is."""
+    changes: dict[str, str | None] = dict(extra or {})
+    if host_state(inputs) != "NETWORK_BOOT":
+        changes["STATE"] = "NETWORK_BOOT"
+    cluster_name = inputs.cluster.get("NAME", "")
+    hostname = inputs.host.get("HOSTNAME", "")
+    month = storage.month_of(target.iqn) or inputs.now
+    initiator = storage.initiator_iqn(inputs.cluster, cluster_name, hostname, month) \
+        if cluster_name and hostname.strip() else ""
+    return Decision("sanboot", "sanboot.ipxe", {
+        **_common(inputs), "target_ip": target.ip, "target_port": target.port,
+        "lun": storage.BOOT_LUN, "iqn": target.iqn, "initiator_iqn": initiator}, reason,
+        changes)
 
 
 def local_boot(inputs: BootInputs, reason: str) -> Decision:

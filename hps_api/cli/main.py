@@ -19,6 +19,8 @@ from hps_api.cli import admin as admin_cli
 from hps_api.cli import cluster as cluster_cli
 from hps_api.cli import install as install_cli
 from hps_api.cli import power as power_cli
+from hps_api.cli import storage as storage_cli
+from hps_api.cli import store as store_cli
 from hps_api.cli import stuck as stuck_cli
 from hps_api.cli import timeline as timeline_cli
 from hps_api.cli.common import (
@@ -91,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     admin_cli.register(sub)
     install_cli.register(sub, common)
     power_cli.register(sub)
+    storage_cli.register(sub)
+    store_cli.register(sub)
     stuck_cli.register(sub)
     timeline_cli.register(sub)
     return parser
@@ -145,12 +149,12 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _fsck(args: argparse.Namespace) -> int:
-    from hps_api.store.fsck import check_tree, remove_stale_temps
+    from hps_api.store.fsck import check_store, remove_stale_temps
 
     store = open_store(settings_for(args.config_dir))
     if not store.layout.root.is_dir():
         raise StoreUnreadable(f"config dir {store.layout.root} does not exist")
-    problems = check_tree(store.layout)
+    problems = check_store(store)
     removed = set(remove_stale_temps(problems))
     for problem in problems:
         out(f"removed {problem.path}" if problem.path in removed else str(problem))
@@ -292,7 +296,8 @@ COMMANDS = {"init": _init, "fsck": _fsck, "import-legacy": _import_legacy, "serv
             "cluster": cluster_cli.dispatch, "selftest": _selftest, "admin": admin_cli.dispatch,
             "install": install_cli.dispatch, "bmc": power_cli.dispatch_bmc,
             "power": power_cli.dispatch_power, "timeline": timeline_cli.dispatch,
-            "stuck": stuck_cli.dispatch}
+            "stuck": stuck_cli.dispatch, "storage": storage_cli.dispatch}
+COMMANDS["store"] = store_cli.dispatch
 
 
 if __name__ == "__main__":

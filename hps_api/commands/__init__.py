@@ -7,7 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from hps_api.commands import audit, boot, host_state, kickstart, menu, node, overlay, variables
+from hps_api.commands import (
+    audit,
+    boot,
+    host_state,
+    kickstart,
+    menu,
+    node,
+    overlay,
+    storage,
+    variables,
+)
 from hps_api.commands.base import CommandContext, Reply
 
 Command = Callable[[CommandContext], Reply]
@@ -32,6 +42,8 @@ COMMANDS: dict[str, Command] = {
     "host_allocate_networks": node.host_allocate_networks,
     "kickstart": kickstart.kickstart,
     "host_audit": audit.host_audit,
+    "storage_work": storage.storage_work,
+    "storage_report": storage.storage_report,
 }
 
 #: script-like answers: always their native text (iPXE script, shell library, kickstart, archive)

@@ -19,7 +19,8 @@ from hps_api.ops import nodes as node_ops
 #: the served files, as hps_api.model.resources names them
 NODE_LIBS = {"sh": "node_lib/sh/hps-functions.sh",
              "python": "node_lib/python/hps_node.py",
-             "bootstrap": "node_lib/sh/hps-bootstrap.sh"}
+             "bootstrap": "node_lib/sh/hps-bootstrap.sh",
+             "storage": "node_lib/sh/hps-storage.sh"}
 SYSLOG_TAIL_BYTES = 1024 * 1024
 MAX_SELFTESTS = 32
 _KEY_TEXT = re.compile(r"^[A-Za-z0-9._:-]{4,128}$")
@@ -27,7 +28,7 @@ _KEY_TEXT = re.compile(r"^[A-Za-z0-9._:-]{4,128}$")
 _DISTRO = re.compile(r"^[A-Za-z0-9._+-]{1,64}$")
 
 
-@lru_cache(maxsize=3)
+@lru_cache(maxsize=4)
 def node_library(flavour: str = "sh") -> tuple[str, str]:
     """Return a node library's source and its version (first 12 hex of its sha256)."""
     source = resources.find(NODE_LIBS[flavour]).read_text(encoding="utf-8")
@@ -36,7 +37,8 @@ def node_library(flavour: str = "sh") -> tuple[str, str]:
 
 def remote_functions(ctx: CommandContext) -> Reply:
     """Return the node library with this IPS's URL and the library version filled in: the sh
-    library for any distro string (`distro=python`: the Python client); for
+    library for any distro string (`distro=python`: the Python client, `distro=storage`: the
+    storage host's library, sourced after the sh library); for
     `node_get_bootstrap_functions` the bootstrap followed by the sh library.
 
     Raises InvalidInput when `distro=` is not a distro string.
@@ -48,7 +50,7 @@ def remote_functions(ctx: CommandContext) -> Reply:
     if ctx.name == "node_get_bootstrap_functions":
         flavours = ["bootstrap", "sh"]
     else:
-        flavours = ["python" if distro.lower() == "python" else "sh"]
+        flavours = [distro.lower() if distro.lower() in ("python", "storage") else "sh"]
     filled = [_filled(flavour, ctx.base_url) for flavour in flavours]
     script = "\n".join(text for text, _ in filled)
     version = filled[0][1]

@@ -40,7 +40,6 @@ from hps_api.ids import (
     validate_cluster,
 )
 from hps_api.importer.legacy_syntax import Assignment, NotData, Rejected, read_ini, read_shell
-from hps_api.store import journal
 from hps_api.store.base import Store
 from hps_api.store.bootstrap import active_cluster
 from hps_api.store.journal import Change
@@ -169,13 +168,13 @@ def _write(store: Store, plan: _Planned, actor: str) -> None:
     change = plan.updated
     if change is not None and change in store.history(plan.rid):
         change = None
-    path = store.layout.journal_for(plan.rid)
-    early = change is not None and path.parent.is_dir()
+    path = store.journal_path(plan.rid.cluster)
+    early = change is not None and (path is None or path.parent.is_dir())
     if change is not None and early:
-        journal.append(path, [change])
+        store.append_journal(plan.rid, [change])
     store.update(plan.rid, plan.values, actor, create=True)
     if change is not None and not early:
-        journal.append(path, [change])
+        store.append_journal(plan.rid, [change])
 
 
 class _Importer:

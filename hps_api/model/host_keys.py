@@ -28,6 +28,7 @@ class Owner(Enum):
     ALLOCATION = "address allocation (config_host, host_allocate_networks)"
     AUDIT = "the hardware audit (host_audit)"
     SELFTEST = "the self-test report (selftest_report)"
+    STORAGE = "the storage operations (storage_report, hps-api storage)"
     STORE = "the store's own bookkeeping"
 
 
@@ -35,7 +36,7 @@ OWNED = {
     "STATE": Owner.STATE,
     **dict.fromkeys(("TYPE", "PROFILE", "HOSTNAME", "OS_ID", "ARCH", "RESCUE", "FORCE_INSTALL",
                      "INSTALL_ATTEMPTS", "PLATFORM", "SMBIOS_UUID", "SERIAL", "MANUFACTURER",
-                     "PRODUCT", "KERNEL_ARGS", "LOCAL_BOOT"), Owner.BOOT),
+                     "PRODUCT", "KERNEL_ARGS", "LOCAL_BOOT", "TCH_ROOT"), Owner.BOOT),
     **dict.fromkeys(("IP", "NETMASK", "GATEWAY"), Owner.ALLOCATION),
     **dict.fromkeys(("UPDATED", "CREATED", "FIRST_SEEN", "LAST_SEEN", "BOOT_SESSION",
                      "BOOT_TIME", "KEY_SPELLINGS"), Owner.STORE),
@@ -43,6 +44,7 @@ OWNED = {
 OWNED_PATTERNS = (
     (re.compile(r"STORAGE\d+_IP"), Owner.ALLOCATION),
     (re.compile(r"ISCSI_ROOT_\d+"), Owner.ALLOCATION),
+    (re.compile(r"STORAGE_(?:JOB|VOLUME)_\w+"), Owner.STORAGE),
     (re.compile(r"HW_\w*"), Owner.AUDIT),
     (re.compile(r"SELFTEST_\w*"), Owner.SELFTEST),
 )

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from hps_api.errors import HpsError, NotFound
 from hps_api.model.catalog import load_catalog
 from hps_api.model.states import STATES
-from hps_api.store import Kind, RecordId, Store, files, journal
+from hps_api.store import FileStore, Kind, RecordId, Store, files, journal
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -327,6 +327,10 @@ class HostCounts:
     def _state_and_type(self, rid: RecordId) -> _Seen:
         """Return the record's path, its file's identity, its STATE and TYPE (upper case; TYPE
         `none` when unset); from the last count when the file has not changed."""
+        if not isinstance(self.store, FileStore):  # no file to stat: read the record
+            items = self.store.items(rid)
+            return ("", (), items.get("STATE", "").strip().upper(),
+                    items.get("TYPE", "").strip().upper() or "none")
         known = self._seen.get(rid)
         path = known[0] if known is not None else str(self.store.layout.path(rid))
         try:

@@ -43,7 +43,7 @@ from hps_api.power.bmc import Bmc, BmcStore, checked
 from hps_api.power.records import StateBook, run_dir
 from hps_api.store import Kind, RecordId, Store
 from hps_api.store.files import acquire
-from hps_api.store.journal import Change, append, utc_now
+from hps_api.store.journal import Change, utc_now
 
 #: how many hosts a bulk action or a poll talks to at once
 CONCURRENCY = 16
@@ -384,7 +384,7 @@ def _remember(store: Store, cluster: str, outcome: Outcome, actor: str, *,
 
 def _journal(store: Store, rid: RecordId, key: str, old: str | None, new: str | None,
              actor: str) -> None:
-    append(store.layout.journal_for(rid), [Change(utc_now(), rid.label, key, old, new, actor)])
+    store.append_journal(rid, [Change(utc_now(), rid.label, key, old, new, actor)])
 
 
 def _cut(text: str) -> str:

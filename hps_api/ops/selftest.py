@@ -26,7 +26,7 @@ from hps_api.render import ipxe
 from hps_api.settings import Settings
 from hps_api.store import Kind, RecordId, Store
 from hps_api.store.bootstrap import active_cluster as current_cluster
-from hps_api.store.fsck import check_tree
+from hps_api.store.fsck import check_store
 
 MIN_FREE_BYTES = 512 * 1024 * 1024
 MIN_FREE_FRACTION = 0.05
@@ -89,7 +89,7 @@ def active_cluster(store: Store, settings: Settings) -> str:
 
 def records(store: Store, settings: Settings) -> str:
     """Every record parses."""
-    bad = [p for p in check_tree(store.layout) if p.kind in ("corrupt", "unreadable")]
+    bad = [p for p in check_store(store) if p.kind in ("corrupt", "unreadable")]
     if bad:
         raise HpsError(f"{len(bad)} bad record(s), first: {bad[0]}")
     return "every record parses"

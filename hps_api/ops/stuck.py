@@ -15,8 +15,10 @@ two stores never mix. (Store.history reads the whole journal for one host: 10,00
 would read it 10,000 times.)
 
 The records come from a HostIndex (hps_api.ops.host_index: a `stat` per host once warm) or
-from the caller, who has usually read them for the same request. Reading the journal is the file
-backend's: `store.layout.journal(cluster)` (as the dashboard's recent activity does).
+from the caller, who has usually read them for the same request. A backend that keeps the journal
+in a file names it (`Store.journal_path`), and the history follows that file; any other (etcd)
+feeds the same history from `Store.journal_lines`: the newest WINDOW_LINES lines first, then
+those after the cursor of the last read (`StoreJournalHistory`, kept per store).
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ import os
 import re
 import threading
 import time
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from hps_api.errors import HpsError
 from hps_api.ids import validate_cluster
 from hps_api.model.stuck import RULES, Finding, HostHistory, Limits, findings, iso_epoch
 from hps_api.ops.host_index import HostIndex
@@ -112,7 +116,9 @@ def find_stuck(store: Store, cluster: str, now: float | None = None, *,
     if records is None:
         hosts = (index or HostIndex()).read(store, cluster)
         records, problems = hosts.records, hosts.problems
-    histories = history_for(store.layout.journal(cluster)).read()
+    journal_file = store.journal_path(cluster)
+    histories = (history_for(journal_file) if journal_file is not None
+                 else store_history_for(store, cluster)).read()
     unknown = histories.get("", HostHistory())
     stuck = {}
     for mac, record in records.items():
@@ -289,6 +295,48 @@ class JournalHistory:
                 track.state_at, track.state = at, new
             elif new != b"null":
                 track.kickstart_at = at
+
+
+class StoreJournalHistory(JournalHistory):
+    """The same history, fed by `Store.journal_lines` (a backend with no journal file): the
+    first read takes the newest WINDOW_LINES lines, each later one the lines after the cursor
+    the last read ended at. A journal that cannot be read keeps the history as it was."""
+
+    def __init__(self, store: Store, cluster: str) -> None:
+        super().__init__(Path(cluster))
+        self.store, self.cluster = store, cluster
+        self._cursor = 0
+
+    def _catch_up(self) -> None:
+        try:
+            found = self.store.journal_lines(self.cluster, after=self._cursor,
+                                             limit=None if self._cursor else WINDOW_LINES)
+        except HpsError:
+            return
+        if found.lines:
+            self._take(b"\n".join(found.lines) + b"\n")
+        self._cursor = found.cursor
+
+    def _restart(self) -> None:
+        super()._restart()
+        self._cursor = 0
+
+
+#: lines a StoreJournalHistory reads first (about WINDOW bytes' worth would be 170,000)
+WINDOW_LINES = 20_000
+_STORE_HISTORIES: weakref.WeakKeyDictionary[Store, dict[str, StoreJournalHistory]] = \
+    weakref.WeakKeyDictionary()
+
+
+def store_history_for(store: Store, cluster: str) -> StoreJournalHistory:
+    """Return this process's history of a cluster's journal kept by `store` (made at first
+    use, kept as long as the store)."""
+    with _HISTORIES_LOCK:
+        kept = _STORE_HISTORIES.setdefault(store, {})
+        found = kept.get(cluster)
+        if found is None:
+            found = kept[cluster] = StoreJournalHistory(store, cluster)
+        return found
 
 
 _HISTORIES: OrderedDict[str, JournalHistory] = OrderedDict()

@@ -13,6 +13,12 @@ from hps_api.store.records import Kind, RecordId
 __all__ = ["FileStore", "Kind", "RecordId", "Store"]
 
 if TYPE_CHECKING:
+    from hps_api.store.etcdstore import EtcdStore
+
     def _file_store_is_a_store(store: FileStore) -> Store:
         """Make mypy check FileStore against the Store protocol, method by method."""
+        return store
+
+    def _etcd_store_is_a_store(store: EtcdStore) -> Store:
+        """Make mypy check EtcdStore against the Store protocol, method by method."""
         return store

@@ -3,8 +3,8 @@
 The storage package owns the record files. Code outside `store/` names `Store`, never a
 backend, and gets its store from `hps_api.store.factory.open_store(settings)`, the one place a
 backend is chosen; tests hand the app and the CLIs a fake that fails on every call
-(tests/fakes.py). A second backend (etcd, with transactions as the lock) implements this same
-protocol without the API noticing.
+(tests/fakes.py). The etcd backend (`hps_api.store.etcdstore`, docs/scale-out.md) implements
+this same protocol without the API noticing.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
-from hps_api.store.journal import Change
+from hps_api.store.journal import Change, JournalLines
 from hps_api.store.layout import Layout
 from hps_api.store.records import Kind, RecordId
 
@@ -26,9 +26,8 @@ class Store(Protocol):
     the rendered service files (`layout.services_dir(cluster)`, which dnsmasq, rsyslog and nginx
     read from disk whatever holds the records), the root the self-test checks for space, and
     `layout.hps_conf` named in messages. The layout's record paths (`path`, `journal_for`) are
-    the file backend's own: the few readers that use them (`hps-api fsck`, the bash-era
-    importer's backdated journal lines, the host-count metric's changed-file check) need an
-    answer of a second backend's own when it comes.
+    the file backend's own: readers of the journal ask `journal_path` (a file they may follow
+    themselves, or None) and `journal_lines`, writers of extra lines `append_journal`.
     """
 
     @property
@@ -82,6 +81,23 @@ class Store(Protocol):
         """Return the journal entries of one record that are kept, oldest first (a boot is one
         entry: `Change.boot`); with `limit`, only the newest, until `limit` boots and `limit`
         other changes are among them."""
+        ...
+
+    def journal_path(self, cluster: str | None) -> Path | None:
+        """Return the file holding a cluster's journal (None: the global one) when the backend
+        keeps it in a file a reader may follow itself; None when it does not."""
+        ...
+
+    def journal_lines(self, cluster: str | None, *, after: int = 0,
+                      limit: int | None = None) -> JournalLines:
+        """Return the newest `limit` lines of a cluster's journal (None: the global one) as
+        the journal file holds them, oldest first, only those after the cursor `after` (a
+        cursor an earlier answer gave; 0: every line kept), and the cursor to ask from next."""
+        ...
+
+    def append_journal(self, rid: RecordId, changes: list[Change]) -> None:
+        """Add lines to a record's journal as they are (a power action's outcome, an imported
+        record's old time); StoreUnavailable when they cannot be written."""
         ...
 
     def write_attachment(self, rid: RecordId, suffix: str, data: str, actor: str) -> Path:

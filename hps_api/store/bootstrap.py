@@ -50,7 +50,7 @@ def initialise(store: Store, cluster: str, actor: str) -> InitResult:
         store.update(cluster_rid, {"NAME": cluster, "CREATED": utc_now()}, actor, create=True)
         created.append(str(layout.path(cluster_rid)))
     for directory in (layout.hosts_dir(cluster), layout.services_dir(cluster)):
-        directory.mkdir(exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True)  # the etcd backend makes no cluster dir
     active = active_cluster(store)
     if not active:
         if not store.exists(RecordId.global_()):

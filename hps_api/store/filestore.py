@@ -26,6 +26,7 @@ are always read from disk: there can be many thousands, and a cache would grow w
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -54,7 +55,7 @@ from hps_api.ids import (
     validate_value,
 )
 from hps_api.store import files, journal, stamps
-from hps_api.store.journal import REDACTED, Change
+from hps_api.store.journal import REDACTED, Change, JournalLines
 from hps_api.store.kvfile import Record, format_record, parse, parse_items
 from hps_api.store.layout import HOST_FILE, Layout
 from hps_api.store.records import Kind, RecordId
@@ -162,6 +163,43 @@ class FileStore:
         changes.reverse()
         return changes
 
+    def journal_path(self, cluster: str | None) -> Path | None:
+        """Return the journal file of a cluster (None: the global one)."""
+        return self.layout.journal(cluster) if cluster else self.layout.global_journal
+
+    def journal_lines(self, cluster: str | None, *, after: int = 0,
+                      limit: int | None = None) -> JournalLines:
+        """Return the newest `limit` lines of a journal and its rotations, oldest first; the
+        cursor is the journal file's size: with `after`, the lines appended since, unless the
+        file was rotated meanwhile (then the newest lines again). Raises StoreUnreadable."""
+        path = self.layout.journal(cluster) if cluster else self.layout.global_journal
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return JournalLines([], 0)
+        except OSError as err:
+            raise StoreUnreadable(f"{path}: {err.strerror or err}") from None
+        if 0 < after <= size:
+            try:
+                with path.open("rb") as handle:
+                    handle.seek(after)
+                    data = handle.read(size - after)
+            except OSError as err:
+                raise StoreUnreadable(f"{path}: {err.strerror or err}") from None
+            whole = data[:data.rfind(b"\n") + 1]
+            lines = [line for line in whole.split(b"\n") if line]
+            return JournalLines(lines[-limit:] if limit else lines, after + len(whole))
+        found = journal.newest_first(path)
+        taken = [journal.line_of(c)[:-1].encode() for c in itertools.islice(found, limit)]
+        taken.reverse()
+        return JournalLines(taken, size)
+
+    def append_journal(self, rid: RecordId, changes: list[Change]) -> None:
+        """Append lines to the record's journal as they are; StoreUnavailable."""
+        with journal.appender(self.layout.journal_for(rid), self.journal_max_bytes,
+                              self.journal_rotations) as append:
+            append(changes)
+
     # -- writes ------------------------------------------------------------------------------
 
     def update(
@@ -182,14 +220,7 @@ class FileStore:
         Raises InvalidInput, NotFound, Conflict, CorruptRecord, StoreBusy, StoreUnavailable
         (nothing changed).
         """
-        wanted = {normalize_key(k): None if v is None else validate_value(v)
-                  for k, v in changes.items()}
-        for key, value in wanted.items():
-            if value is not None and is_shell_special(key):
-                raise InvalidInput(f"key {key} is a name shells give a meaning to (an old "
-                                   "node's eval of its config would obey it): refused")
-            if value is not None and rid.kind is Kind.HOST:
-                check_host_value(key, value)
+        wanted = validated_changes(rid, changes)
         path = self.layout.path(rid)
         if not path.is_file():
             self._check_creatable(rid, create)
@@ -198,7 +229,7 @@ class FileStore:
             if old is None:
                 self._check_creatable(rid, create)
             base = self._host_view(rid, old) or Record()
-            _check_expected(base, expect or {})
+            check_expected(base, expect or {})
             effective = {k: v for k, v in wanted.items() if base.get(k) != v}
             if old is not None and not effective:
                 return base.as_dict()
@@ -317,8 +348,8 @@ class FileStore:
                 raise NotFound(f"{rid.label} not found")
             old = files.read_bytes(path)
             if old != encoded:
-                change = Change(journal.utc_now(), rid.label, f".{suffix}", _digest(old),
-                                _digest(encoded), actor)
+                change = Change(journal.utc_now(), rid.label, f".{suffix}", digest(old),
+                                digest(encoded), actor)
                 self._commit(rid, [change],
                              lambda undo: files.write_durably(path, encoded, undo=undo,
                                                               locked=True))
@@ -482,32 +513,53 @@ class FileStore:
 
     def _changes(self, rid: RecordId, old: Record | Mapping[str, str],
                  effective: Mapping[str, str | None], actor: str) -> list[Change]:
-        """Return the journal lines of a change (UNJOURNALED keys left out; secrets redacted).
+        """Return the journal lines of a change (see `journal_changes`)."""
+        return journal_changes(rid, old, effective, actor, self.sensitive_patterns)
 
-        A boot (a new BOOT_SESSION) is one line: the BOOT_FACTS it sets that were not set
-        before (BOOT_TIME always) ride on its BOOT_SESSION line as `facts`, so nothing is lost
-        (their old values were unset, or, for BOOT_TIME, are the previous boot's line).
-        """
-        now = journal.utc_now()
-        label = rid.label
-        facts = {key: self._shown(key, new) or "" for key, new in effective.items()
-                 if new is not None and key in journal.BOOT_FACTS
-                 and (key == "BOOT_TIME" or old.get(key) is None)} \
-            if effective.get(journal.BOOT_KEY) is not None else {}
-        return [
-            Change(now, label, key, self._shown(key, old.get(key)), self._shown(key, new), actor,
-                   facts if key == journal.BOOT_KEY else {})
-            for key, new in effective.items()
-            if key not in UNJOURNALED and key not in facts
-        ]
 
-    def _shown(self, key: str, value: str | None) -> str | None:
-        if value is None or not is_sensitive(key, self.sensitive_patterns):
+def validated_changes(rid: RecordId, changes: Mapping[str, str | None]) -> dict[str, str | None]:
+    """Return the changes of an `update` with keys normalised and values checked (any
+    backend); InvalidInput for a bad key or value, or a name shells give a meaning to."""
+    wanted = {normalize_key(k): None if v is None else validate_value(v)
+              for k, v in changes.items()}
+    for key, value in wanted.items():
+        if value is not None and is_shell_special(key):
+            raise InvalidInput(f"key {key} is a name shells give a meaning to (an old "
+                               "node's eval of its config would obey it): refused")
+        if value is not None and rid.kind is Kind.HOST:
+            check_host_value(key, value)
+    return wanted
+
+
+def journal_changes(rid: RecordId, old: Record | Mapping[str, str], effective: Mapping[str,
+                    str | None], actor: str, patterns: tuple[str, ...]) -> list[Change]:
+    """Return the journal lines of a change (any backend; UNJOURNALED keys left out, values of
+    keys matching `patterns` redacted).
+
+    A boot (a new BOOT_SESSION) is one line: the BOOT_FACTS it sets that were not set
+    before (BOOT_TIME always) ride on its BOOT_SESSION line as `facts`, so nothing is lost
+    (their old values were unset, or, for BOOT_TIME, are the previous boot's line).
+    """
+    def shown(key: str, value: str | None) -> str | None:
+        if value is None or not is_sensitive(key, patterns):
             return value
         return REDACTED
 
+    now = journal.utc_now()
+    label = rid.label
+    facts = {key: shown(key, new) or "" for key, new in effective.items()
+             if new is not None and key in journal.BOOT_FACTS
+             and (key == "BOOT_TIME" or old.get(key) is None)} \
+        if effective.get(journal.BOOT_KEY) is not None else {}
+    return [
+        Change(now, label, key, shown(key, old.get(key)), shown(key, new), actor,
+               facts if key == journal.BOOT_KEY else {})
+        for key, new in effective.items()
+        if key not in UNJOURNALED and key not in facts
+    ]
 
-def _check_expected(record: Record, expect: Mapping[str, str | None]) -> None:
+
+def check_expected(record: Record | Mapping[str, str], expect: Mapping[str, str | None]) -> None:
     """Raise Conflict unless every expected key still holds its expected value."""
     for key, wanted in expect.items():
         found = record.get(normalize_key(key))
@@ -529,15 +581,21 @@ def _verify(written: bytes, intended: Record, name: str) -> None:
 
 def _attachment_path(layout: Layout, rid: RecordId, suffix: str) -> Path:
     """Return the path of a host record's attachment; InvalidInput for anything else."""
+    check_attachment(rid, suffix)
+    return layout.path(rid).with_suffix(f".{suffix}")
+
+
+def check_attachment(rid: RecordId, suffix: str) -> None:
+    """Raise InvalidInput unless `rid` is a host and `suffix` an attachment it may have."""
     if rid.kind is not Kind.HOST:
         raise InvalidInput(f"{rid.label}: only host records have attachments")
     if suffix not in ATTACHMENT_SUFFIXES:
         raise InvalidInput(f"attachment suffix {suffix!r} not allowed "
                            f"(one of: {', '.join(sorted(ATTACHMENT_SUFFIXES))})")
-    return layout.path(rid).with_suffix(f".{suffix}")
 
 
-def _digest(data: bytes | None) -> str | None:
+def digest(data: bytes | None) -> str | None:
+    """Return how the journal names an attachment's content: its sha256 (None: none)."""
     import hashlib  # here, like tempfile: `host_config get` should not pay for it
 
     return None if data is None else "sha256:" + hashlib.sha256(data).hexdigest()

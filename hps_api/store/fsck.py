@@ -14,11 +14,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hps_api.errors import CorruptRecord, HpsError, InvalidInput
+from hps_api.errors import CorruptRecord, HpsError, InvalidInput, StoreUnreadable
 from hps_api.ids import validate_cluster
+from hps_api.store.base import Store
 from hps_api.store.files import TEMP_SUFFIX
+from hps_api.store.filestore import FileStore
 from hps_api.store.kvfile import parse
 from hps_api.store.layout import HOST_FILE, Layout
+from hps_api.store.records import Kind
 from hps_api.store.stamps import STAMP_SUFFIX, read_stamp
 
 STALE_TEMP_SECONDS = 60.0
@@ -53,6 +56,28 @@ def check_tree(layout: Layout) -> list[Problem]:
             problems.append(problem)
     for directory in _record_dirs(layout):
         problems.extend(_strays(directory))
+    return problems
+
+
+def check_store(store: Store) -> list[Problem]:
+    """Return every problem of a store: its files (check_tree) for the file backend; for any
+    other, every record read through the store, a corrupt or unreadable one named by its
+    label (`host/525400aabb01`)."""
+    if isinstance(store, FileStore):
+        return check_tree(store.layout)
+    problems: list[Problem] = []
+    clusters = store.list_records(Kind.CLUSTER)
+    rids = [*store.list_records(Kind.GLOBAL), *store.list_records(Kind.OS), *clusters]
+    for cluster in clusters:
+        rids.extend(store.list_records(Kind.HOST, cluster.cluster))
+    for rid in rids:
+        try:
+            store.items(rid)
+        except CorruptRecord as err:
+            where = f"line {err.line}: " if err.line else ""
+            problems.append(Problem(Path(rid.label), "corrupt", where + err.reason))
+        except StoreUnreadable as err:
+            problems.append(Problem(Path(rid.label), "unreadable", str(err)))
     return problems
 
 

@@ -322,6 +322,20 @@ def _lines_backwards(block: bytearray, first: int, end: int,
         stop = start
 
 
+@dataclass(frozen=True)
+class JournalLines:
+    """Journal lines as the journal file holds them (JSON, no newline), oldest first, and the
+    cursor to ask for the lines after them (`Store.journal_lines`)."""
+
+    lines: list[bytes]
+    cursor: int
+
+
+def parse_line(line: bytes | bytearray) -> Change | None:
+    """Return the Change a journal line holds, or None for a line that is not one."""
+    return _parse(line)
+
+
 def _parse(line: bytes | bytearray) -> Change | None:
     """Return the Change a journal line holds, or None for a line that is not one (a torn
     line, or one whose fields are not what a journal writes; fields it does not know are

@@ -14,7 +14,7 @@ from hps_api.render import ipxe
 from hps_api.render.negotiate import Negotiated, negotiate
 from hps_api.settings import Settings, load_settings
 from hps_api.store import Store, factory
-from hps_api.web import api, bootstrap, legacy, login, power, static, ui
+from hps_api.web import api, bootstrap, legacy, login, power, static, storage, ui
 from hps_api.web import metrics as request_metrics
 from hps_api.web.respond import error_response, shown_to_caller
 from hps_api.web.runtime import Runtime
@@ -38,6 +38,7 @@ def build_app(settings: Settings | None = None, store: Store | None = None) -> F
     app.register_blueprint(legacy.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(power.bp)
+    app.register_blueprint(storage.bp)
     app.register_blueprint(ui.bp)
     app.register_blueprint(login.bp)
     app.register_blueprint(bootstrap.bp)

@@ -206,6 +206,39 @@ def _api_paths() -> dict[str, Any]:
                           _object({"mac": _TEXT, "cluster": _TEXT,
                                    "removed": {"type": "boolean"}}),
                           params=[mac, cluster])},
+        **_storage_paths(cluster),
+    }
+
+
+def _storage_paths(cluster: Schema) -> dict[str, Any]:
+    """Return the storage endpoints (hps_api.web.storage, docs/storage-hosts.md)."""
+    iqn = _path("iqn", "the volume's IQN: iqn.<yyyy-mm>.<cluster>:<host>.<volume>",
+                {"type": "string", "pattern": "^iqn\\.[0-9]{4}-[0-9]{2}\\.[a-z0-9.-]+:"
+                 "[a-z0-9.-]+$", "maxLength": 223})
+    job = _object({"job": _ref("schemas", "StorageJob")})
+    queued = (400, 403, 404, 409, 503)
+    return {
+        "/api/v1/storage": {"get": _op(
+            "listStorage", "The storage hosts (free space, pool), their volumes and queued jobs",
+            _ref("schemas", "StorageListing"), params=[cluster])},
+        "/api/v1/storage/provision": {"post": _op(
+            "provisionStorage", "Queue a thin host's root disk (and its mirror when the "
+            "cluster's ISCSI_MIRRORS is 2) on the storage host(s) with most room: 202 with the "
+            "jobs and the choice in words (409 saying why when none has room)",
+            _ref("schemas", "StoragePlan"), params=[cluster],
+            body=_json_body(_ref("schemas", "ProvisionBody")),
+            errors=(400, 403, 404, 409, 413, 415, 503), status=202)},
+        "/api/v1/storage/volumes/{iqn}": {"get": _op(
+            "getVolume", "One volume, who uses it, its queued jobs",
+            _ref("schemas", "StorageVolume"), params=[iqn, cluster])},
+        "/api/v1/storage/volumes/{iqn}/expand": {"post": _op(
+            "expandVolume", "Queue the growth of a volume: 202 with the job", job,
+            params=[iqn, cluster], body=_json_body(_ref("schemas", "SizeBody")),
+            errors=(*queued, 413, 415), status=202)},
+        "/api/v1/storage/volumes/{iqn}/delete": {"post": _op(
+            "deleteVolume", "Queue the deletion of a volume: 202 with the job (409 while a "
+            "host's ISCSI_ROOT_<i> names it)", job, params=[iqn, cluster], errors=queued,
+            status=202)},
     }
 
 
@@ -299,6 +332,10 @@ _LEGACY_PARAMS = {
     "message": "log line (log_message)",
     "function": "the node function that logs (log_message)",
     "session": "boot session id",
+    "job": "a storage job's id (storage_report)",
+    "lun": "`<ip>:<port>:<iqn>` of the volume made (storage_report, status=ok)",
+    "size": "the volume's bytes (storage_report, status=ok)",
+    "detail": "why the job failed (storage_report, status=failed)",
     "format": "answer format: ipxe, json, text, html or sh; without it (and without via=cli "
               "or Accept: application/json) a success body is the old text, and script-like "
               "answers (iPXE scripts, node library, kickstart, apkovl) change only for json",
@@ -421,6 +458,44 @@ def _schemas() -> dict[str, Any]:
                     "name": _TEXT, "ok": {"type": "boolean"}, "detail": _TEXT})}})},
             optional=["selftest"]),
         **_power_schemas(),
+        **_storage_schemas(),
+    }
+
+
+def _storage_schemas() -> dict[str, Any]:
+    size = {"type": "string", "pattern": "^[1-9][0-9]{0,8}[KMGTkmgt]$",
+            "description": "a whole number and K, M, G or T (powers of 1024): 40G, 512M"}
+    volume = {"iqn": _TEXT, "volume": _TEXT, "size": _TEXT, "bytes": {"type": "integer"},
+              "storage_host": _TEXT, "portal": _TEXT, "host": _TEXT,
+              "slot": {"type": "integer"}, "used_by": {"type": "array", "items": _TEXT}}
+    return {
+        "StorageJob": _object({
+            "id": _TEXT, "storage_host": _TEXT,
+            "action": {"type": "string", "enum": ["provision", "expand", "delete"]},
+            "volume": _TEXT, "size": _NULLABLE_TEXT, "iqn": _TEXT,
+            "initiator": _NULLABLE_TEXT, "host": _TEXT, "slot": {"type": "integer"},
+            "state": {"type": "string", "enum": ["queued", "handed", "failed"]},
+            "handed": {"type": "integer"}, "detail": _NULLABLE_TEXT}),
+        "StoragePlan": _object({
+            "mac": _TEXT, "cluster": _TEXT,
+            "jobs": {"type": "array", "items": _ref("schemas", "StorageJob")},
+            "choice": {"type": "array", "items": _TEXT}}),
+        "StorageVolume": _object({**volume, "jobs": {
+            "type": "array", "items": _ref("schemas", "StorageJob")}}, optional=["jobs"]),
+        "StorageListing": _object({
+            "cluster": _TEXT,
+            "storage_hosts": {"type": "array", "items": _object({
+                "mac": _TEXT, "hostname": _NULLABLE_TEXT,
+                "free": {"type": "integer", "nullable": True}, "pool": _NULLABLE_TEXT,
+                "volumes": {"type": "integer"}, "jobs": {"type": "integer"}})},
+            "volumes": {"type": "array", "items": _ref("schemas", "StorageVolume")},
+            "jobs": {"type": "array", "items": _ref("schemas", "StorageJob")}}),
+        "ProvisionBody": {"type": "object", "required": ["mac", "size"],
+                          "additionalProperties": False, "properties": {
+                              "mac": {**_TEXT, "description": "the thin host (TYPE TCH)"},
+                              "size": size}},
+        "SizeBody": {"type": "object", "required": ["size"], "additionalProperties": False,
+                     "properties": {"size": size}},
     }
 
 

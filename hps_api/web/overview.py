@@ -181,15 +181,17 @@ def is_rescue(record: Mapping[str, str]) -> bool:
     return record.get("RESCUE", "").strip().lower() == "yes"
 
 
-def recent_activity(path: Path, records: Records, patterns: Iterable[str], *, admin: bool,
-                    now: float, limit: int = RECENT_CHANGES,
+def recent_activity(journal: Path | Sequence[bytes], records: Records, patterns: Iterable[str],
+                    *, admin: bool, now: float, limit: int = RECENT_CHANGES,
                     window: int = JOURNAL_WINDOW) -> list[Activity]:
-    """Return the last `limit` changes among the last `window` bytes of a cluster's journal,
-    newest first, leaving out the bookkeeping every boot writes (BOOKKEEPING); [] when the
-    journal cannot be read. Only the tail is read, whatever the journal's size."""
+    """Return the last `limit` changes among the last `window` bytes of a cluster's journal
+    file (or among its last lines, given as `Store.journal_lines` returns them), newest first,
+    leaving out the bookkeeping every boot writes (BOOKKEEPING); [] when the journal cannot be
+    read. Only the tail is read, whatever the journal's size."""
     patterns = tuple(patterns)
     found: list[Activity] = []
-    for line in reversed(_tail(path, window)):
+    lines = _tail(journal, window) if isinstance(journal, Path) else journal
+    for line in reversed(lines):
         if len(found) >= limit:
             break
         if any(mark in line for mark in _BOOKKEEPING_MARKS):

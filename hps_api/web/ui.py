@@ -81,6 +81,10 @@ from hps_api.web.views import (
 )
 from hps_api.web.when import TIME_KEYS, when
 
+#: journal lines the dashboard's recent activity looks through on a backend without a journal
+#: file (a file's last JOURNAL_WINDOW bytes hold about as many)
+RECENT_LINES = 2000
+
 bp = Blueprint("ui", __name__, static_folder="../static", static_url_path="/ui")
 
 LOG_FILE = "hps-api.log"
@@ -144,8 +148,8 @@ def dashboard() -> Response:
                 attention=attention(records, patterns, admin=admin, now=now, stuck={
                     mac: host.findings for mac, host in find_stuck(
                         rt.store, cluster, now, records=records).hosts.items()}),
-                recent=recent_activity(rt.store.layout.journal(cluster), records, patterns,
-                                       admin=admin, now=now),
+                recent=recent_activity(rt.store.journal_path(cluster) or rt.store.journal_lines(
+                    cluster, limit=RECENT_LINES).lines, records, patterns, admin=admin, now=now),
                 problems=list(hosts.problems.values()))
 
 

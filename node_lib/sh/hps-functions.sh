@@ -988,8 +988,10 @@ _n_check_disk() {
 
 _n_check_storage() {
     [ "$1" = SCH ] || return 0
-    if ! command -v zpool >/dev/null 2>&1; then
-        printf 'zpool missing\n'
+    # a pool as hps-storage.sh makes one: ZFS, else LVM, else a sparse file (truncate)
+    if ! command -v zpool >/dev/null 2>&1 && ! command -v lvcreate >/dev/null 2>&1 &&
+        ! command -v truncate >/dev/null 2>&1; then
+        printf 'no pool tool (zpool, lvcreate or truncate)\n'
     elif ! command -v targetcli >/dev/null 2>&1 && ! command -v tgtadm >/dev/null 2>&1; then
         printf 'iSCSI target tools missing (targetcli or tgtadm)\n'
     fi
@@ -1045,7 +1047,9 @@ _n_is_setting() {
     case $1 in
         API | API_URL_DEFAULT | CONNECT_TIMEOUT | HTTP_CLIENT | IPS_NAME | LOG_TAG | MAC | \
             NODE_LIB_VERSION | NODE_ROOT | RETRIES | RETRY_DELAY | SESSION | SPOOL | SPOOL_MAX | \
-            SYSLOG_HOST | SYSLOG_PORT | SYSLOG_PROTO | SYSLOG_WAIT | TIMEOUT | QUEUE) return 0 ;;
+            SYSLOG_HOST | SYSLOG_PORT | SYSLOG_PROTO | SYSLOG_WAIT | TIMEOUT | QUEUE | \
+            POOL_NAME | POOL_DIR | POOL_SIZE | ISCSI_TARGET | TGT_CONTROL_PORT | ISCSI_PORTAL)
+            return 0 ;;
     esac
     return 1
 }

@@ -1,0 +1,511 @@
+"""The etcd backend: the Store protocol over an etcd v3 cluster, so several hps-api servers
+share one state (docs/scale-out.md).
+
+Keys under the store's prefix `P`:
+
+- `P/records/hps`, `P/records/os/<id>`, `P/records/cluster/<name>`,
+  `P/records/host/<cluster>/<mac12>`: one key per record, holding the record's text in the file
+  store's grammar (`kvfile.format_record`, read back with `kvfile.parse`);
+- `P/attach/<cluster>/<mac12>/<suffix>`: a host's attachments (its kickstart);
+- `P/journal/<cluster or _global>/<record label>/<op id>-<n>`: one key per journal line,
+  holding the line as the journal file would; lines are ordered by the revision that created
+  them (one transaction, one revision; `<n>` orders the lines of one change);
+- `P/ops/<op id>`: the id of every write that landed, kept for OP_LEASE_SECONDS;
+- `P/lock/<cluster>`: the cluster's allocation lock, held under a lease.
+
+Every write is one transaction, a compare-and-swap on the record's `mod_revision`: it reads the
+record (linearizable), decides (the same rules as the file store, from the same functions),
+then commits if the record was not modified meanwhile, and else decides again from what the
+failed transaction read. Each write carries an operation id: its transaction also requires
+`P/ops/<id>` to be missing and creates it, so a request retried after an ambiguous error (a
+timeout, a reset connection, a member lost in between) can never land twice: when the first
+one landed, the retry fails and reads the id. Reads are serializable: any member answers from
+what it has applied, so reads go on without a quorum, while writes then fail with
+StoreUnavailable (HTTP 503).
+
+A host's boot stamp (`stamp`) is a write of its record like any other: every etcd write costs a
+round of consensus, so a separate stamp key would save nothing. Nothing is cached between
+requests: a read is one round trip to the nearest member, and never older than what that
+member has applied, whichever server wrote it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hps_api.errors import (
+    InvalidInput,
+    KeyNotSet,
+    NotFound,
+    StoreBusy,
+)
+from hps_api.ids import (
+    DEFAULT_SENSITIVE_PATTERNS,
+    normalize_key,
+    normalize_mac,
+    os_id_to_stem,
+    validate_cluster,
+    validate_value,
+)
+from hps_api.store import etcdgateway as gw
+from hps_api.store import etcdlock, journal
+from hps_api.store.etcdgateway import Gateway, KeyValue
+from hps_api.store.filestore import (
+    MAX_RECORD_BYTES,
+    check_attachment,
+    check_expected,
+    digest,
+    journal_changes,
+    validated_changes,
+)
+from hps_api.store.journal import Change, JournalLines
+from hps_api.store.kvfile import Record, format_record, from_mapping, parse
+from hps_api.store.layout import Layout
+from hps_api.store.records import Kind, RecordId
+from hps_api.store.stamps import MAX_STAMP_BYTES
+
+#: how long the id of a write that landed is kept: far longer than any retry
+OP_LEASE_SECONDS = 600
+#: how long a thread's listing of hosts answers its reads of them (see `_from_snapshot`)
+SNAPSHOT_SECONDS = 0.5
+#: etcd refuses transactions of more operations (its --max-txn-ops default)
+MAX_TXN_OPS = 128
+_GLOBAL_SCOPE = "_global"
+
+
+@dataclass
+class _Plan:
+    """What one write attempt will do: its operations, journal lines and the answer."""
+
+    ops: list[dict[str, object]] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    result: dict[str, str] = field(default_factory=dict)
+    #: keys that must exist for the write to land, with the label NotFound names
+    requires: list[tuple[bytes, str]] = field(default_factory=list)
+
+
+class EtcdStore:
+    """The Store protocol over etcd (see the module docstring)."""
+
+    def __init__(self, gateway: Gateway, prefix: str, root: Path | str,
+                 lock_timeout: float = 5.0,
+                 sensitive_patterns: tuple[str, ...] = DEFAULT_SENSITIVE_PATTERNS) -> None:
+        self.gateway = gateway
+        self.prefix = prefix.strip("/").encode()
+        self.layout = Layout(root)
+        self.lock_timeout = lock_timeout
+        self.sensitive_patterns = sensitive_patterns
+        self._op_lease = (0, 0.0)
+        self._lease_lock = threading.Lock()
+        self._local = threading.local()
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def _key(self, *parts: str) -> bytes:
+        return b"/" + b"/".join([self.prefix, *(p.encode() for p in parts)])
+
+    def record_key(self, rid: RecordId) -> bytes:
+        """Return the key of a record."""
+        if rid.kind is Kind.GLOBAL:
+            return self._key("records", "hps")
+        if rid.kind is Kind.OS:
+            return self._key("records", "os", rid.name or "")
+        if rid.kind is Kind.CLUSTER:
+            return self._key("records", "cluster", rid.cluster or "")
+        return self._key("records", "host", rid.cluster or "", rid.name or "")
+
+    def _attachment_key(self, rid: RecordId, suffix: str) -> bytes:
+        check_attachment(rid, suffix)
+        return self._key("attach", rid.cluster or "", rid.name or "", suffix)
+
+    def _journal_dir(self, cluster: str | None) -> bytes:
+        return self._key("journal", validate_cluster(cluster) if cluster else _GLOBAL_SCOPE) + b"/"
+
+    def _history_dir(self, rid: RecordId) -> bytes:
+        return self._journal_dir(rid.cluster) + rid.label.encode() + b"/"
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def exists(self, rid: RecordId) -> bool:
+        """Return True when the record exists."""
+        return bool(self.gateway.range(self.record_key(rid), keys_only=True))
+
+    def items(self, rid: RecordId) -> dict[str, str]:
+        """Return the record's keys and values; NotFound, CorruptRecord, StoreUnavailable."""
+        return self.record(rid).as_dict()
+
+    def record(self, rid: RecordId) -> Record:
+        """Return the parsed record, comments included; NotFound when it does not exist."""
+        kept = self._from_snapshot(rid) if rid.kind is Kind.HOST else None
+        found = [kept] if kept else self.gateway.range(self.record_key(rid))
+        if not found:
+            raise NotFound(f"{rid.label} not found")
+        return parse(found[0].value, found[0].key.decode())
+
+    def get(self, rid: RecordId, key: str) -> str:
+        """Return one value; KeyNotSet when the key is not set, NotFound without the record."""
+        name = normalize_key(key)
+        value = self.items(rid).get(name)
+        if value is None:
+            raise KeyNotSet(name)
+        return value
+
+    def list_records(self, kind: Kind, cluster: str | None = None) -> list[RecordId]:
+        """Return the ids of every record of a kind, sorted (as the file store sorts them);
+        hosts need their cluster (NotFound without it)."""
+        if kind is Kind.GLOBAL:
+            return [RecordId.global_()] if self.exists(RecordId.global_()) else []
+        if kind is Kind.HOST:
+            if cluster is None or not self.exists(RecordId.of_cluster(cluster)):
+                raise NotFound(f"cluster {cluster!r} not found")
+            return self._list_hosts(cluster)
+        if kind is Kind.CLUSTER:
+            return [RecordId.of_cluster(name) for name in self._names("records", "cluster")]
+        ids = [RecordId.of_os(name) for name in self._names("records", "os")]
+        return sorted(ids, key=lambda rid: os_id_to_stem(rid.name or ""))
+
+    def _list_hosts(self, cluster: str) -> list[RecordId]:
+        """Return the hosts of a cluster, keeping their values read in the same round trip as
+        this thread's snapshot (see `_from_snapshot`)."""
+        start = self._key("records", "host", cluster) + b"/"
+        found = self.gateway.range(start, gw.prefix_end(start))
+        hosts = {RecordId(Kind.HOST, cluster, kv.key[len(start):].decode()): kv for kv in found}
+        listed = sorted((rid for rid in hosts if _is_host_mac(rid.name or "")),
+                        key=lambda rid: rid.name or "")
+        self._local.snapshot = (time.monotonic(), {rid: hosts[rid] for rid in listed})
+        return listed
+
+    def _from_snapshot(self, rid: RecordId) -> KeyValue | None:
+        """Return a host's value from this thread's last listing, once, while it is younger
+        than SNAPSHOT_SECONDS and this thread has neither written nor taken or left a lock
+        since; None otherwise. The common "list the hosts, then read each" costs one round
+        trip instead of one per host."""
+        snapshot = getattr(self._local, "snapshot", None)
+        if snapshot is None:
+            return None
+        if time.monotonic() - snapshot[0] > SNAPSHOT_SECONDS:
+            self._local.snapshot = None
+            return None
+        found: KeyValue | None = snapshot[1].pop(rid, None)
+        return found
+
+    def _forget_snapshot(self) -> None:
+        self._local.snapshot = None
+
+    def _names(self, *parts: str) -> list[str]:
+        """Return the last parts of the keys right under a directory of keys, sorted."""
+        start = self._key(*parts) + b"/"
+        found = self.gateway.range(start, gw.prefix_end(start), keys_only=True)
+        names = (kv.key[len(start):].decode() for kv in found)
+        return sorted(name for name in names if "/" not in name)
+
+    def history(self, rid: RecordId, *, limit: int | None = None) -> list[Change]:
+        """Return the journal entries of one record, oldest first; with `limit`, only the
+        newest, until `limit` boots and `limit` other changes are among them."""
+        start = self._history_dir(rid)
+        found = _in_order(self.gateway.range(start, gw.prefix_end(start)))
+        changes = [c for c in map(journal.parse_line, (kv.value for kv in found)) if c]
+        if limit is not None:
+            changes.reverse()
+            changes = journal.recent(changes, limit)
+            changes.reverse()
+        return changes
+
+    def journal_path(self, cluster: str | None) -> Path | None:
+        """Return None: this backend keeps its journal in etcd (read it with journal_lines)."""
+        return None
+
+    def journal_lines(self, cluster: str | None, *, after: int = 0,
+                      limit: int | None = None) -> JournalLines:
+        """Return the newest `limit` lines (None: all) of a cluster's journal (None: the
+        global one) created after revision `after`, oldest first, and the revision to ask
+        from next."""
+        start = self._journal_dir(cluster)
+        found, revision = self.gateway.range_at(start, gw.prefix_end(start),
+                                                sort_create="DESCEND", limit=limit or 0,
+                                                min_create_revision=after + 1 if after else 0)
+        # a member that lags may answer an older revision than the cursor it was asked from
+        return JournalLines([kv.value for kv in _in_order(found)], max(revision, after))
+
+    def read_attachment(self, rid: RecordId, suffix: str) -> str:
+        """Return the text of a host's attachment; NotFound when there is none."""
+        found = self.gateway.range(self._attachment_key(rid, suffix))
+        if not found:
+            raise NotFound(f"{rid.label} has no .{suffix} file")
+        return found[0].value.decode("utf-8", errors="replace")
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def update(self, rid: RecordId, changes: Mapping[str, str | None], actor: str, *,
+               create: bool = False,
+               expect: Mapping[str, str | None] | None = None) -> dict[str, str]:
+        """Apply every change in one transaction (None unsets) and return the new record.
+
+        Same rules as FileStore.update: `create` makes a missing record (a host's cluster must
+        exist), `expect` must hold on the record as it is, keys already holding their value are
+        not rewritten. Raises InvalidInput, NotFound, Conflict, CorruptRecord, StoreBusy,
+        StoreUnavailable (nothing changed, or the change landed: never twice).
+        """
+        wanted = validated_changes(rid, changes)
+        key = self.record_key(rid)
+
+        def plan(old: Record | None) -> _Plan:
+            if old is None and not create:
+                raise NotFound(f"{rid.label} not found")
+            base = old or Record()
+            check_expected(base, expect or {})
+            effective = {k: v for k, v in wanted.items() if base.get(k) != v}
+            if old is not None and not effective:
+                return _Plan(result=base.as_dict())
+            if rid.stamped:
+                effective["UPDATED"] = journal.utc_now()
+            new = base.updated(effective)
+            return _Plan([_put_record(key, new)], self._changes(rid, base, effective, actor),
+                         new.as_dict(), self._parent(rid) if old is None else [])
+
+        return self._write(rid, key, plan)
+
+    def stamp(self, rid: RecordId, values: Mapping[str, str], actor: str) -> None:
+        """Record a host's bookkeeping keys: here a write of the record like any other,
+        journaled like FileStore.stamp. Raises InvalidInput (not a host, bad key or value,
+        too large), NotFound, StoreBusy, StoreUnavailable."""
+        if rid.kind is not Kind.HOST:
+            raise InvalidInput(f"{rid.label}: only host records take stamps")
+        wanted = {normalize_key(k): validate_value(v) for k, v in values.items()}
+        if len(format_record(from_mapping(wanted))) > MAX_STAMP_BYTES:
+            raise InvalidInput(f"{rid.name}.stamp would exceed {MAX_STAMP_BYTES} bytes")
+        key = self.record_key(rid)
+
+        def plan(old: Record | None) -> _Plan:
+            if old is None:
+                raise NotFound(f"{rid.label} not found")
+            effective: dict[str, str | None] = {
+                k: v for k, v in wanted.items() if old.get(k) != v}
+            if not effective:
+                return _Plan(result=old.as_dict())
+            effective["UPDATED"] = journal.utc_now()
+            new = old.updated(effective)
+            return _Plan([_put_record(key, new)], self._changes(rid, old, effective, actor),
+                         new.as_dict())
+
+        self._write(rid, key, plan)
+
+    def unset(self, rid: RecordId, key: str, actor: str) -> dict[str, str]:
+        """Remove one key and return the new record; KeyNotSet when it was not set.
+        Raises NotFound, CorruptRecord, StoreBusy, StoreUnavailable too."""
+        name = normalize_key(key)
+        record_key = self.record_key(rid)
+
+        def plan(old: Record | None) -> _Plan:
+            if old is None:
+                raise NotFound(f"{rid.label} not found")
+            if old.get(name) is None:
+                raise KeyNotSet(name)
+            effective: dict[str, str | None] = {name: None}
+            if rid.stamped:
+                effective["UPDATED"] = journal.utc_now()
+            new = old.updated(effective)
+            return _Plan([_put_record(record_key, new)],
+                         self._changes(rid, old, effective, actor), new.as_dict())
+
+        return self._write(rid, record_key, plan)
+
+    def delete(self, rid: RecordId, actor: str) -> None:
+        """Remove a record and a host's attachments; NotFound when it does not exist."""
+        key = self.record_key(rid)
+
+        def plan(old: Record | None) -> _Plan:
+            if old is None:
+                raise NotFound(f"{rid.label} not found")
+            ops = [gw.delete(key)]
+            if rid.kind is Kind.HOST:
+                attached = self._key("attach", rid.cluster or "", rid.name or "") + b"/"
+                ops.append(gw.delete(attached, gw.prefix_end(attached)))
+            return _Plan(ops, self._changes(rid, old, dict.fromkeys(old.keys()), actor))
+
+        self._write(rid, key, plan)
+
+    def write_attachment(self, rid: RecordId, suffix: str, data: str, actor: str) -> Path:
+        """Store a host's attachment in one transaction (the journal gets the sha256 of the old
+        and new text); return its key as a path. Identical text is not rewritten. Raises
+        InvalidInput, NotFound (no such host), StoreBusy, StoreUnavailable."""
+        key = self._attachment_key(rid, suffix)
+        try:
+            encoded = data.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(f"{rid.name}.{suffix}: text is not valid Unicode") from None
+        if len(encoded) > MAX_RECORD_BYTES:
+            raise InvalidInput(f"{rid.name}.{suffix} would exceed {MAX_RECORD_BYTES} bytes")
+        if not self.exists(rid):
+            raise NotFound(f"{rid.label} not found")
+
+        def plan(old: bytes | None) -> _Plan:
+            if old == encoded:
+                return _Plan()
+            change = Change(journal.utc_now(), rid.label, f".{suffix}", digest(old),
+                            digest(encoded), actor)
+            return _Plan([gw.put(key, encoded)], [change],
+                         requires=[(self.record_key(rid), rid.label)])
+
+        self._transact(rid, key, plan)
+        return Path(key.decode())
+
+    def append_journal(self, rid: RecordId, changes: list[Change]) -> None:
+        """Add lines to a record's journal as they are (a power action's outcome, an imported
+        record's old time; each line goes with the record it names, which may be any of the
+        journal `rid` writes to), MAX_TXN_OPS at a time; StoreUnavailable."""
+        for start in range(0, len(changes), MAX_TXN_OPS - 2):
+            batch = _Plan(changes=changes[start:start + MAX_TXN_OPS - 2])
+            self._transact(rid, self._key("ops", "journal"), _constant(batch),
+                           check_target=False)
+
+    # -- the allocation lock --------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, cluster: str) -> Iterator[None]:
+        """Hold the cluster-wide allocation lock (`hps_api.store.etcdlock`: a key created under
+        a lease, so a dead holder frees it after LOCK_TTL_SECONDS); StoreBusy after the
+        timeout. This thread's listing snapshot is dropped when it is taken and left."""
+        if not self.exists(RecordId.of_cluster(validate_cluster(cluster))):
+            raise NotFound(f"cluster {cluster!r} not found")
+        self._forget_snapshot()
+        try:
+            with etcdlock.held(self.gateway, self._key("lock", cluster), self.lock_timeout):
+                yield
+        finally:
+            self._forget_snapshot()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _write(self, rid: RecordId, key: bytes,
+               plan: Callable[[Record | None], _Plan]) -> dict[str, str]:
+        """Run a record write: `plan` decides from the record as it is now."""
+        name = key.decode()
+        return self._transact(
+            rid, key, lambda data: plan(None if data is None else parse(data, name)))
+
+    def _transact(self, rid: RecordId, key: bytes, plan: Callable[[bytes | None], _Plan], *,
+                  check_target: bool = True) -> dict[str, str]:
+        """Commit what `plan` decides from the current value of `key`, compare-and-swap on
+        its mod_revision, deciding again after a conflict; an operation id makes the write land
+        at most once (module docstring). StoreBusy when other writers win for lock_timeout."""
+        self._forget_snapshot()
+        op = uuid.uuid4().hex
+        op_key = self._key("ops", op)
+        current = self.gateway.range(key, serializable=False) if check_target else []
+        seen = current[0] if current else None
+        plans: list[_Plan] = []
+        give_up = time.monotonic() + self.lock_timeout
+        while True:
+            decided = plan(None if seen is None else seen.value)
+            if not decided.ops and not decided.changes:
+                return decided.result
+            plans.append(decided)
+            compare = [gw.missing(op_key), *(gw.present(k) for k, _ in decided.requires)]
+            if check_target:
+                compare.append(gw.unchanged(key, seen.mod_revision if seen else 0))
+            success = [*decided.ops, *self._journal_puts(rid, op, decided.changes),
+                       gw.put(op_key, str(len(plans) - 1), self._lease())]
+            failure = [gw.get(op_key), gw.get(key), *(gw.get(k) for k, _ in decided.requires)]
+            won, answers = self._txn(compare, success, failure)
+            if won:
+                for listener in journal.WRITE_LISTENERS:
+                    listener(len(decided.changes))
+                return decided.result
+            ranges = [gw.kvs_of(a.get("response_range", {})) for a in answers]
+            if ranges[0]:  # an earlier attempt of this write landed
+                return plans[int(ranges[0][0].value)].result
+            for (_, label), found in zip(decided.requires, ranges[2:], strict=True):
+                if not found:
+                    raise NotFound(f"{label} not found")
+            seen = ranges[1][0] if ranges[1] else None
+            if time.monotonic() >= give_up:
+                raise StoreBusy(f"{key.decode()}: changed by others again and again for "
+                                f"{self.lock_timeout:g} s; try again")
+
+    def _txn(self, compare: list[dict[str, object]], success: list[dict[str, object]],
+             failure: list[dict[str, object]]) -> tuple[bool, list[dict[str, Any]]]:
+        """Run a transaction; a lease for operation ids that expired meanwhile is granted
+        again (the write did not land: etcd refused it as a whole)."""
+        try:
+            return self.gateway.txn(compare, success, failure)
+        except gw.Refused as err:
+            if err.code != 5:  # NOT_FOUND: the requested lease
+                raise
+        self._op_lease = (0, 0.0)
+        success[-1] = {"request_put": {**success[-1]["request_put"],  # type: ignore[dict-item]
+                                       "lease": self._lease()}}
+        return self.gateway.txn(compare, success, failure)
+
+    def _lease(self) -> int:
+        """Return the lease operation ids are written under, granted again every half TTL."""
+        with self._lease_lock:
+            lease, granted = self._op_lease
+            if not lease or time.monotonic() - granted > OP_LEASE_SECONDS / 2:
+                self._op_lease = (self.gateway.grant(OP_LEASE_SECONDS), time.monotonic())
+            return self._op_lease[0]
+
+    def _journal_puts(self, rid: RecordId, op: str,
+                      changes: list[Change]) -> list[dict[str, object]]:
+        scope = self._journal_dir(rid.cluster)
+        return [gw.put(scope + f"{change.record}/{op}-{n:04d}".encode(),
+                       journal.line_of(change)[:-1]) for n, change in enumerate(changes)]
+
+    def _changes(self, rid: RecordId, old: Record | Mapping[str, str],
+                 effective: Mapping[str, str | None], actor: str) -> list[Change]:
+        return journal_changes(rid, old, effective, actor, self.sensitive_patterns)
+
+    def _parent(self, rid: RecordId) -> list[tuple[bytes, str]]:
+        parent = self.layout.parent_record(rid)
+        return [] if parent is None else [(self.record_key(parent), parent.label)]
+
+    # -- raw access, for `hps-api store migrate` ------------------------------------------
+
+    def put_raw(self, rid: RecordId, record: Record) -> None:
+        """Write a record's text as it is: no journal line, no UPDATED stamp."""
+        self.gateway.txn([], [_put_record(self.record_key(rid), record)], [])
+
+    def put_attachment_raw(self, rid: RecordId, suffix: str, data: bytes) -> None:
+        """Write an attachment as it is: no journal line."""
+        self.gateway.txn([], [gw.put(self._attachment_key(rid, suffix), data)], [])
+
+    def is_empty(self) -> bool:
+        """Return True when nothing is stored under the prefix."""
+        start = self._key("")
+        return not self.gateway.range(start, gw.prefix_end(start), keys_only=True, limit=1)
+
+    def clear(self) -> None:
+        """Remove everything stored under the prefix."""
+        start = self._key("")
+        self.gateway.txn([], [gw.delete(start, gw.prefix_end(start))], [])
+
+
+def _put_record(key: bytes, record: Record) -> dict[str, object]:
+    data = format_record(record)
+    if len(data) > MAX_RECORD_BYTES:
+        raise InvalidInput(f"{key.decode()} would exceed {MAX_RECORD_BYTES} bytes")
+    return gw.put(key, data)
+
+
+def _constant(plan: _Plan) -> Callable[[bytes | None], _Plan]:
+    return lambda _current: plan
+
+
+def _in_order(found: list[KeyValue]) -> list[KeyValue]:
+    """Return journal keys in the order they were written: by the revision that created
+    them (one per transaction), the lines of one transaction by their number."""
+    return sorted(found, key=lambda kv: (kv.create_revision, kv.key.rsplit(b"-", 1)[-1]))
+
+
+def _is_host_mac(mac: str) -> bool:
+    try:
+        return normalize_mac(mac) == mac
+    except InvalidInput:
+        return False
