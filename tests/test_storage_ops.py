@@ -80,6 +80,17 @@ def test_a_bad_size_is_refused(text: str) -> None:
         m.parse_size(text)
 
 
+@pytest.mark.parametrize(("text", "whole"), [("8K", False), ("1025K", False), ("2048K", True),
+                                             ("512M", True), ("1T", True)])
+def test_a_volume_is_a_whole_number_of_mib(text: str, whole: bool) -> None:
+    # the node library refuses anything else: the IPS must not queue a job it cannot do
+    if whole:
+        assert m.volume_size(text) == m.parse_size(text)
+    else:
+        with pytest.raises(InvalidInput, match="whole number of MiB"):
+            m.volume_size(text)
+
+
 @pytest.mark.parametrize(("value", "expected"), [
     (f"10.31.0.2:3260:{IQN}", m.IscsiRoot("10.31.0.2", 3260, IQN)),
     (f"10.31.0.2:{IQN}", m.IscsiRoot("10.31.0.2", 3260, IQN)),

@@ -117,6 +117,15 @@ def parse_size(text: str) -> int:
     return int(found.group(1)) * _UNITS[found.group(2)]
 
 
+def volume_size(text: str) -> int:
+    """Return the bytes of a volume's size: `parse_size`, and a whole number of MiB (a zvol,
+    a logical volume's extents and the node library's sparse files all count in MiB)."""
+    size = parse_size(text)
+    if size % (1 << 20):
+        raise InvalidInput(f"size {text[:20]!r}: a volume is a whole number of MiB (512M, 40G)")
+    return size
+
+
 def size_text(size: int) -> str:
     """Return bytes as the largest exact unit (`42949672960` -> `40G`); bytes are K-aligned."""
     for unit in "TGMK":

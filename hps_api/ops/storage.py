@@ -88,7 +88,7 @@ def provision(store: Store, cluster: str, mac: str, size: str, actor: str) -> di
     written), StoreBusy.
     """
     rid = RecordId.of_host(cluster, mac)
-    wanted = m.parse_size(size)
+    wanted = m.volume_size(size)
     with store.lock(cluster):
         host = _thin_host(store, rid)
         cluster_record = store.items(RecordId.of_cluster(cluster))
@@ -125,7 +125,7 @@ def expand(store: Store, cluster: str, iqn: str, size: str, actor: str) -> dict[
     """Queue the growth of a volume to `size` on its storage host; return the job.
     InvalidInput (bad IQN or size, not larger), NotFound (no such volume), Conflict (no room
     on its storage host), StoreBusy."""
-    wanted = m.parse_size(size)
+    wanted = m.volume_size(size)
     m.check_iqn(iqn)
     with store.lock(cluster):
         sch, record, volume = _find_volume(store, cluster, iqn)
