@@ -172,7 +172,7 @@ def read(path: Path) -> str:
 
 
 def wait_for_init(lab: Lab, mac: str) -> None:
-    """Wait until the VM's iPXE has chained `cmd=init` (via /boot.ipxe) and got a 200."""
+    """Wait until the VM's iPXE has asked `cmd=init` (DHCP's filename) and got a 200."""
     init = re.compile(rf'"GET /cgi-bin/boot_manager\.sh\?cmd=init&mac={mac.replace(":", "-")}&'
                       r'\S* HTTP/1\.1" 200 .*"iPXE/')
     wait_for(lambda: init.search(read(lab.access_log)) is not None, VM_TIMEOUT,

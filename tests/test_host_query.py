@@ -56,7 +56,7 @@ def test_search_words_match_mac_spellings_hostname_ip_serial_and_key_value(q, ex
     ({"type": "sch"}, ["04", "01"]), ({"type": "(none)"}, ["03"]),
     ({"type": "SCH", "profile": "default"}, ["01"]),
     ({"selftest": "fail"}, ["02"]), ({"selftest": "none"}, ["04", "03"]),
-    ({"stuck": "1"}, ["04"]),
+    ({"stuck": "1"}, ["04", "02"]),  # 02: INSTALL_FAILED, stuck until someone acts
     ({"q": "sch", "state": "INSTALLING"}, ["04"]),
 ])
 def test_filters_narrow_the_list(params: dict[str, str], expected: list[str]) -> None:

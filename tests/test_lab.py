@@ -41,6 +41,8 @@ from lab import (
     wait_for_init,
 )
 
+from hps_api.model.network import INIT_QUERY
+
 pytestmark = pytest.mark.slow
 
 OVMF = "/usr/share/OVMF/OVMF_CODE_4M.fd"
@@ -48,8 +50,8 @@ OVMF = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 UDHCPC_SCRIPT = """#!/bin/sh
 # Prints what the DHCP server offered and configures the address (for the TFTP fetch).
 if [ "$1" = bound ]; then
-    printf 'HPS-DHCP ip=%s mask=%s siaddr=%s serverid=%s boot_file=%s\\n' \\
-        "$ip" "$mask" "$siaddr" "$serverid" "$boot_file"
+    printf 'HPS-DHCP ip=%s mask=%s siaddr=%s serverid=%s boot_file=%s bootfile=%s\\n' \\
+        "$ip" "$mask" "$siaddr" "$serverid" "$boot_file" "$bootfile"
     ip addr add "$ip/$mask" dev "$interface"
 fi
 exit 0
@@ -155,14 +157,21 @@ def test_a_uefi_x64_client_gets_ipxe_efi(lab: Lab, client: Callable[..., str],
     assert tftp_get(ns, "ipxe.efi", tmp_path / "ipxe.efi") == (IPXE / "ipxe.efi").read_bytes()
 
 
-def test_an_ipxe_client_gets_the_boot_ipxe_url_and_it_answers(
+def test_an_ipxe_client_is_sent_straight_to_init_and_it_answers(
         lab: Lab, client: Callable[..., str], udhcpc_script: Path, tmp_path: Path) -> None:
     ns = client()
     offer = dhcp(ns, udhcpc_script, "-x", "0xaf:01", "-x", "0x5d:0007")
-    assert offer["boot_file"] == f"{API}/boot.ipxe"
-    fetched = in_ns(ns, "busybox", "wget", "-q", "-O", "-", offer["boot_file"])
+    # option 67, the BOOTP file field left empty (iPXE would take that first)
+    assert (offer["boot_file"], offer["bootfile"]) == (
+        "", f"{API}/cgi-bin/boot_manager.sh?{INIT_QUERY}")
+    # what iPXE makes of it: its settings filled in (here the MAC; nothing else is known)
+    mac = in_ns(ns, "cat", "/sys/class/net/vc0/address").stdout.strip()
+    url = re.sub(r"\$\{[^}]*\}", "", offer["bootfile"].replace("${netX/mac:hexhyp}",
+                                                               mac.replace(":", "-")))
+    fetched = in_ns(ns, "busybox", "wget", "-q", "-U", "iPXE/1.21.1", "-O", "-", url)
     assert fetched.returncode == 0, fetched.stderr
-    assert fetched.stdout.startswith("#!ipxe")
+    assert fetched.stdout.startswith("#!ipxe") and "menu" in fetched.stdout, fetched.stdout
+    assert lab.cli("host_config", mac, "get", "STATE").stdout == "UNCONFIGURED\n"  # registered
 
 
 def test_tftp_has_nothing_but_the_ipxe_binaries(lab: Lab, client: Callable[..., str],
@@ -253,7 +262,7 @@ def stop_vm(lab: Lab, vm: subprocess.Popen[bytes], mac: str) -> None:
 
 def test_a_pxe_booted_vm_registers_then_boots_the_rescue_image_when_told(
         lab: Lab, tmp_path: Path) -> None:
-    """The whole chain: iPXE ROM -> dnsmasq -> /boot.ipxe -> init (unknown MAC: registered,
+    """The whole chain: iPXE ROM -> dnsmasq -> init (unknown MAC: registered,
     menu) -> RESCUE=yes -> the menu's next poll -> rescue.ipxe -> kernel and initrd from
     /distros/rescue -> /init -> node library -> "rescue up" in the same boot session."""
     mac, mac12 = "52:54:00:7a:00:02", "5254007a0002"
@@ -263,9 +272,9 @@ def test_a_pxe_booted_vm_registers_then_boots_the_rescue_image_when_told(
     try:
         wait_for_init(lab, mac)
         log = read(lab.access_log)
-        assert re.search(r'^10\.99\.0\.\d+ .*"GET /boot\.ipxe HTTP/1\.1" 200 .*"iPXE/', log,
-                         re.M)
-        assert f"Filename: {API}/boot.ipxe" in read(serial)
+        assert "/boot.ipxe" not in log  # DHCP sent iPXE to init itself
+        # the console shows 80 columns of it; the access log has the whole request
+        assert f"Filename: {API}/cgi-bin/boot_manager.sh?cmd=init&mac=52-54-00-7a" in read(serial)
         state = lab.cli("host_config", mac, "get", "STATE")
         assert state.stdout == "UNCONFIGURED\n", state.stderr
         assert lab.cli("host_config", mac, "set", "RESCUE", "yes").returncode == 0
@@ -283,7 +292,7 @@ def test_a_pxe_booted_vm_registers_then_boots_the_rescue_image_when_told(
     assert rescue_boots & reports, events(lab, mac12)  # hps_session= reached the node
 
 
-def test_uefi_firmware_pxe_fetches_ipxe_efi_over_tftp_then_chains_boot_ipxe(
+def test_uefi_firmware_pxe_fetches_ipxe_efi_over_tftp_then_is_sent_to_init(
         lab: Lab, tmp_path: Path) -> None:
     if not Path(OVMF).exists():
         pytest.skip(f"UEFI LAB TEST NOT RUN: {OVMF} missing (apt-get install ovmf)")
@@ -297,7 +306,7 @@ def test_uefi_firmware_pxe_fetches_ipxe_efi_over_tftp_then_chains_boot_ipxe(
         stop_vm(lab, vm, mac)
     console = read(serial)
     assert "NBP filename is ipxe.efi" in console
-    assert f"Filename: {API}/boot.ipxe" in console
+    assert f"Filename: {API}/cgi-bin/boot_manager.sh?cmd=init&mac=52-54-00-7a" in console
     dnsmasq_log = read(lab.dir / "dnsmasq.log")
     assert re.search(r"sent .*/tftp/ipxe\.efi to 10\.99\.0\.\d+", dnsmasq_log), dnsmasq_log[-2000:]
 
@@ -560,15 +569,18 @@ def boot_requests(lab: Lab, mac: str, serial: Path) -> tuple[list[re.Match[str]]
 
 def test_through_the_front_end_a_host_boots_and_every_request_is_counted(
         front_lab: Lab, tmp_path: Path) -> None:
-    """Through nginx on port 80: the host's iPXE is handed /boot.ipxe, which chains init (two
-    requests, two DHCP exchanges), before and after it has a reservation; init records the boot
-    session each time and the access log names every request."""
+    """Through nginx on port 80: DHCP hands the host's iPXE `cmd=init` itself, its MAC and
+    identity filled in by iPXE (one request, one DHCP exchange: no /boot.ipxe, no second
+    `dhcp`), before and after it has a reservation; init records the boot session each time
+    and the access log names every request."""
     mac, mac12 = "52:54:00:7a:00:0b", "5254007a000b"
     first, first_dhcp = boot_requests(front_lab, mac, tmp_path / "first.log")
     assert [(m[4], m[5], m[9]) for m in first] == [
-        ("/boot.ipxe", "200", "-"), ("/cgi-bin/boot_manager.sh", "200", "init")], first
-    assert first_dhcp == 2  # the ROM's, and /boot.ipxe's own `dhcp net0`
-    assert f"Filename: {FRONT}/boot.ipxe" in read(tmp_path / "first.log")
+        ("/cgi-bin/boot_manager.sh", "200", "init")], first
+    assert first_dhcp == 1  # the ROM's (QEMU's NIC ROM is iPXE): nothing asks again
+    # the console shows 80 columns of it; nginx's log has the whole request
+    assert (f"Filename: {FRONT}/cgi-bin/boot_manager.sh?cmd=init&mac=52-54-00-7a"
+            in read(tmp_path / "first.log")), read(tmp_path / "first.log")[-3000:]
     before = host_record(front_lab, mac)
     assert before["STATE"] == "UNCONFIGURED"
 
@@ -579,9 +591,8 @@ def test_through_the_front_end_a_host_boots_and_every_request_is_counted(
 
     second, second_dhcp = boot_requests(front_lab, mac, tmp_path / "second.log")
     assert [(m[2], m[4], m[5], m[9]) for m in second] == [
-        ("10.99.0.31", "/boot.ipxe", "200", "-"),
         ("10.99.0.31", "/cgi-bin/boot_manager.sh", "200", "init")], second
-    assert second_dhcp == 2
+    assert second_dhcp == 1
     after = host_record(front_lab, mac)
     assert after["BOOT_SESSION"] != before["BOOT_SESSION"]
     assert after["LAST_SEEN"] >= before["LAST_SEEN"]

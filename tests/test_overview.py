@@ -62,7 +62,9 @@ def test_attention_groups_keep_failures_apart_and_show_the_newest_first() -> Non
     assert failed.count == 7 and [r.name for r in failed.hosts] == ["f-7", "f-6", "f-5", "f-4",
                                                                      "f-3"]
     assert failed.href == "/hosts?state=INSTALL_FAILED"
-    assert [g.count for g in groups.values()] == [7, 1, 1, 1, 1, 1]
+    # the install failures are stuck too (install_failed: nothing moves until someone acts)
+    assert [g.count for g in groups.values()] == [7, 1, 1, 8, 1, 1]
+    assert groups["stuck"].notes["525400000007"].startswith("install gave up")
     assert groups["stuck"].href == "/hosts?stuck=1"
     assert groups["rescue"].hosts[0].state == "RESCUE"
 

@@ -156,7 +156,9 @@ def test_power_on_through_ipmi_pxe_boots_the_vm_into_init_and_power_off_stops_it
     session = record.get("BOOT_SESSION", "")
     assert record["STATE"] == "UNCONFIGURED" and session, record
     console = read(serial)
-    assert f"Filename: {API}/boot.ipxe" in console, console[-3000:]  # dnsmasq's answer to iPXE
+    # dnsmasq's answer to iPXE, its settings filled in
+    assert f"Filename: {API}/cgi-bin/boot_manager.sh?cmd=init&mac=52-54-00" in console, \
+        console[-3000:]
     said = [(e[3], e[4], e[5]) for e in events(lab, MAC12)]
     assert [e for e in said if e[0] == session and e[1] == "ipxe" and
             e[2].startswith("init: menu ")], said

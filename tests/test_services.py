@@ -18,7 +18,7 @@ from conftest import write_raw
 
 from hps_api.errors import InvalidInput, NotFound
 from hps_api.ids import HOSTNAME_PATTERN
-from hps_api.model.network import ClusterNetwork, default_range
+from hps_api.model.network import INIT_QUERY, ClusterNetwork, default_range
 from hps_api.services import reload_dnsmasq, render_services
 from hps_api.settings import Settings
 from hps_api.store import FileStore, RecordId
@@ -30,6 +30,7 @@ HOSTS = {"52:54:00:aa:bb:02": {"IP": "10.99.0.11", "HOSTNAME": "sch-002"},
          "52:54:00:aa:bb:03": {"STATE": "UNCONFIGURED"},
          "52:54:00:aa:bb:04": {"IP": "10.99.0.12"}}
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+REPO = Path(__file__).resolve().parents[1]
 Snapshot = Callable[[Path], dict[str, bytes | None]]
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -101,7 +102,8 @@ def test_rendered_files_hold_the_reservations_range_and_boot_rules(
                  "dhcp-match=set:efi64,option:client-arch,9",
                  "dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe",
                  "dhcp-boot=tag:!ipxe,tag:efi64,ipxe.efi",
-                 "dhcp-boot=tag:ipxe,http://10.99.0.1:8080/boot.ipxe"):
+                 "dhcp-option-force=tag:ipxe,option:bootfile-name,http://10.99.0.1:8080"
+                 f"/cgi-bin/boot_manager.sh?{INIT_QUERY}"):
         assert line in conf
     assert (tftp / "ipxe.efi").read_bytes() == (ipxe_dir / "ipxe.efi").read_bytes()
 
@@ -134,9 +136,19 @@ def test_explicit_range_and_domain_are_used(seeded: FileStore, lab_settings: Set
     conf = (services_dir(seeded) / "dnsmasq.conf").read_text().splitlines()
     assert "dhcp-range=10.99.0.100,10.99.0.199,255.255.255.0,12h" in conf
     assert "domain=lab.example" in conf
-    assert "dhcp-boot=tag:ipxe,http://10.99.0.1/boot.ipxe" in conf
+    assert ("dhcp-option-force=tag:ipxe,option:bootfile-name,http://10.99.0.1/cgi-bin/"
+            f"boot_manager.sh?{INIT_QUERY}") in conf
     assert "10.99.0.10 sch-001 sch-001.lab.example\n" in (
         services_dir(seeded) / "dns-hosts").read_text()
+
+
+def test_dhcp_sends_ipxe_to_init_with_the_parameters_the_bootstrap_chains() -> None:
+    # /boot.ipxe (for clients handed it by hand) and DHCP's own URL ask init the same things
+    bootstrap = (REPO / "ipxe" / "bootstrap.ipxe").read_text()
+    chained = bootstrap.split("boot_manager.sh?", 1)[1].split(" ", 1)[0]
+    assert chained.replace("${net${idx}/", "${netX/") == INIT_QUERY
+    assert len(ClusterNetwork.of({"DHCP_IP": "10.99.100.100", "NETWORK_CIDR": "10.99.0.0/16",
+                                  "HPS_PORT": "65535"}, "c").init_url) <= 255  # a DHCP option
 
 
 @pytest.mark.skipif(not os.path.exists(DNSMASQ), reason="apt-get install dnsmasq-base")

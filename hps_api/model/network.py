@@ -20,6 +20,12 @@ IPv4 = ipaddress.IPv4Address
 
 DEFAULT_DOMAIN = "cluster.local"
 DEFAULT_PORT = 80
+#: the query iPXE is sent to `init` with, straight from DHCP: `${...}` are iPXE settings it
+#: expands in its DHCP filename (`netX`: the NIC it boots from); ipxe/bootstrap.ipxe chains the
+#: same parameters (tests/test_services.py holds them to it)
+INIT_QUERY = ("cmd=init&mac=${netX/mac:hexhyp}&arch=${buildarch}&platform=${platform}"
+              "&uuid=${uuid}&serial=${serial:uristring}&manufacturer=${manufacturer:uristring}"
+              "&product=${product:uristring}")
 #: the smallest network with a static pool and a dynamic range: /29 (six host addresses)
 MAX_PREFIX = 29
 #: a Linux interface name or alias label (`eth0:1`: dnsmasq matches labels with bind-interfaces)
@@ -95,6 +101,14 @@ class ClusterNetwork:
         """Return the URL DHCP hands to iPXE clients: `http://<DHCP_IP>[:port]/boot.ipxe`."""
         port = "" if self.port == DEFAULT_PORT else f":{self.port}"
         return f"http://{self.ips}{port}/boot.ipxe"
+
+    @property
+    def init_url(self) -> str:
+        """Return the URL DHCP hands to iPXE clients: `cmd=init` with the MAC and identity iPXE
+        fills in itself (it expands `${...}` settings in a DHCP filename), the same query
+        /boot.ipxe chains to; at most 255 bytes, a DHCP option's limit."""
+        port = "" if self.port == DEFAULT_PORT else f":{self.port}"
+        return f"http://{self.ips}{port}/cgi-bin/boot_manager.sh?{INIT_QUERY}"
 
     def is_host_address(self, address: IPv4) -> bool:
         """Return True for addresses of the network other than network and broadcast."""

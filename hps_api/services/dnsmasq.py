@@ -159,12 +159,15 @@ dhcp-leasefile={p["leasefile"]}
 enable-tftp
 tftp-root={p["tftp_root"]}
 
-# Boot: iPXE (option 175) gets the bootstrap script; others get iPXE for their firmware.
+# Boot: firmware that is not iPXE yet gets iPXE for its kind; iPXE (option 175) is sent
+# straight to init: it fills in its MAC and identity itself (the ${{...}} settings), one HTTP
+# request and one DHCP exchange per boot. As option 67, not the BOOTP file field: that holds
+# 128 bytes, the URL is longer. /boot.ipxe, which chains the same URL, still answers.
 dhcp-match=set:ipxe,175
 {uefi}
 dhcp-boot=tag:!ipxe,tag:!efi64,{BIOS_BOOT_FILE}
 dhcp-boot=tag:!ipxe,tag:efi64,{UEFI_BOOT_FILE}
-dhcp-boot=tag:ipxe,{net.boot_url}
+dhcp-option-force=tag:ipxe,option:bootfile-name,{net.init_url}
 """
 
 
