@@ -113,9 +113,10 @@ def storage_ns(lab: Lab) -> Iterator[str]:
 def tgtd(ns: str, workdir: Path) -> Iterator[str]:
     """Start tgtd in `ns` on SCH_IP:PORTAL_PORT with a control port of its own; yield the
     control port; stop it by its pid."""
-    control = str(20000 + secrets.randbelow(20000))
+    # tgtd refuses a control port above 32767
+    control = str(20000 + secrets.randbelow(12000))
     while (TGTD_RUN / f"socket.{control}").exists():  # another tgtd's (or one left behind)
-        control = str(20000 + secrets.randbelow(20000))
+        control = str(20000 + secrets.randbelow(12000))
     log = (workdir / "tgtd.log").open("wb")
     daemon = subprocess.Popen(["ip", "netns", "exec", ns, "tgtd", "-f", "--control-port",
                                control, "--iscsi", f"portal={SCH_IP}:{PORTAL_PORT}"],

@@ -1,11 +1,14 @@
 """Talking to an etcd v3 cluster through its HTTP/JSON gateway (`/v3/...`), every member known.
 
-`Gateway` holds one `etcd3gw` client per member and sends each request to the member that
-answered last; on a connection error, a timeout or a 5xx it moves to the next one, so losing one
-member is invisible. When no member answers within the deadline, StoreUnavailable (HTTP 503).
-What etcd3gw does not offer is done here on its clients' transport (`client.post`): more than
-one endpoint, serializable reads (`serializable: true` in the range request), key ranges sorted
-by creation revision, and transactions whose failure branch we read (docs/scale-out.md).
+`Gateway` holds one `Member` per member and sends each request to the member that answered
+last; on a connection error, a timeout or a 5xx it moves to the next one, so losing one member
+is invisible. When no member answers within the deadline, StoreUnavailable (HTTP 503). A
+`Member` posts JSON over keep-alive HTTP/1.1 connections of its own (one per thread: a request
+in one write, the answer's length or chunks read back) and raises `etcd3gw`'s error classes, as
+an `etcd3gw` client would: its `requests` session cost several times the CPU of the exchange
+itself. Done here as etcd3gw does not: more than one endpoint, serializable reads
+(`serializable: true` in the range request), key ranges sorted by creation revision, and
+transactions whose failure branch we read (docs/scale-out.md).
 
 Keys and values travel base64-encoded; int64 fields arrive as strings. `KeyValue` is one key as
 the range answers it.
@@ -14,13 +17,16 @@ the range answers it.
 from __future__ import annotations
 
 import base64
+import json
 import os
+import socket
+import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from etcd3gw.client import Etcd3Client  # type: ignore[import-untyped,unused-ignore]
 from etcd3gw.exceptions import (  # type: ignore[import-untyped,unused-ignore]
     ConnectionFailedError,
     ConnectionTimeoutError,
@@ -76,6 +82,122 @@ def kvs_of(answer: Mapping[str, Any]) -> list[KeyValue]:
             for kv in answer.get("kvs", [])]
 
 
+#: HTTP statuses of the gateway and the error etcd3gw raises for each (any other non-200:
+#: Etcd3Exception)
+_ERRORS_BY_STATUS: dict[int, type[Etcd3Exception]] = {
+    500: InternalServerError, 503: ConnectionFailedError, 408: ConnectionTimeoutError,
+    504: ConnectionTimeoutError}
+
+
+class Member:
+    """One member's JSON gateway, over a keep-alive HTTP/1.1 connection per thread (all closed
+    when the member is dropped)."""
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.base_url = f"http://{host}:{port}"
+        self._local = threading.local()
+        self._opened: set[socket.socket] = set()
+        self._opened_lock = threading.Lock()
+        weakref.finalize(self, _close_all, self._opened, self._opened_lock)
+
+    def get_url(self, path: str) -> str:
+        """Return the URL of a gateway path (`/kv/range`)."""
+        return f"{self.base_url}/v3/{path.lstrip('/')}"
+
+    def post(self, url: str, json: Mapping[str, Any]) -> Any:
+        """Post `json` and return the decoded answer; etcd3gw's errors: ConnectionFailedError,
+        ConnectionTimeoutError (the request may have landed), InternalServerError,
+        Etcd3Exception (an answer other than 200, its text as `detail_text`)."""
+        body = _dumps(json).encode()
+        request = (f"POST {url[len(self.base_url):]} HTTP/1.1\r\nHost: {self.host}\r\n"
+                   f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                   ).encode() + body
+        try:
+            status, reason, text = self._exchange(request)
+        except TimeoutError as err:
+            self._drop()
+            raise ConnectionTimeoutError(str(err) or "timed out") from None
+        except (OSError, ValueError) as err:
+            self._drop()
+            raise ConnectionFailedError(str(err) or type(err).__name__) from None
+        if status != 200:
+            error = _ERRORS_BY_STATUS.get(status, Etcd3Exception)
+            raise error(text.decode("utf-8", errors="replace"), reason)
+        return _loads(text)
+
+    def _exchange(self, request: bytes) -> tuple[int, str, bytes]:
+        """Send one request and return the status, reason and body of its answer (a body of
+        known length or chunked); ValueError for an answer that is not HTTP."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            sock = socket.create_connection((self.host, self.port), self.timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            connection = (sock, sock.makefile("rb"))
+            self._local.connection = connection
+            with self._opened_lock:
+                self._opened.add(sock)
+        sock, answer = connection
+        sock.sendall(request)
+        version, _, rest = answer.readline(_MAX_LINE).partition(b" ")
+        if not version.startswith(b"HTTP/1."):
+            raise ValueError("the connection was closed" if not version else
+                             f"not an HTTP answer: {version[:40]!r}")
+        code, _, reason = rest.partition(b" ")
+        length, chunked, close = -1, False, False
+        while (line := answer.readline(_MAX_LINE)) not in (b"\r\n", b"\n", b""):
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+            elif name == b"connection":
+                close = b"close" in value.lower()
+        body = _read_chunked(answer) if chunked else answer.read(length) if length >= 0 else \
+            answer.read()
+        if close or (length < 0 and not chunked):
+            self._drop()
+        return int(code), reason.strip().decode("latin-1"), body
+
+    def _drop(self) -> None:
+        """Close this thread's connection (after an error its state is unknown)."""
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            with self._opened_lock:
+                self._opened.discard(connection[0])
+            connection[1].close()
+            connection[0].close()
+
+
+#: the longest status or header line read
+_MAX_LINE = 65536
+
+
+def _read_chunked(answer: Any) -> bytes:
+    parts = []
+    while (size := int(answer.readline(_MAX_LINE).split(b";")[0], 16)) > 0:
+        parts.append(answer.read(size))
+        answer.readline(_MAX_LINE)
+    while answer.readline(_MAX_LINE) not in (b"\r\n", b"\n", b""):
+        pass  # trailers
+    return b"".join(parts)
+
+
+def _close_all(opened: set[socket.socket], lock: threading.Lock) -> None:
+    with lock:
+        for sock in opened:
+            sock.close()
+        opened.clear()
+
+
+_dumps = json.dumps
+_loads = json.loads
+
+
 class Gateway:
     """Every member of one etcd cluster, reached through its JSON gateway with fail-over."""
 
@@ -89,6 +211,9 @@ class Gateway:
         #: seconds a request keeps trying members before StoreUnavailable
         self.deadline = deadline
         self._current = 0
+        #: the highest revision a transaction through this gateway answered (its writes, or
+        #: later ones): a mirror that holds it has every write made through here
+        self.revision_seen = 0
 
     def call(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Send one request, moving from member to member until one answers; return its JSON.
@@ -120,10 +245,8 @@ class Gateway:
             time.sleep(_ROUND_PAUSE)
 
     def _connect(self) -> None:
-        """Make one client per member (api_path given: no `/version` round trip first), with
-        connections of this process's own."""
-        self.clients = [Etcd3Client(host=host, port=port, timeout=self.timeout, api_path="/v3/")
-                        for host, port in self.endpoints]
+        """Make one client per member, with connections of this process's own."""
+        self.clients = [Member(host, port, self.timeout) for host, port in self.endpoints]
         self._pid = os.getpid()
 
     def range(self, key: bytes, end: bytes | None = None, *, keys_only: bool = False,
@@ -153,13 +276,29 @@ class Gateway:
         answer = self.call("/kv/range", body)
         return kvs_of(answer), int(answer.get("header", {}).get("revision", 0))
 
+    def revision(self, key: bytes, *, serializable: bool = True) -> int:
+        """Return the store's revision as the member asked has it (a count of one key, the
+        cheapest read there is); linearizable, the cluster's latest committed revision."""
+        answer = self.call("/kv/range", {"key": encode(key), "count_only": True,
+                                         "serializable": serializable})
+        return int(answer.get("header", {}).get("revision", 0))
+
     def txn(self, compare: list[dict[str, Any]], success: list[dict[str, Any]],
             failure: list[dict[str, Any]]) -> tuple[bool, list[dict[str, Any]]]:
         """Run a transaction; return whether its comparisons held and the answers of the branch
         that ran."""
+        succeeded, responses, _revision = self.txn_at(compare, success, failure)
+        return succeeded, responses
+
+    def txn_at(self, compare: list[dict[str, Any]], success: list[dict[str, Any]],
+               failure: list[dict[str, Any]]) -> tuple[bool, list[dict[str, Any]], int]:
+        """Run a transaction; return whether its comparisons held, the answers of the branch
+        that ran and the store's revision after it (the revision of its writes)."""
         answer = self.call("/kv/txn", {"compare": compare, "success": success,
                                        "failure": failure})
-        return bool(answer.get("succeeded")), list(answer.get("responses", []))
+        revision = int(answer.get("header", {}).get("revision", 0))
+        self.revision_seen = max(self.revision_seen, revision)
+        return bool(answer.get("succeeded")), list(answer.get("responses", [])), revision
 
     def grant(self, ttl: int) -> int:
         """Return a new lease of `ttl` seconds."""
@@ -212,8 +351,6 @@ def present(key: bytes) -> dict[str, Any]:
 
 
 def _code(err: Etcd3Exception) -> int | None:
-    import json
-
     try:
         return int(json.loads(err.detail_text or "{}").get("code"))
     except (ValueError, TypeError, AttributeError):
@@ -221,8 +358,6 @@ def _code(err: Etcd3Exception) -> int | None:
 
 
 def _detail(err: Etcd3Exception) -> str:
-    import json
-
     text = err.detail_text or str(err) or type(err).__name__
     try:
         return str(json.loads(text).get("error") or text)

@@ -19,14 +19,18 @@ then commits if the record was not modified meanwhile, and else decides again fr
 failed transaction read. Each write carries an operation id: its transaction also requires
 `P/ops/<id>` to be missing and creates it, so a request retried after an ambiguous error (a
 timeout, a reset connection, a member lost in between) can never land twice: when the first
-one landed, the retry fails and reads the id. Reads are serializable: any member answers from
-what it has applied, so reads go on without a quorum, while writes then fail with
-StoreUnavailable (HTTP 503).
+one landed, the retry fails and reads the id.
+
+Records are read from the process's mirror (`hps_api.store.etcdmirror`), a copy kept current by
+an etcd watch and trusted only while a revision check confirmed it less than FRESH_SECONDS ago;
+otherwise a read is a serializable read of etcd (any member answers from what it has applied),
+so reads go on without a quorum, while writes then fail with StoreUnavailable (HTTP 503). A
+write takes its first value from the mirror too, the compare-and-swap catching a stale one, and
+puts what it wrote into the mirror at once (this process reads its own writes). Under the
+allocation lock the mirror is confirmed when the lock is taken.
 
 A host's boot stamp (`stamp`) is a write of its record like any other: every etcd write costs a
-round of consensus, so a separate stamp key would save nothing. Nothing is cached between
-requests: a read is one round trip to the nearest member, and never older than what that
-member has applied, whichever server wrote it.
+round of consensus, so a separate stamp key would save nothing.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from hps_api.errors import (
+    HpsError,
     InvalidInput,
     KeyNotSet,
     NotFound,
@@ -57,6 +62,7 @@ from hps_api.ids import (
 from hps_api.store import etcdgateway as gw
 from hps_api.store import etcdlock, journal
 from hps_api.store.etcdgateway import Gateway, KeyValue
+from hps_api.store.etcdmirror import Mirror
 from hps_api.store.filestore import (
     MAX_RECORD_BYTES,
     check_attachment,
@@ -73,8 +79,6 @@ from hps_api.store.stamps import MAX_STAMP_BYTES
 
 #: how long the id of a write that landed is kept: far longer than any retry
 OP_LEASE_SECONDS = 600
-#: how long a thread's listing of hosts answers its reads of them (see `_from_snapshot`)
-SNAPSHOT_SECONDS = 0.5
 #: etcd refuses transactions of more operations (its --max-txn-ops default)
 MAX_TXN_OPS = 128
 _GLOBAL_SCOPE = "_global"
@@ -105,6 +109,9 @@ class EtcdStore:
         self._op_lease = (0, 0.0)
         self._lease_lock = threading.Lock()
         self._local = threading.local()
+        self.mirror = Mirror(gateway, self._key("records") + b"/")
+        #: records parsed, by key: a key's mod_revision names one value for good
+        self._parsed: dict[bytes, tuple[int, Record]] = {}
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -135,7 +142,7 @@ class EtcdStore:
 
     def exists(self, rid: RecordId) -> bool:
         """Return True when the record exists."""
-        return bool(self.gateway.range(self.record_key(rid), keys_only=True))
+        return self._value(self.record_key(rid)) is not None
 
     def items(self, rid: RecordId) -> dict[str, str]:
         """Return the record's keys and values; NotFound, CorruptRecord, StoreUnavailable."""
@@ -143,11 +150,15 @@ class EtcdStore:
 
     def record(self, rid: RecordId) -> Record:
         """Return the parsed record, comments included; NotFound when it does not exist."""
-        kept = self._from_snapshot(rid) if rid.kind is Kind.HOST else None
-        found = [kept] if kept else self.gateway.range(self.record_key(rid))
-        if not found:
+        found = self._value(self.record_key(rid))
+        if found is None:
             raise NotFound(f"{rid.label} not found")
-        return parse(found[0].value, found[0].key.decode())
+        kept = self._parsed.get(found.key)
+        if kept is not None and kept[0] == found.mod_revision:
+            return kept[1]
+        record = parse(found.value, found.key.decode())
+        self._parsed[found.key] = (found.mod_revision, record)
+        return record
 
     def get(self, rid: RecordId, key: str) -> str:
         """Return one value; KeyNotSet when the key is not set, NotFound without the record."""
@@ -172,39 +183,34 @@ class EtcdStore:
         return sorted(ids, key=lambda rid: os_id_to_stem(rid.name or ""))
 
     def _list_hosts(self, cluster: str) -> list[RecordId]:
-        """Return the hosts of a cluster, keeping their values read in the same round trip as
-        this thread's snapshot (see `_from_snapshot`)."""
-        start = self._key("records", "host", cluster) + b"/"
-        found = self.gateway.range(start, gw.prefix_end(start))
-        hosts = {RecordId(Kind.HOST, cluster, kv.key[len(start):].decode()): kv for kv in found}
-        listed = sorted((rid for rid in hosts if _is_host_mac(rid.name or "")),
-                        key=lambda rid: rid.name or "")
-        self._local.snapshot = (time.monotonic(), {rid: hosts[rid] for rid in listed})
-        return listed
-
-    def _from_snapshot(self, rid: RecordId) -> KeyValue | None:
-        """Return a host's value from this thread's last listing, once, while it is younger
-        than SNAPSHOT_SECONDS and this thread has neither written nor taken or left a lock
-        since; None otherwise. The common "list the hosts, then read each" costs one round
-        trip instead of one per host."""
-        snapshot = getattr(self._local, "snapshot", None)
-        if snapshot is None:
-            return None
-        if time.monotonic() - snapshot[0] > SNAPSHOT_SECONDS:
-            self._local.snapshot = None
-            return None
-        found: KeyValue | None = snapshot[1].pop(rid, None)
-        return found
-
-    def _forget_snapshot(self) -> None:
-        self._local.snapshot = None
+        """Return the hosts of a cluster, sorted by MAC."""
+        names = self._names("records", "host", cluster)
+        return [RecordId(Kind.HOST, cluster, name) for name in names if _is_host_mac(name)]
 
     def _names(self, *parts: str) -> list[str]:
         """Return the last parts of the keys right under a directory of keys, sorted."""
         start = self._key(*parts) + b"/"
-        found = self.gateway.range(start, gw.prefix_end(start), keys_only=True)
+        if self._mirror_fresh():
+            found = self.mirror.range(start, gw.prefix_end(start))
+        else:
+            found = self.gateway.range(start, gw.prefix_end(start), keys_only=True)
         names = (kv.key[len(start):].decode() for kv in found)
         return sorted(name for name in names if "/" not in name)
+
+    def _value(self, key: bytes) -> KeyValue | None:
+        """Return a record's key as it is now: from the mirror when it is fresh, else read
+        (serializable) from etcd."""
+        if self._mirror_fresh():
+            return self.mirror.get(key)
+        found = self.gateway.range(key)
+        return found[0] if found else None
+
+    def _mirror_fresh(self) -> bool:
+        """Return True when reads may come from the mirror (never under a lock whose entry
+        check failed: the allocation must see every committed write)."""
+        if getattr(self._local, "direct", False):
+            return False
+        return self.mirror.fresh()
 
     def history(self, rid: RecordId, *, limit: int | None = None) -> list[Change]:
         """Return the journal entries of one record, oldest first; with `limit`, only the
@@ -372,15 +378,19 @@ class EtcdStore:
     def lock(self, cluster: str) -> Iterator[None]:
         """Hold the cluster-wide allocation lock (`hps_api.store.etcdlock`: a key created under
         a lease, so a dead holder frees it after LOCK_TTL_SECONDS); StoreBusy after the
-        timeout. This thread's listing snapshot is dropped when it is taken and left."""
+        timeout. Once it is held, the mirror is confirmed current (a linearizable revision
+        check), or this thread reads etcd directly until it leaves the lock: what is
+        allocated under the lock is decided from every write committed before it was taken."""
         if not self.exists(RecordId.of_cluster(validate_cluster(cluster))):
             raise NotFound(f"cluster {cluster!r} not found")
-        self._forget_snapshot()
+        outer = getattr(self._local, "direct", False)
         try:
             with etcdlock.held(self.gateway, self._key("lock", cluster), self.lock_timeout):
+                self._local.direct = outer or not self.mirror.fresh(force=True,
+                                                                    serializable=False)
                 yield
         finally:
-            self._forget_snapshot()
+            self._local.direct = outer
 
     # -- internals -------------------------------------------------------------------------
 
@@ -396,16 +406,24 @@ class EtcdStore:
         """Commit what `plan` decides from the current value of `key`, compare-and-swap on
         its mod_revision, deciding again after a conflict; an operation id makes the write land
         at most once (module docstring). StoreBusy when other writers win for lock_timeout."""
-        self._forget_snapshot()
         op = uuid.uuid4().hex
         op_key = self._key("ops", op)
-        current = self.gateway.range(key, serializable=False) if check_target else []
-        seen = current[0] if current else None
+        guessed = check_target and self.mirror.start <= key < self.mirror.end and \
+            self.mirror.known()
+        seen = self.mirror.get(key) if guessed else self._read_now(key, check_target)
         plans: list[_Plan] = []
         give_up = time.monotonic() + self.lock_timeout
         while True:
-            decided = plan(None if seen is None else seen.value)
+            try:
+                decided = plan(None if seen is None else seen.value)
+            except HpsError:
+                if not guessed:
+                    raise
+                decided = _Plan(ops=[])  # decided from a copy that may be old: read, decide again
             if not decided.ops and not decided.changes:
+                if guessed:  # "nothing to do" and refusals are never decided from the mirror
+                    guessed, seen = False, self._read_now(key, check_target)
+                    continue
                 return decided.result
             plans.append(decided)
             compare = [gw.missing(op_key), *(gw.present(k) for k, _ in decided.requires)]
@@ -414,8 +432,9 @@ class EtcdStore:
             success = [*decided.ops, *self._journal_puts(rid, op, decided.changes),
                        gw.put(op_key, str(len(plans) - 1), self._lease())]
             failure = [gw.get(op_key), gw.get(key), *(gw.get(k) for k, _ in decided.requires)]
-            won, answers = self._txn(compare, success, failure)
+            won, answers, revision = self._txn(compare, success, failure)
             if won:
+                self.mirror.written(decided.ops, revision)
                 for listener in journal.WRITE_LISTENERS:
                     listener(len(decided.changes))
                 return decided.result
@@ -426,23 +445,29 @@ class EtcdStore:
                 if not found:
                     raise NotFound(f"{label} not found")
             seen = ranges[1][0] if ranges[1] else None
+            guessed = False
             if time.monotonic() >= give_up:
                 raise StoreBusy(f"{key.decode()}: changed by others again and again for "
                                 f"{self.lock_timeout:g} s; try again")
 
+    def _read_now(self, key: bytes, check_target: bool) -> KeyValue | None:
+        """Return a key as the cluster has it now (a linearizable read)."""
+        current = self.gateway.range(key, serializable=False) if check_target else []
+        return current[0] if current else None
+
     def _txn(self, compare: list[dict[str, object]], success: list[dict[str, object]],
-             failure: list[dict[str, object]]) -> tuple[bool, list[dict[str, Any]]]:
+             failure: list[dict[str, object]]) -> tuple[bool, list[dict[str, Any]], int]:
         """Run a transaction; a lease for operation ids that expired meanwhile is granted
         again (the write did not land: etcd refused it as a whole)."""
         try:
-            return self.gateway.txn(compare, success, failure)
+            return self.gateway.txn_at(compare, success, failure)
         except gw.Refused as err:
             if err.code != 5:  # NOT_FOUND: the requested lease
                 raise
         self._op_lease = (0, 0.0)
         success[-1] = {"request_put": {**success[-1]["request_put"],  # type: ignore[dict-item]
                                        "lease": self._lease()}}
-        return self.gateway.txn(compare, success, failure)
+        return self.gateway.txn_at(compare, success, failure)
 
     def _lease(self) -> int:
         """Return the lease operation ids are written under, granted again every half TTL."""
@@ -470,7 +495,8 @@ class EtcdStore:
 
     def put_raw(self, rid: RecordId, record: Record) -> None:
         """Write a record's text as it is: no journal line, no UPDATED stamp."""
-        self.gateway.txn([], [_put_record(self.record_key(rid), record)], [])
+        ops = [_put_record(self.record_key(rid), record)]
+        self.mirror.written(ops, self.gateway.txn_at([], ops, [])[2])
 
     def put_attachment_raw(self, rid: RecordId, suffix: str, data: bytes) -> None:
         """Write an attachment as it is: no journal line."""
@@ -485,6 +511,7 @@ class EtcdStore:
         """Remove everything stored under the prefix."""
         start = self._key("")
         self.gateway.txn([], [gw.delete(start, gw.prefix_end(start))], [])
+        self.mirror.expire()
 
 
 def _put_record(key: bytes, record: Record) -> dict[str, object]:

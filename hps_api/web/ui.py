@@ -6,7 +6,8 @@ hand plain values to a template; what a page shows (order, counts, hidden values
 a host offers) is decided by plain functions (`views`, `rows`, `overview`, `when`), tested
 without Flask. Sensitive values are shown only to admins (`hps_api.web.caller` decides who is
 one). This blueprint routes to the handlers of the other page modules too (`hosts_list`,
-`cluster_pages`, `csv_pages`, `network_page`), so `_guard` and `_headers` cover them all.
+`cluster_pages`, `csv_pages`, `network_page`, `storage_page`), so `_guard` and `_headers`
+cover them all.
 
 Refresh: the dashboard reloads itself every REFRESH_SECONDS (meta refresh) and therefore carries
 no form; it is a summary of constant size, and its records come from the worker's host index
@@ -45,7 +46,14 @@ from hps_api.render.negotiate import Negotiated, client_from_agent
 from hps_api.settings import Settings
 from hps_api.store import RecordId, Store
 from hps_api.store.bootstrap import active_cluster
-from hps_api.web import cluster_pages, csrf, csv_pages, hosts_list, network_page
+from hps_api.web import (
+    cluster_pages,
+    csrf,
+    csv_pages,
+    hosts_list,
+    network_page,
+    storage_page,
+)
 from hps_api.web.host_timeline import timeline_section
 from hps_api.web.overview import attention, recent_activity, state_counts, type_counts
 from hps_api.web.pages import (
@@ -370,3 +378,5 @@ bp.add_url_rule("/os/save", view_func=cluster_pages.os_save, methods=["POST"])
 bp.add_url_rule("/os/remove", view_func=cluster_pages.os_remove, methods=["POST"])
 bp.add_url_rule("/network", view_func=network_page.network, methods=["GET"])
 bp.add_url_rule("/network.svg", view_func=network_page.network_svg, methods=["GET"])
+bp.add_url_rule("/storage", view_func=storage_page.storage_page, methods=["GET"])
+bp.add_url_rule("/storage/provision", view_func=storage_page.provision, methods=["POST"])

@@ -8,7 +8,9 @@ Everything lives in a temporary directory (removed afterwards): a file store and
 names a running cluster (`etcd://HOST:PORT,.../PREFIX`; a fresh prefix is used under it), a
 three-member etcd cluster on free loopback ports (tests/etcd_cluster.py: Debian's etcd-server,
 data on /dev/shm when it exists), stopped at the end. Both stores get the same N hosts
-(STATE=INSTALLED, TYPE=SCH, an OS record: `init` answers a local boot, with its boot stamp).
+(STATE=INSTALLED, TYPE=SCH, an OS record: `init` answers a local boot, with its boot stamp):
+through `update` in the file store, and in etcd as their text written MAX_TXN_OPS records per
+transaction (10,000 hosts seed in seconds instead of minutes; the records are the same).
 
 Requests are WSGI calls into the real app (hps_api.web.app.build_app, one per backend) in this
 process, as iPXE makes them from a loopback address, cycling through the hosts, in K interleaved
@@ -76,12 +78,29 @@ def seed(store: Any, hosts: int) -> list[str]:
                           "INITRD": "images/pxeboot/initrd.img", "STATUS": "prod",
                           "HPS_TYPES": "SCH"}, "bench")
     macs = [host_mac(i) for i in range(hosts)]
-    for n, mac in enumerate(macs):
-        store.update(RecordId.of_host(CLUSTER, mac),
-                     {"STATE": "INSTALLED", "TYPE": "SCH", "PROFILE": "DEFAULT",
-                      "OS_ID": OS_ID, "ARCH": "x86_64", "HOSTNAME": f"sch-{n + 1:05d}"},
-                     "bench", create=True)
+    values = [{"STATE": "INSTALLED", "TYPE": "SCH", "PROFILE": "DEFAULT", "OS_ID": OS_ID,
+               "ARCH": "x86_64", "HOSTNAME": f"sch-{n + 1:05d}"} for n in range(hosts)]
+    if hasattr(store, "gateway"):
+        seed_etcd_hosts(store, macs, values)
+        return macs
+    for mac, host in zip(macs, values, strict=True):
+        store.update(RecordId.of_host(CLUSTER, mac), host, "bench", create=True)
     return macs
+
+
+def seed_etcd_hosts(store: Any, macs: Sequence[str], values: Sequence[dict[str, str]]) -> None:
+    """Write the hosts' records into an etcd store, MAX_TXN_OPS per transaction."""
+    from hps_api.store import RecordId
+    from hps_api.store import etcdgateway as gw
+    from hps_api.store.etcdstore import MAX_TXN_OPS
+    from hps_api.store.journal import utc_now
+    from hps_api.store.kvfile import format_record, from_mapping
+
+    ops = [gw.put(store.record_key(RecordId.of_host(CLUSTER, mac)),
+                  format_record(from_mapping({**host, "UPDATED": utc_now()})))
+           for mac, host in zip(macs, values, strict=True)]
+    for start in range(0, len(ops), MAX_TXN_OPS):
+        store.gateway.txn([], ops[start:start + MAX_TXN_OPS], [])
 
 
 def call(app: Any, query: str) -> tuple[str, bytes]:
