@@ -66,9 +66,10 @@ from hps_api.store.etcdmirror import Mirror
 from hps_api.store.filestore import (
     MAX_RECORD_BYTES,
     check_attachment,
-    check_expected,
     digest,
     journal_changes,
+    unset_changes,
+    update_changes,
     validated_changes,
 )
 from hps_api.store.journal import Change, JournalLines
@@ -266,12 +267,9 @@ class EtcdStore:
             if old is None and not create:
                 raise NotFound(f"{rid.label} not found")
             base = old or Record()
-            check_expected(base, expect or {})
-            effective = {k: v for k, v in wanted.items() if base.get(k) != v}
-            if old is not None and not effective:
+            effective = update_changes(rid, base, wanted, expect, creating=old is None)
+            if effective is None:
                 return _Plan(result=base.as_dict())
-            if rid.stamped:
-                effective["UPDATED"] = journal.utc_now()
             new = base.updated(effective)
             return _Plan([_put_record(key, new)], self._changes(rid, base, effective, actor),
                          new.as_dict(), self._parent(rid) if old is None else [])
@@ -292,11 +290,9 @@ class EtcdStore:
         def plan(old: Record | None) -> _Plan:
             if old is None:
                 raise NotFound(f"{rid.label} not found")
-            effective: dict[str, str | None] = {
-                k: v for k, v in wanted.items() if old.get(k) != v}
-            if not effective:
+            effective = update_changes(rid, old, wanted, None)
+            if effective is None:
                 return _Plan(result=old.as_dict())
-            effective["UPDATED"] = journal.utc_now()
             new = old.updated(effective)
             return _Plan([_put_record(key, new)], self._changes(rid, old, effective, actor),
                          new.as_dict())
@@ -312,11 +308,7 @@ class EtcdStore:
         def plan(old: Record | None) -> _Plan:
             if old is None:
                 raise NotFound(f"{rid.label} not found")
-            if old.get(name) is None:
-                raise KeyNotSet(name)
-            effective: dict[str, str | None] = {name: None}
-            if rid.stamped:
-                effective["UPDATED"] = journal.utc_now()
+            effective = unset_changes(rid, old, name)
             new = old.updated(effective)
             return _Plan([_put_record(record_key, new)],
                          self._changes(rid, old, effective, actor), new.as_dict())

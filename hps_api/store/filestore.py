@@ -229,12 +229,9 @@ class FileStore:
             if old is None:
                 self._check_creatable(rid, create)
             base = self._host_view(rid, old) or Record()
-            check_expected(base, expect or {})
-            effective = {k: v for k, v in wanted.items() if base.get(k) != v}
-            if old is not None and not effective:
+            effective = update_changes(rid, base, wanted, expect, creating=old is None)
+            if effective is None:
                 return base.as_dict()
-            if rid.stamped:
-                effective["UPDATED"] = journal.utc_now()
             new = base.updated(effective)
             self._commit(rid, self._changes(rid, base, effective, actor),
                          lambda undo: self._replace(path, new, rid, undo))
@@ -269,14 +266,14 @@ class FileStore:
                 if record is None:
                     raise NotFound(f"{rid.label} not found")
                 before = {**record.as_dict(), **current}
-            effective = {k: v for k, v in wanted.items() if before.get(k) != v}
-            if not effective:
+            effective = update_changes(rid, before, wanted, None)
+            if effective is None:
                 return
-            effective["UPDATED"] = journal.utc_now()
+            stamped = {**current, **{k: v for k, v in effective.items() if v is not None}}
 
             def write(undo: files.Undo) -> None:
                 undo.call(lambda: stamps.put_back(stamp_path, current, path))
-                stamps.write_stamp(stamp_path, {**current, **effective}, path)
+                stamps.write_stamp(stamp_path, stamped, path)
 
             self._commit(rid, self._changes(rid, before, effective, actor), write)
 
@@ -293,11 +290,7 @@ class FileStore:
             old = self._host_view(rid, self._read(path))
             if old is None:
                 raise NotFound(f"{rid.label} not found")
-            if old.get(name) is None:
-                raise KeyNotSet(name)
-            effective: dict[str, str | None] = {name: None}
-            if rid.stamped:
-                effective["UPDATED"] = journal.utc_now()
+            effective = unset_changes(rid, old, name)
             new = old.updated(effective)
             self._commit(rid, self._changes(rid, old, effective, actor),
                          lambda undo: self._replace(path, new, rid, undo))
@@ -565,6 +558,28 @@ def check_expected(record: Record | Mapping[str, str], expect: Mapping[str, str 
         found = record.get(normalize_key(key))
         if found != wanted:
             raise Conflict(f"{key} changed meanwhile (now {found!r}, expected {wanted!r})")
+
+
+def update_changes(rid: RecordId, base: Record | Mapping[str, str],
+                   wanted: Mapping[str, str | None], expect: Mapping[str, str | None] | None,
+                   *, creating: bool = False) -> dict[str, str | None] | None:
+    """Return what an update of `base` changes, the rules every backend writes by: `expect`
+    must hold (Conflict), a key already holding its value is left out, and a stamped record
+    gets UPDATED; None when nothing changes (a record being created always changes)."""
+    check_expected(base, expect or {})
+    effective = {k: v for k, v in wanted.items() if base.get(k) != v}
+    if not effective and not creating:
+        return None
+    if rid.stamped:
+        effective["UPDATED"] = journal.utc_now()
+    return effective
+
+
+def unset_changes(rid: RecordId, old: Record, name: str) -> dict[str, str | None]:
+    """Return what unsetting `name` changes (KeyNotSet when it is not set)."""
+    if old.get(name) is None:
+        raise KeyNotSet(name)
+    return update_changes(rid, old, {name: None}, None) or {}
 
 
 def _verify(written: bytes, intended: Record, name: str) -> None:
