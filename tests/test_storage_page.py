@@ -80,3 +80,13 @@ def test_a_browser_that_is_not_an_admins_may_not_queue(web, store: FileStore) ->
     web.post("/storage/provision", {"mac": TCH, "size": "40G"}, status=403)
     assert not [key for key in store.items(RecordId.of_host("default", SCH))
                 if key.startswith("STORAGE_JOB_")]
+
+
+def test_an_admins_post_without_the_forms_csrf_token_is_refused(
+        admin, config_dir: Path, snapshot) -> None:
+    # what a page on another site can make the admin's browser send: no token of ours
+    before = snapshot(config_dir)
+    page = admin.post("/storage/provision", {"mac": TCH, "size": "40G"},
+                      headers={"Origin": "http://evil.example"}, status=403)
+    assert "CSRF" in page.text or "another site" in page.text.lower(), page.text[:300]
+    assert snapshot(config_dir) == before
