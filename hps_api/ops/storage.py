@@ -161,10 +161,14 @@ def delete(store: Store, cluster: str, iqn: str, actor: str) -> dict[str, Any]:
     return {"job": _job_view(sch, job)}
 
 
-def listing(store: Store, cluster: str) -> dict[str, Any]:
-    """Return the cluster's storage hosts (free space, pool, counts), volumes and jobs."""
-    hosts = _storage_hosts(store, cluster)
-    users = _all_users(store, cluster)
+def listing(store: Store, cluster: str,
+            records: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
+    """Return the cluster's storage hosts (free space, pool, counts), volumes and jobs.
+    `records` (mac12 -> host record) are the cluster's hosts when the caller holds them
+    already (the pages' index); else every host is read, once."""
+    every = _host_records(store, cluster) if records is None else list(records.items())
+    hosts = [(mac, dict(r)) for mac, r in every if _is_storage_host(r)]
+    users = _users_of(every)
     return {
         "cluster": cluster,
         "storage_hosts": [{"mac": mac, "hostname": r.get("HOSTNAME"),
@@ -250,16 +254,24 @@ def _apply(store: Store, rid: RecordId, job_id: str, status: str,
 
 # --- reading ------------------------------------------------------------------------------
 
-def _storage_hosts(store: Store, cluster: str) -> Records:
+def _host_records(store: Store, cluster: str) -> Records:
+    """Return every host record of the cluster (one deleted meanwhile left out)."""
     found = []
     for rid in store.list_records(Kind.HOST, cluster):
         try:
-            record = store.items(rid)
+            found.append((rid.name or "", store.items(rid)))
         except NotFound:
             continue
-        if record.get("TYPE", "").upper() == STORAGE_TYPE:
-            found.append((rid.name or "", record))
     return found
+
+
+def _is_storage_host(record: Mapping[str, str]) -> bool:
+    return record.get("TYPE", "").upper() == STORAGE_TYPE
+
+
+def _storage_hosts(store: Store, cluster: str) -> Records:
+    return [(mac, record) for mac, record in _host_records(store, cluster)
+            if _is_storage_host(record)]
 
 
 def _storage_host(store: Store, rid: RecordId) -> dict[str, str]:
@@ -309,18 +321,18 @@ def _find_volume(store: Store, cluster: str, iqn: str) -> tuple[str, dict[str, s
 
 def _all_users(store: Store, cluster: str) -> dict[str, list[str]]:
     """Return IQN -> the `<host> ISCSI_ROOT_<i>` keys naming it, over every host."""
+    return _users_of(_host_records(store, cluster))
+
+
+def _users_of(records: Iterable[tuple[str, Mapping[str, str]]]) -> dict[str, list[str]]:
     users: dict[str, list[str]] = {}
-    for rid in store.list_records(Kind.HOST, cluster):
-        try:
-            record = store.items(rid)
-        except NotFound:
-            continue
+    for mac, record in records:
         for key, value in record.items():
             if key.startswith("ISCSI_ROOT_") and value.strip():
                 start = value.find("iqn.")  # as stored, even if not a well-formed root
                 target = value[start:].strip() if start >= 0 else value.strip()
                 users.setdefault(target, []).append(
-                    f"{record.get('HOSTNAME') or rid.name} {key}")
+                    f"{record.get('HOSTNAME') or mac} {key}")
     return users
 
 

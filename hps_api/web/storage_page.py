@@ -16,7 +16,7 @@ from flask import Response, request
 from hps_api.errors import Conflict, InvalidInput, NotFound, http_status
 from hps_api.model.storage import shown_size
 from hps_api.ops import storage as storage_ops
-from hps_api.web.pages import actor, form, page, redirect, viewer_is_admin
+from hps_api.web.pages import actor, form, hosts_of, page, redirect, viewer_is_admin
 from hps_api.web.runtime import runtime
 
 
@@ -25,7 +25,7 @@ def storage_page(refused: tuple[str, str, str] | None = None, status: int = 200,
     """The page; `refused` is (MAC, size as typed, why) of a refused request."""
     rt = runtime()
     cluster = rt.active_cluster()
-    listed = storage_ops.listing(rt.store, cluster)
+    listed = storage_ops.listing(rt.store, cluster, hosts_of(cluster).records)
     for host in listed["storage_hosts"]:
         host["free_shown"] = "not reported" if host["free"] is None else shown_size(host["free"])
     response = page("storage.html", title=f"Storage of cluster {cluster}", cluster=cluster,
