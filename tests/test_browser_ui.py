@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import test_browser
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
@@ -141,11 +142,25 @@ def table_column(driver: WebDriver, label: str) -> list[str]:
             for row in driver.find_elements(By.CSS_SELECTOR, "table#hosts tr")[1:]]
 
 
+def replaced(old: object):  # type: ignore[no-untyped-def]
+    """A wait condition: true once `old` (the page's root element) left the document.
+    ChromeDriver, asked about an element while the next page comes in, may answer "Node with
+    given id does not belong to the document" instead of calling it stale: the same news."""
+    def check(driver: WebDriver) -> bool:
+        try:
+            return bool(ec.staleness_of(old)(driver))
+        except WebDriverException as err:
+            if "does not belong to the document" in str(err):
+                return True
+            raise
+    return check
+
+
 def submit_filters(driver: WebDriver) -> None:
     """Submit the host list's filter form and wait for the new page."""
     old = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR, "form#filters button[type=submit]").click()
-    WebDriverWait(driver, WAIT).until(ec.staleness_of(old))
+    WebDriverWait(driver, WAIT).until(replaced(old))
 
 
 def click_and_wait(driver: WebDriver, element: object, seconds: float = WAIT) -> None:
@@ -155,7 +170,7 @@ def click_and_wait(driver: WebDriver, element: object, seconds: float = WAIT) ->
     driver.set_page_load_timeout(seconds)
     try:
         element.click()  # type: ignore[attr-defined]
-        WebDriverWait(driver, seconds).until(ec.staleness_of(old))
+        WebDriverWait(driver, seconds).until(replaced(old))
     finally:
         driver.set_page_load_timeout(WAIT)
 
