@@ -833,25 +833,24 @@ def _flip_forever(root: Path, payloads: dict[str, str]) -> None:
 
 @pytest.fixture
 def opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record the files the store opens to read a cached kind (and still open them)."""
-    from hps_api.store import filestore
-
+    """Record the files the store opens to read a kept kind (and still read them)."""
     calls: list[str] = []
+    real = files.read_with_stat
 
-    def counting_open(name, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def counting_read(name: str):  # type: ignore[no-untyped-def]
         calls.append(str(name))
-        return open(name, *args, **kwargs)
+        return real(name)
 
-    monkeypatch.setattr(filestore, "open", counting_open, raising=False)
+    monkeypatch.setattr(files, "read_with_stat", counting_read)
     return calls
 
 
 @pytest.fixture
 def settle_now(monkeypatch: pytest.MonkeyPatch) -> None:
     """Files count as settled 50 ms after their last change instead of a second."""
-    from hps_api.store import filestore
+    from hps_api.store import settled
 
-    monkeypatch.setattr(filestore, "SETTLE_SECONDS", 0.05)
+    monkeypatch.setattr(settled, "SETTLE_SECONDS", 0.05)
     time.sleep(0.1)
 
 
@@ -898,13 +897,49 @@ def test_a_cached_record_that_is_deleted_is_not_found(store, root, settle_now):
         store.items(OS_RID)
 
 
-def test_host_records_are_read_from_disk_every_time(store, root, monkeypatch, settle_now):
-    reads: list[Path] = []
-    real = files.read_bytes
-    monkeypatch.setattr(files, "read_bytes", lambda p: reads.append(p) or real(p))
+def test_a_settled_host_and_its_stamp_are_served_from_memory(store, root, opens, settle_now):
+    store.stamp(HOST, {"LAST_SEEN": "2026-12-07T10:00:00Z"}, ACTOR)
+    time.sleep(0.1)
+    first = store.items(HOST)
+    assert first["LAST_SEEN"] == "2026-12-07T10:00:00Z"
+    assert store.items(HOST) == first
+    assert opens == [str(host_path(root)), str(stamp_path(root))]  # the record, then its stamp
+
+
+def test_a_host_stamped_again_is_seen_at_once(store, root, settle_now):
+    store.stamp(HOST, {"LAST_SEEN": "2026-12-07T10:00:00Z"}, ACTOR)
+    time.sleep(0.1)
+    assert store.get(HOST, "LAST_SEEN") == "2026-12-07T10:00:00Z"  # kept: settled
+    other = FileStore(root)
+    other.stamp(HOST, {"LAST_SEEN": "2026-12-07T10:00:01Z"}, ACTOR)  # in place, same size
+    assert store.get(HOST, "LAST_SEEN") == "2026-12-07T10:00:01Z"
+    other.update(HOST, {"IP": "10.0.0.77"}, ACTOR)  # folds the stamp in, removes it
+    assert store.items(HOST)["IP"] == "10.0.0.77"
+    assert store.items(HOST)["LAST_SEEN"] == "2026-12-07T10:00:01Z"
+
+
+def test_a_kept_host_that_is_deleted_is_not_found(store, root, settle_now):
     store.items(HOST)
     store.items(HOST)
-    assert reads == [host_path(root), str(stamp_path(root))] * 2  # the record, then its stamp
+    FileStore(root).delete(HOST, ACTOR)
+    with pytest.raises(NotFound):
+        store.items(HOST)
+
+
+def test_hosts_kept_are_bounded_the_oldest_making_room(store, root, monkeypatch, settle_now):
+    from hps_api.store import filestore
+
+    monkeypatch.setattr(filestore, "HOSTS_KEPT", 3)
+    small = FileStore(root)
+    macs = [f"52:54:00:aa:bc:{n:02x}" for n in range(5)]
+    for mac in macs:
+        small.update(RecordId.of_host(CLUSTER, mac), {"STATE": "INSTALLED"}, ACTOR, create=True)
+    time.sleep(0.1)
+    for mac in macs:
+        small.items(RecordId.of_host(CLUSTER, mac))
+    assert len(small._hosts._kept) == 3
+    assert list(small._hosts._kept) == [str(small.layout.path(RecordId.of_host(CLUSTER, m)))
+                                        for m in macs[2:]]
 
 
 # -- the record lock: flock(2), per open file description --------------------------------------

@@ -6,7 +6,7 @@ such request needs every record. Reading 10,000 records costs ~0.4 s (open, read
 each, and look for its stamp); a `stat` of each costs a tenth of that. So a HostIndex keeps,
 per process, the records it has parsed with the identity of their files (record and stamp:
 inode, size, mtime, ctime), and parses again only the files whose identity changed. As the
-store's own cache does for cluster records (`store.filestore.SETTLE_SECONDS`), a file is kept
+store's own cache does for cluster records (`store.settled.SETTLE_SECONDS`), a file is kept
 only once it has settled: a stamp rewritten in place twice within one clock tick keeps its
 size and mtime, so a file changed less than a second ago is read again at every request.
 
@@ -28,8 +28,8 @@ from hps_api.errors import HpsError, NotFound
 from hps_api.ids import normalize_mac
 from hps_api.store import FileStore, Kind, RecordId, Store
 from hps_api.store.files import identity
-from hps_api.store.filestore import SETTLE_SECONDS
 from hps_api.store.layout import HOST_FILE
+from hps_api.store.settled import SETTLE_SECONDS
 
 Identity = tuple[tuple[int, ...], tuple[int, ...] | None]
 STAMP = ".stamp"

@@ -291,6 +291,24 @@ def read_bytes(path: Path | str) -> bytes | None:
         os.close(fd)
 
 
+def read_with_stat(path: str) -> tuple[os.stat_result, bytes] | None:
+    """Return a file's `fstat` and bytes, None when it does not exist; StoreUnreadable on I/O
+    errors. The stat is taken on the open file before reading, so it never describes a version
+    newer than the bytes (what hps_api.store.settled relies on)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise StoreUnreadable(f"{path}: {err.strerror or err}") from None
+    try:
+        return os.fstat(fd), _read_all(fd)
+    except OSError as err:
+        raise StoreUnreadable(f"{path}: {err.strerror or err}") from None
+    finally:
+        os.close(fd)
+
+
 def _read_all(fd: int) -> bytes:
     """Return the bytes from the descriptor's offset to the end of a regular file."""
     chunks = []

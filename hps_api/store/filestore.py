@@ -16,11 +16,12 @@ reads lay it over the record (record first, then stamp: see `_host_view`); a tor
 stamp leaves the record's own, older values. Every `update` or `unset` of the host folds the
 stamp into the record it writes and removes it, before the directory fsync.
 
-`hps.conf`, cluster and OS records, read on nearly every request, are kept parsed in memory
-and served again while `stat` shows the same file (inode, size, mtime, ctime) and that file had
-settled (its ctime at least SETTLE_SECONDS old when it was read): a later replace or in-place
-edit always gets a newer ctime, so it can never look like the cached version. Host records
-are always read from disk: there can be many thousands, and a cache would grow with them.
+Records are kept parsed in memory and served again while `stat` shows the same file and that
+file had settled when it was read (hps_api.store.settled): `hps.conf`, cluster and OS records,
+read on nearly every request, and the last HOSTS_KEPT host records and stamps read, each host
+read a `stat` of its record and one of its stamp while they do not change. Every request of a
+host reads it, and a boot storm reads the same few hundred hosts again and again; the bound
+keeps memory flat on a cluster of any size (about 10 MB per process when full).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -59,6 +59,7 @@ from hps_api.store.journal import REDACTED, Change, JournalLines
 from hps_api.store.kvfile import Record, format_record, parse, parse_items
 from hps_api.store.layout import HOST_FILE, Layout
 from hps_api.store.records import Kind, RecordId
+from hps_api.store.settled import Settled
 
 MAX_RECORD_BYTES = 1024 * 1024
 #: files a host record may have beside it (`hosts/<mac12>.<suffix>`): the rendered kickstart
@@ -67,7 +68,9 @@ ATTACHMENT_SUFFIXES = frozenset({"ks"})
 _FAMILY = (".conf", stamps.STAMP_SUFFIX, *(f".{suffix}" for suffix in sorted(ATTACHMENT_SUFFIXES)))
 #: record kinds whose parsed files are kept in memory between reads (see the module docstring)
 CACHED_KINDS = frozenset({Kind.GLOBAL, Kind.CLUSTER, Kind.OS})
-SETTLE_SECONDS = 1.0
+#: hps.conf, clusters and OS records kept at most; host records (and as many stamps) kept at most
+RECORDS_KEPT = 1024
+HOSTS_KEPT = 4096
 #: record ids whose file path FileStore remembers (see `_path_of`)
 PATH_MEMO = 4096
 
@@ -97,7 +100,9 @@ class FileStore:
         #: rotations as `journal_rotations` (docs/storage.md, "Journal")
         self.journal_max_bytes = journal_max_bytes
         self.journal_rotations = journal_rotations
-        self._parsed: dict[str, tuple[tuple[int, ...], Record]] = {}
+        self._records: Settled[Record] = Settled(parse, RECORDS_KEPT)
+        self._hosts: Settled[dict[str, str]] = Settled(parse_items, HOSTS_KEPT)
+        self._stamps: Settled[dict[str, str]] = Settled(stamps.stamp_items, HOSTS_KEPT)
         self._paths: dict[RecordId, Path] = {}
 
     # -- reads -------------------------------------------------------------------------------
@@ -108,16 +113,15 @@ class FileStore:
 
     def items(self, rid: RecordId) -> dict[str, str]:
         """Return the record's keys and values; NotFound, CorruptRecord or StoreUnreadable."""
-        path = self._path_of(rid)
-        if rid.kind not in CACHED_KINDS:
-            data = files.read_bytes(path)
-            if data is None:
+        name = str(self._path_of(rid))
+        if rid.kind is Kind.HOST:  # the record first, then its stamp (see _host_view)
+            found = self._hosts.read(name)
+            if found is None:
                 raise NotFound(f"{rid.label} not found")
-            items = parse_items(data, str(path))
-            if rid.kind is Kind.HOST:
-                items.update(stamps.read_stamp(stamps.stamp_path(path)) or {})
+            items = dict(found)
+            items.update(self._stamps.read(stamps.stamp_path(name)) or {})
             return items
-        record = self._read_settled(path)
+        record = self._records.read(name)
         if record is None:
             raise NotFound(f"{rid.label} not found")
         return record.as_dict()
@@ -404,7 +408,7 @@ class FileStore:
         unchanged, else parsed from disk."""
         path = self.layout.path(rid)
         if rid.kind in CACHED_KINDS:
-            return self._read_settled(path)
+            return self._records.read(str(path))
         return self._host_view(rid, self._read(path))
 
     def _host_view(self, rid: RecordId, record: Record | None) -> Record | None:
@@ -431,32 +435,6 @@ class FileStore:
                 self._paths.clear()
             found = self._paths[rid] = self.layout.path(rid)
         return found
-
-    def _read_settled(self, path: Path) -> Record | None:
-        """Return the parsed file, from memory while `stat` shows the version parsed before."""
-        name = str(path)
-        try:
-            seen = files.identity(os.stat(name))
-        except FileNotFoundError:
-            self._parsed.pop(name, None)
-            return None
-        except OSError as err:
-            raise StoreUnreadable(f"{path}: {err.strerror or err}") from None
-        cached = self._parsed.get(name)
-        if cached is not None and cached[0] == seen:
-            return cached[1]
-        try:
-            with open(name, "rb") as handle:
-                st = os.fstat(handle.fileno())
-                data = handle.read()
-        except FileNotFoundError:
-            return None
-        except OSError as err:
-            raise StoreUnreadable(f"{path}: {err.strerror or err}") from None
-        record = parse(data, name)
-        if time.time_ns() - st.st_ctime_ns >= SETTLE_SECONDS * 1e9:
-            self._parsed[name] = (files.identity(st), record)
-        return record
 
     def _read(self, path: Path) -> Record | None:
         """Return the parsed file, None when it does not exist."""

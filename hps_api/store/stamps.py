@@ -40,14 +40,23 @@ def read_stamp(path: Path | str) -> dict[str, str] | None:
         data = files.read_bytes(path)
         if data is None:
             return None
-        head = _STAMP_HEAD.match(data)
-        if head:
-            body = data[head.end():head.end() + int(head[2])]
-            if len(body) == int(head[2]) and zlib.crc32(body) == int(head[1], 16):
-                try:
-                    return parse_items(body, str(path))
-                except CorruptRecord:
-                    return None
+        found = stamp_items(data, str(path))
+        if found is not None:
+            return found
+    return None
+
+
+def stamp_items(data: bytes, name: str) -> dict[str, str] | None:
+    """Return the keys of a stamp file's bytes; None when its length or CRC-32 is wrong (caught
+    mid-rewrite, or torn) or its body does not parse."""
+    head = _STAMP_HEAD.match(data)
+    if head:
+        body = data[head.end():head.end() + int(head[2])]
+        if len(body) == int(head[2]) and zlib.crc32(body) == int(head[1], 16):
+            try:
+                return parse_items(body, name)
+            except CorruptRecord:
+                return None
     return None
 
 
