@@ -306,3 +306,24 @@ def test_golden_scripts(name: str) -> None:
     if os.environ.get("HPS_UPDATE_GOLDEN") == "1":
         path.write_text(script)
     assert script == path.read_text()
+
+
+
+MISSING = ("/distros/rocky/10/x86_64/images/pxeboot/vmlinuz",)
+
+
+def test_os_files_are_looked_for_wherever_missing_ones_change_the_decision() -> None:
+    """`init` looks for the OS's kernel and initrd only where `os_files_matter` says: on every
+    row of the state table where the files being missing changes the decision, it must say so,
+    and it must spare the look on the local boots."""
+    spared, changed = [], []
+    for state, host_type, extra, _action, _changes in TABLE:
+        there = inputs(state, host_type, **extra)
+        differs = d.decide(replace(there, missing_files=MISSING)) != d.decide(there)
+        if differs:
+            changed.append((state, host_type, extra))
+            assert d.os_files_matter(there.host), (state, host_type, extra)
+        if not d.os_files_matter(there.host):
+            spared.append(d.decide(there).action)
+    assert changed, "no row depends on the files: the table no longer tests this"
+    assert set(spared) == {"localboot", "rescue"}

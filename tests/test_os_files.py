@@ -198,3 +198,18 @@ def test_decide_blocks_an_install_on_the_files_the_caller_found_missing(
         host: dict[str, str], missing: tuple[str, ...], action: str, state: str | None) -> None:
     found = decision(host, missing)
     assert (found.action, found.changes.get("STATE")) == (action, state)
+
+
+def test_init_of_an_installed_host_does_not_look_for_its_os_files(
+        web, store: FileStore, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hps_api.boot import flow
+
+    looked: list[str] = []
+    real = flow._is_served
+    monkeypatch.setattr(flow, "_is_served", lambda root, rel: looked.append(rel) or real(root, rel))
+    store.update(HOST, {"STATE": "INSTALLED"}, "t")
+    assert "booting from the local disk" in init(web)
+    assert looked == []  # a local boot is the same answer with or without them
+    store.update(HOST, {"STATE": "CONFIGURED"}, "t")
+    init(web)
+    assert looked == ["rocky/10/images/pxeboot/vmlinuz", "rocky/10/images/pxeboot/initrd.img"]

@@ -101,6 +101,18 @@ def decide(inputs: BootInputs) -> Decision:
     return main_menu(inputs, reason)
 
 
+def os_files_matter(host: Mapping[str, str]) -> bool:
+    """Return False when `decide` answers this host alike whether its OS's kernel and initrd
+    are there or not (`BootInputs.missing_files`): a rescue, or the local boot of a host in a
+    boot state that is not forced to install again. `init` then spares looking for them, one
+    `stat` each, at every boot of an installed host."""
+    if host.get("RESCUE", "").lower() == "yes":
+        return False
+    state = (host.get("STATE") or "UNCONFIGURED").strip().upper()
+    forced = host.get("FORCE_INSTALL", "").lower() == "yes" and bool(host.get("TYPE"))
+    return state not in BOOT_STATES or forced
+
+
 def host_state(inputs: BootInputs) -> str:
     """Return the host's STATE upper-cased (UNCONFIGURED when unset or empty)."""
     return (inputs.host.get("STATE") or "UNCONFIGURED").strip().upper()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from hps_api.boot.decide import os_files_matter
 from hps_api.boot.flow import answer, boot_stamps, explain, host_or_none, inputs_for
 from hps_api.commands.base import CommandContext, Reply
 from hps_api.errors import Conflict
@@ -23,10 +24,12 @@ def init(ctx: CommandContext) -> Reply:
     """
     host = host_or_none(ctx.store, ctx.host)
     session, stamps = boot_stamps(host, ctx.mac, ctx.params)
+    # an installed host's boot does not look for its OS's files (os_files_matter): no stat
+    resources_dir = ctx.settings.resources_dir if os_files_matter(host or {}) else None
     decision, script = answer(inputs_for(ctx.store, ctx.cluster, ctx.mac, host,
                                          base_url=ctx.base_url, session=session,
                                          arch=stamps.get("ARCH"),
-                                         resources_dir=ctx.settings.resources_dir))
+                                         resources_dir=resources_dir))
     node_ops.record_boot(ctx.store, ctx.host, host is not None, stamps, decision.changes,
                          ctx.actor)
     eventlog.event(logging.INFO, f"init: {decision.action} ({decision.reason})", host=ctx.mac,
