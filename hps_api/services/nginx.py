@@ -51,7 +51,7 @@ WORKER_USERS = ("www-data", "nginx", "nobody")
 TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 STATIC_TREES = ("distros", "packages")
 IPXE_FILES = ("undionly.kpxe", "ipxe.efi", "snponly.efi")
-# Same limit as the app (hps_api.web.app.MAX_BODY_BYTES), so nginx refuses what the app would.
+# Same limit as the app (hps_api.web.failures.MAX_BODY_BYTES), so nginx refuses what the app would.
 MAX_BODY = "1m"
 # time, client, method, path, status, body bytes, request s, upstream s ("-": nginx sent it),
 # then the legacy selectors. nginx escapes `"`, `\` and control bytes as \xHH.

@@ -23,11 +23,12 @@ from urllib.parse import urlsplit
 
 from flask import request
 from werkzeug.datastructures import Headers
+from werkzeug.wsgi import get_host
 
 from hps_api.errors import HpsError
 from hps_api.net.identity import Caller, client_address, identify, is_loopback
 from hps_api.store import RecordId
-from hps_api.web.runtime import runtime
+from hps_api.web.runtime import Runtime, runtime
 from hps_api.web.session import session_account
 
 PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
@@ -47,9 +48,16 @@ def current_caller(claimed_mac: str | None = None, *, sessions: bool = True,
     `sessions=False` ignores the login cookie (the legacy endpoint, which writes on GET).
     `browser` is `environ_looks_like_browser` of this request when the caller has it already.
     """
-    rt = runtime()
+    account = session_account() if sessions else None
+    return caller_of(request.environ, runtime(), claimed_mac, browser=browser, account=account)
+
+
+def caller_of(environ: Mapping[str, Any], rt: Runtime, claimed_mac: str | None = None, *,
+              browser: bool | None = None, account: str | None = None) -> Caller:
+    """Return the Caller of the request with this WSGI environ (`current_caller` without
+    Flask's request: the legacy endpoint's door serves its GETs from the environ alone);
+    `account` is the logged-in account the caller's session names, if it counts."""
     settings = rt.settings
-    environ = request.environ
     remote = client_address(environ.get("REMOTE_ADDR") or "", "", ())
     ip = client_address(remote, environ.get("HTTP_X_FORWARDED_FOR", ""),
                         settings.trusted_proxies)
@@ -58,8 +66,7 @@ def current_caller(claimed_mac: str | None = None, *, sessions: bool = True,
     if browser is None:
         browser = environ_looks_like_browser(environ)
     local_admin = (not proxied and not browser and is_loopback(ip)
-                   and host_is_ours(request.host))
-    account = session_account() if sessions else None
+                   and host_is_ours(get_host(environ), rt))  # type: ignore[arg-type]
     return identify(ip, claimed_mac, environ.get("HTTP_AUTHORIZATION", ""), rt.neighbours,
                     settings.admin_token, local_admin=local_admin, account=account)
 
@@ -76,19 +83,19 @@ def environ_looks_like_browser(environ: Mapping[str, Any]) -> bool:
             or "Mozilla" in environ.get("HTTP_USER_AGENT", ""))
 
 
-def host_is_ours(host_header: str) -> bool:
+def host_is_ours(host_header: str, rt: Runtime | None = None) -> bool:
     """Return True when `Host` names loopback or this IPS (allowed hosts, bind, DHCP_IP)."""
     name = host_name(host_header)
     if not name:
         return False
     if name in LOOPBACK_NAMES or is_loopback(name):
         return True
-    return name in allowed_hosts()
+    return name in allowed_hosts(rt)
 
 
-def allowed_hosts() -> set[str]:
-    """Return the names this IPS answers to as itself, lower-case."""
-    rt = runtime()
+def allowed_hosts(rt: Runtime | None = None) -> set[str]:
+    """Return the names this IPS answers to as itself, lower-case (`rt`: this app's)."""
+    rt = rt or runtime()
     names = {h.lower() for h in rt.settings.allowed_hosts}
     names.add(host_name(rt.settings.bind))
     try:

@@ -14,7 +14,7 @@ same refusal here. It reads no parameter, so a query string of any kind changes 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flask import Blueprint, Flask, Request, Response, current_app, g, request
@@ -89,12 +89,18 @@ def _count(response: Response) -> Response:
     this: Request = request._get_current_object()  # type: ignore[attr-defined]
     started = getattr(state, "metrics_started", None)
     if started is not None:
-        endpoint = this.blueprint or "none"
-        metrics.count_request(endpoint, command_label(endpoint, getattr(state, "params", None)),
-                              client_label(getattr(state, "negotiated", None),
-                                           this.environ.get("HTTP_USER_AGENT", "")),
-                              str(response.status_code), time.perf_counter() - started)
+        count(this.blueprint or "none", getattr(state, "params", None),
+              getattr(state, "negotiated", None), this.environ, response.status_code, started)
     return response
+
+
+def count(endpoint: str, params: dict[str, str] | None, negotiated: Negotiated | None,
+          environ: Mapping[str, Any], status: int, started: float) -> None:
+    """Count one answered request of `endpoint` (a blueprint's name), begun at `started`
+    (`time.perf_counter`); the label values folded as the module docstring says."""
+    metrics.count_request(endpoint, command_label(endpoint, params),
+                          client_label(negotiated, environ.get("HTTP_USER_AGENT", "")),
+                          str(status), time.perf_counter() - started)
 
 
 def command_label(endpoint: str, params: dict[str, str] | None) -> str:

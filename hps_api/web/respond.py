@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from flask import Response, g, request
+from werkzeug.wsgi import get_host
 
 from hps_api.commands.base import Reply
+from hps_api.net.identity import Caller
 from hps_api.render import html, ipxe
 from hps_api.render.negotiate import Negotiated
 from hps_api.settings import Settings
@@ -40,11 +43,14 @@ SECURITY_HEADERS = {
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 
 
-def base_url() -> str:
-    """Return `http://<host>` as the client reached us (only a well-formed Host is trusted)."""
-    host = request.host if _HOST.match(request.host or "") else request.environ.get(
-        "SERVER_NAME", "localhost")
-    return f"{request.scheme}://{host}"
+def base_url(environ: Mapping[str, Any] | None = None) -> str:
+    """Return `http://<host>` as the client reached us (only a well-formed Host is trusted);
+    `environ`: of that request, else Flask's current request."""
+    environ = request.environ if environ is None else environ
+    host = get_host(environ)  # type: ignore[arg-type]
+    if not _HOST.match(host or ""):
+        host = environ.get("SERVER_NAME", "localhost")
+    return f"{environ.get('wsgi.url_scheme', 'http')}://{host}"
 
 
 def reply_response(reply: Reply, negotiated: Negotiated, *, mac: str | None,
@@ -76,13 +82,14 @@ def reply_response(reply: Reply, negotiated: Negotiated, *, mac: str | None,
 
 
 def error_response(message: str, status: int, negotiated: Negotiated | None,
-                   *, mac: str | None = None) -> Response:
-    """Return the response for an error: an iPXE retry script (HTTP 200) or the real status."""
+                   *, mac: str | None = None, url: str | None = None) -> Response:
+    """Return the response for an error: an iPXE retry script (HTTP 200) or the real status;
+    `url`: the request's `base_url`, when the caller has it already."""
     fmt = negotiated.error_format if negotiated else "text"
     if fmt == "ipxe":
         script = ipxe.render("error.ipxe", {
             "message": message, "retry_seconds": RETRY_SECONDS,
-            "base_url": base_url(), "mac": mac,
+            "base_url": url or base_url(), "mac": mac,
         })
         return Response(script, 200, content_type=MIME["ipxe"])
     if fmt == "json":
@@ -112,12 +119,17 @@ def json_response(data: Any, status: int = 200) -> Response:
 
 
 def shown_to_caller(message: str) -> str:
-    """Return a message as this request's caller may read it: with the store's absolute paths
-    unless the caller is an admin (identified earlier in the request, see `g.caller`)."""
-    caller = g.get("caller")
+    """Return a message as this request's caller may read it (`shown_to` the caller identified
+    earlier in the request, see `g.caller`)."""
+    return shown_to(message, g.get("caller"), runtime().settings)
+
+
+def shown_to(message: str, caller: Caller | None, settings: Settings) -> str:
+    """Return a message as `caller` may read it: with the store's absolute paths only for an
+    admin."""
     if caller is not None and caller.admin:
         return message
-    return hide_paths(message, runtime().settings)
+    return hide_paths(message, settings)
 
 
 def hide_paths(text: str, settings: Settings) -> str:
