@@ -36,6 +36,12 @@ _FORBIDDEN_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}
 DEFAULT_SENSITIVE_PATTERNS = ("*SECRET*", "*PASSWORD*", "*TOKEN*", "*KEY", "*_KEY_*")
 
 
+#: spellings normalize_mac has accepted, with their answer (at most MACS_KEPT, then it starts
+#: again): refusals are never kept, so each is checked and reported in full
+MACS_KEPT = 8192
+_MACS_SEEN: dict[str, str] = {}
+
+
 def normalize_mac(text: str) -> str:
     """Return the MAC as 12 lower-case hex digits; raise InvalidInput for anything else.
 
@@ -47,6 +53,17 @@ def normalize_mac(text: str) -> str:
     """
     if not isinstance(text, str):
         raise InvalidInput(f"invalid MAC address: {_shown(text)}")
+    known = _MACS_SEEN.get(text)
+    if known is not None:  # every request names its host's MAC, a boot wave the same few hundred
+        return known
+    mac = _normalized(text)
+    if len(_MACS_SEEN) >= MACS_KEPT:
+        _MACS_SEEN.clear()
+    _MACS_SEEN[text] = mac
+    return mac
+
+
+def _normalized(text: str) -> str:
     low = text.lower() if len(text) <= 17 else ""
     if not any(form.fullmatch(low) for form in _MAC_FORMS):
         hint = " (surrounding whitespace)" if text[:1].isspace() or text[-1:].isspace() else ""

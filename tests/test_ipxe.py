@@ -64,3 +64,29 @@ def test_plain_text_shortcut_gives_what_the_rules_give(text: str) -> None:
 @pytest.mark.parametrize("text", ["INSTALLED", "a ; b", "${x}", "-x", "tab\there"])
 def test_the_kept_reply_script_is_the_rendered_one(text: str) -> None:
     assert ipxe.render_reply(text) == ipxe.render("reply.ipxe", {"text": text})
+
+
+def test_a_kept_render_is_the_render_of_the_same_values() -> None:
+    """`render` keeps scripts by the values of the names a template uses: a value it does not
+    use changes nothing, one it uses gives a new script, and a type that renders differently is
+    a different value."""
+    context = {"base_url": "http://10.99.0.1", "mac": "525400aabb01", "hostname": "sch-001",
+               "state": "INSTALLED", "method": "exit", "session": "a1b2c3"}
+    first = ipxe.render("localboot.ipxe", context)
+    assert ipxe.render("localboot.ipxe", {**context, "session": "ffffff"}) is first
+    other = ipxe.render("localboot.ipxe", {**context, "hostname": "sch-002"})
+    assert "sch-002" in other and other != first
+    assert ipxe.render("reply.ipxe", {"text": True}) != ipxe.render("reply.ipxe", {"text": 1})
+    ipxe._renders.clear()
+    assert ipxe.render("localboot.ipxe", context) == first
+
+
+def test_a_template_that_includes_another_is_never_kept(tmp_path, monkeypatch) -> None:
+    from jinja2 import DictLoader
+
+    env = ipxe.environment()
+    monkeypatch.setattr(env, "loader", DictLoader({
+        "outer.ipxe": "#!ipxe\n{% include 'inner.ipxe' %}\n", "inner.ipxe": "echo {{ name }}\n"}))
+    assert ipxe._names_used(env, "outer.ipxe") is None
+    assert ipxe.render("outer.ipxe", {"name": "a"}) == "#!ipxe\necho a\n"
+    assert ipxe.render("outer.ipxe", {"name": "b"}) == "#!ipxe\necho b\n"

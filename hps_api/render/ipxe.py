@@ -20,7 +20,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, meta, nodes
 
 from hps_api.errors import InvalidInput
 from hps_api.model import resources
@@ -82,18 +82,57 @@ def environment() -> Environment:
     return env
 
 
+#: rendered scripts kept per process (then it starts again); see `render`
+RENDERS_KEPT = 4096
+_renders: dict[tuple[object, ...], str] = {}
+_REACHES_OUT = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
+
+
 def render(template: str, context: dict[str, Any]) -> str:
-    """Return the rendered iPXE script of a template under `ipxe/`."""
-    return environment().get_template(template).render(**context)
+    """Return the rendered iPXE script of a template under `ipxe/`.
+
+    Kept per process by the values of the names the template uses: its output depends on those
+    alone (templates are read once per process, see `environment`), and a boot wave asks for
+    the same script per host again and again, while the context also carries values this
+    template never shows (a new boot session at every `init` of an installed host). A template
+    that includes, imports or extends another, or a context value that cannot be a key (a
+    menu's list of items), is rendered every time; so is one that fails.
+    """
+    env = environment()
+    names = _names_used(env, template)
+    if names is not None:
+        key: tuple[object, ...] = (env, template, *(
+            (type(found), found) for found in (context.get(name, _MISSING) for name in names)))
+        try:
+            kept = _renders.get(key)
+        except TypeError:  # unhashable: a list or a mapping in the context
+            return env.get_template(template).render(**context)
+        if kept is None:
+            kept = env.get_template(template).render(**context)
+            if len(_renders) >= RENDERS_KEPT:
+                _renders.clear()
+            _renders[key] = kept
+        return kept
+    return env.get_template(template).render(**context)
 
 
-@lru_cache(maxsize=256)
+_MISSING = object()
+
+
+@lru_cache(maxsize=128)
+def _names_used(env: Environment, template: str) -> tuple[str, ...] | None:
+    """Return the context names `template` reads, sorted; None when it reaches other templates
+    (their names would be missed)."""
+    source = env.loader.get_source(env, template)[0] if env.loader else ""
+    tree = env.parse(source)
+    if any(True for _ in tree.find_all(_REACHES_OUT)):
+        return None
+    return tuple(sorted(meta.find_undeclared_variables(tree)))
+
+
 def render_reply(text: str) -> str:
-    """Return `reply.ipxe` for `text`: the plain answer to an iPXE client (`set hps_reply`).
-
-    Kept per process by text: the same few answers (a host's state, `ok`) go to every host of
-    a boot wave, and a template's output depends on its context alone (templates are read once
-    per process, see `environment`).
+    """Return `reply.ipxe` for `text`: the plain answer to an iPXE client (`set hps_reply`),
+    the same few answers (a host's state, `ok`) to every host of a boot wave (kept: `render`).
     """
     return render("reply.ipxe", {"text": text})
 
@@ -102,11 +141,13 @@ def compile_all() -> int:
     """Compile every template under `ipxe/` now, in the environment `render` uses; return how
     many.
 
-    create_app calls it, so gunicorn's preloaded master compiles them once and every worker
-    inherits them at fork instead of compiling each on its first request.
+    create_app calls it, so gunicorn's preloaded master compiles them once (and finds the names
+    each uses, see `render`) and every worker inherits them at fork instead of compiling each on
+    its first request.
     """
     env = environment()
     names = env.list_templates(extensions=["ipxe"])
     for name in names:
         env.get_template(name)
+        _names_used(env, name)
     return len(names)

@@ -109,7 +109,7 @@ class FileStore:
 
     def exists(self, rid: RecordId) -> bool:
         """Return True when the record's file exists."""
-        return self.layout.path(rid).is_file()
+        return self._path_of(rid).is_file()
 
     def items(self, rid: RecordId) -> dict[str, str]:
         """Return the record's keys and values; NotFound, CorruptRecord or StoreUnreadable."""
@@ -225,7 +225,7 @@ class FileStore:
         (nothing changed).
         """
         wanted = validated_changes(rid, changes)
-        path = self.layout.path(rid)
+        path = self._path_of(rid)
         if not path.is_file():
             self._check_creatable(rid, create)
         with self._locked(path):
@@ -257,7 +257,7 @@ class FileStore:
         if rid.kind is not Kind.HOST:
             raise InvalidInput(f"{rid.label}: only host records take stamps")
         wanted = {normalize_key(k): validate_value(v) for k, v in values.items()}
-        path = self.layout.path(rid)
+        path = self._path_of(rid)
         if not path.is_file():
             raise NotFound(f"{rid.label} not found")
         with self._locked(path, heal=False):
@@ -287,7 +287,7 @@ class FileStore:
         Raises NotFound, CorruptRecord, StoreBusy, StoreUnavailable (nothing changed) too.
         """
         name = normalize_key(key)
-        path = self.layout.path(rid)
+        path = self._path_of(rid)
         if not path.is_file():
             raise NotFound(f"{rid.label} not found")
         with self._locked(path):
@@ -406,7 +406,7 @@ class FileStore:
     def _read_for(self, rid: RecordId) -> Record | None:
         """Return a record for reading: from memory for CACHED_KINDS while its file is
         unchanged, else parsed from disk."""
-        path = self.layout.path(rid)
+        path = self._path_of(rid)
         if rid.kind in CACHED_KINDS:
             return self._records.read(str(path))
         return self._host_view(rid, self._read(path))
@@ -421,7 +421,7 @@ class FileStore:
         """
         if record is None or rid.kind is not Kind.HOST:
             return record
-        stamp = stamps.read_stamp(stamps.stamp_path(self.layout.path(rid)))
+        stamp = stamps.read_stamp(stamps.stamp_path(self._path_of(rid)))
         return record.updated(stamp) if stamp else record
 
     def _path_of(self, rid: RecordId) -> Path:
