@@ -11,7 +11,8 @@ needs nothing of Flask's: no route beyond these paths, no session, no blueprint 
 `door` serves GET and HEAD on PATHS straight from the WSGI environ, in front of the Flask app:
 the same decoding (`_decode`), caller (`caller_of`), command (`_run`), rendering, error answers
 (hps_api.web.failures) and request metrics as the Flask route, without Flask's request context,
-URL matching and hooks (about a third of what an `init` cost). A POST (a form body, Flask's body
+URL matching and hooks, which cost more than the command itself for a `determine_state`
+(docs/performance.md, "Decisions: the GET door"). A POST (a form body, Flask's body
 limit) and any other method go on to the Flask app, whose route below answers a POST the same
 way and the other methods with 405 (OPTIONS with the methods allowed).
 """
