@@ -14,8 +14,11 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from hps_api.errors import HpsError, StoreBusy, StoreUnavailable, StoreUnreadable
+
+_T = TypeVar("_T")
 
 NEW_FILE_MODE = 0o640
 TEMP_SUFFIX = ".tmp"
@@ -277,24 +280,18 @@ def read_bytes(path: Path | str) -> bytes | None:
     Plain descriptor calls: a third of the cost of `Path.read_bytes` (no buffered file
     object), and every request reads a host this way.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    except OSError as err:
-        raise StoreUnreadable(f"{path}: {err.strerror or err}") from None
-    try:
-        return _read_all(fd)
-    except OSError as err:
-        raise StoreUnreadable(f"{path}: {err.strerror or err}") from None
-    finally:
-        os.close(fd)
+    return _reading(path, _read_all)
 
 
 def read_with_stat(path: str) -> tuple[os.stat_result, bytes] | None:
     """Return a file's `fstat` and bytes, None when it does not exist; StoreUnreadable on I/O
     errors. The stat is taken on the open file before reading, so it never describes a version
     newer than the bytes (what hps_api.store.settled relies on)."""
+    return _reading(path, lambda fd: (os.fstat(fd), _read_all(fd)))
+
+
+def _reading(path: Path | str, read: Callable[[int], _T]) -> _T | None:
+    """Return `read(fd)` of the file opened read-only, None when it does not exist."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -302,7 +299,7 @@ def read_with_stat(path: str) -> tuple[os.stat_result, bytes] | None:
     except OSError as err:
         raise StoreUnreadable(f"{path}: {err.strerror or err}") from None
     try:
-        return os.fstat(fd), _read_all(fd)
+        return read(fd)
     except OSError as err:
         raise StoreUnreadable(f"{path}: {err.strerror or err}") from None
     finally:
