@@ -155,3 +155,11 @@ def test_a_get_on_a_legacy_path_does_not_reach_flask_and_a_post_does(
     assert dispatched == []
     door.post(URL, {"cmd": "determine_state"}, headers=CURL, extra_environ=LAN)
     assert dispatched == ["flask"]
+
+
+def test_options_goes_on_to_flask_which_lists_the_methods(apps) -> None:
+    door, _route = apps
+    status, headers, body = answer(door, f"{URL}?cmd=determine_state", CURL, LAN, "OPTIONS")
+    assert status == "200 OK" and body == b""
+    allowed = dict(headers)["Allow"]
+    assert sorted(allowed.split(", ")) == ["GET", "HEAD", "OPTIONS", "POST"]
