@@ -83,7 +83,7 @@ def environ_looks_like_browser(environ: Mapping[str, Any]) -> bool:
             or "Mozilla" in environ.get("HTTP_USER_AGENT", ""))
 
 
-def host_is_ours(host_header: str, rt: Runtime | None = None) -> bool:
+def host_is_ours(host_header: str, rt: Runtime) -> bool:
     """Return True when `Host` names loopback or this IPS (allowed hosts, bind, DHCP_IP)."""
     name = host_name(host_header)
     if not name:
@@ -93,9 +93,8 @@ def host_is_ours(host_header: str, rt: Runtime | None = None) -> bool:
     return name in allowed_hosts(rt)
 
 
-def allowed_hosts(rt: Runtime | None = None) -> set[str]:
+def allowed_hosts(rt: Runtime) -> set[str]:
     """Return the names this IPS answers to as itself, lower-case (`rt`: this app's)."""
-    rt = rt or runtime()
     names = {h.lower() for h in rt.settings.allowed_hosts}
     names.add(host_name(rt.settings.bind))
     try:

@@ -83,8 +83,7 @@ def door(app: Flask) -> WSGIApp:
     counting = rt.settings.metrics
 
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") not in DOOR_METHODS or \
-                "/" + (environ.get("PATH_INFO") or "").lstrip("/") not in PATHS:
+        if environ.get("REQUEST_METHOD") not in DOOR_METHODS or _request_path(environ) not in PATHS:
             return inner(environ, start_response)
         started = time.perf_counter()
         response, params, negotiated = _serve(rt, environ)
@@ -111,9 +110,14 @@ def _serve(rt: Runtime, environ: dict[str, Any]) -> tuple[Response, dict[str, st
         caller = caller_of(environ, rt, params.get("mac"), browser=browser)
         return _run(rt, name, handler, params, negotiated, caller, url), params, negotiated
     except Exception as error:  # every error is answered, as Flask's handler does
-        failed = Failed(environ, "/" + (environ.get("PATH_INFO") or "").lstrip("/"),
-                        rt.settings, negotiated, negotiated, caller, params, url)
+        failed = Failed(environ, _request_path(environ), rt.settings, negotiated, negotiated,
+                        caller, params, url)
         return error_answer(error, failed), params, negotiated
+
+
+def _request_path(environ: Mapping[str, Any]) -> str:
+    """Return the request's path as Flask matches it (leading slashes folded into one)."""
+    return "/" + (environ.get("PATH_INFO") or "").lstrip("/")
 
 
 def _decode(raw_query: bytes, environ: Mapping[str, Any]) -> tuple[dict[str, str], Negotiated]:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Response, g, request
+from flask import Response, request
 from werkzeug.wsgi import get_host
 
 from hps_api.commands.base import Reply
@@ -16,7 +16,6 @@ from hps_api.net.identity import Caller
 from hps_api.render import html, ipxe
 from hps_api.render.negotiate import Negotiated
 from hps_api.settings import Settings
-from hps_api.web.runtime import runtime
 
 MIME = {
     "ipxe": "text/plain; charset=utf-8",
@@ -116,12 +115,6 @@ def html_response(page: str, status: int) -> Response:
 def json_response(data: Any, status: int = 200) -> Response:
     """Return `{"ok": true, "data": ...}`."""
     return _json({"ok": True, "data": data}, status)
-
-
-def shown_to_caller(message: str) -> str:
-    """Return a message as this request's caller may read it (`shown_to` the caller identified
-    earlier in the request, see `g.caller`)."""
-    return shown_to(message, g.get("caller"), runtime().settings)
 
 
 def shown_to(message: str, caller: Caller | None, settings: Settings) -> str:
