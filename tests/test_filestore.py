@@ -926,6 +926,36 @@ def test_a_kept_host_that_is_deleted_is_not_found(store, root, settle_now):
         store.items(HOST)
 
 
+def test_a_settled_corrupt_host_keeps_failing_until_it_is_mended(store, root, settle_now):
+    path = host_path(root)
+    good = path.read_bytes()
+    path.write_bytes(good + b"not a key line\n")
+    time.sleep(0.1)
+    for _ in range(2):  # never kept as if it had parsed
+        with pytest.raises(CorruptRecord):
+            store.items(HOST)
+    path.write_bytes(good)
+    assert store.items(HOST)["STATE"]
+
+
+def test_a_stamp_caught_mid_rewrite_is_read_once_more(store, root, monkeypatch, settle_now):
+    store.stamp(HOST, {"LAST_SEEN": "2026-12-07T10:00:00Z"}, ACTOR)
+    time.sleep(0.1)
+    real = files.read_with_stat
+    reads: list[str] = []
+
+    def torn_first(name: str):  # type: ignore[no-untyped-def]
+        found = real(name)
+        reads.append(name)
+        if name.endswith(".stamp") and reads.count(name) == 1 and found is not None:
+            return found[0], found[1][:-5]  # the end of the body not written yet
+        return found
+
+    monkeypatch.setattr(files, "read_with_stat", torn_first)
+    assert store.items(HOST)["LAST_SEEN"] == "2026-12-07T10:00:00Z"
+    assert reads.count(str(stamp_path(root))) == 2
+
+
 def test_hosts_kept_are_bounded_the_oldest_making_room(store, root, monkeypatch, settle_now):
     from hps_api.store import filestore
 
