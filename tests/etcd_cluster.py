@@ -24,6 +24,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from hps_api.store.etcdgateway import Gateway
+from hps_api.store.etcdstore import EtcdStore
+
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 START_SECONDS = 30.0
 
@@ -117,6 +120,13 @@ class EtcdCluster:
     def url(self, prefix: str) -> str:
         """Return the HPS_STORE value naming every member and `prefix`."""
         return "etcd://" + ",".join(m.endpoint for m in self.members) + "/" + prefix
+
+    def store(self, prefix: str, root: Path, *, timeout: float = 2.0, deadline: float = 15.0,
+              lock_timeout: float = 5.0) -> EtcdStore:
+        """Return an EtcdStore over every member, under `prefix`, its local files under `root`."""
+        members = [("127.0.0.1", m.client_port) for m in self.members]
+        return EtcdStore(Gateway(members, timeout=timeout, deadline=deadline), prefix, root,
+                         lock_timeout)
 
     def leader(self) -> Member:
         """Return the member that leads now."""

@@ -22,7 +22,6 @@ from etcd_cluster import (  # noqa: F401 (fixtures)
 from hps_api.errors import NotFound
 from hps_api.store import Kind, RecordId
 from hps_api.store import etcdmirror as mirror_module
-from hps_api.store.etcdgateway import Gateway
 from hps_api.store.etcdmirror import CATCH_UP_SECONDS, FRESH_SECONDS
 from hps_api.store.etcdstore import EtcdStore
 
@@ -35,8 +34,7 @@ WITHIN = FRESH_SECONDS + CATCH_UP_SECONDS + 0.5
 
 
 def server(cluster: EtcdCluster, prefix: str, root: Path) -> EtcdStore:
-    members = [("127.0.0.1", m.client_port) for m in cluster.members]
-    return EtcdStore(Gateway(members, timeout=1.0, deadline=10.0), prefix, root, 5.0)
+    return cluster.store(prefix, root, timeout=1.0, deadline=10.0)
 
 
 @pytest.fixture

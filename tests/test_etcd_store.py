@@ -37,8 +37,7 @@ ACTOR = "cli:tester"
 
 def open_etcd(cluster: EtcdCluster, prefix: str, root: Path, *, timeout: float = 2.0,
               deadline: float = 15.0) -> EtcdStore:
-    members = [("127.0.0.1", m.client_port) for m in cluster.members]
-    return EtcdStore(Gateway(members, timeout=timeout, deadline=deadline), prefix, root, 5.0)
+    return cluster.store(prefix, root, timeout=timeout, deadline=deadline)
 
 
 @pytest.fixture

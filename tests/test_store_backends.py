@@ -34,7 +34,6 @@ from hps_api.errors import (
     StoreBusy,
 )
 from hps_api.store import FileStore, Kind, RecordId, Store
-from hps_api.store.etcdgateway import Gateway
 from hps_api.store.etcdstore import EtcdStore
 from hps_api.store.journal import REDACTED, parse_line
 
@@ -55,8 +54,7 @@ _fork = multiprocessing.get_context("fork")
 def etcd_store(cluster: EtcdCluster, prefix: str, root: Path,
                lock_timeout: float = 2.0) -> EtcdStore:
     """An EtcdStore over every member of `cluster`, under `prefix`."""
-    members = [("127.0.0.1", m.client_port) for m in cluster.members]
-    return EtcdStore(Gateway(members, timeout=2.0, deadline=10.0), prefix, root, lock_timeout)
+    return cluster.store(prefix, root, deadline=10.0, lock_timeout=lock_timeout)
 
 
 @pytest.fixture(params=["file", "etcd"])

@@ -21,7 +21,6 @@ from etcd_cluster import (  # noqa: F401 (fixtures)
 from hps_api.errors import NotFound
 from hps_api.store import FileStore, Kind, RecordId, Store
 from hps_api.store.bootstrap import initialise
-from hps_api.store.etcdgateway import Gateway
 from hps_api.store.etcdstore import EtcdStore
 from hps_api.store.migrate import every_record
 
@@ -38,8 +37,7 @@ def migrate(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def etcd_store(cluster: EtcdCluster, prefix: str, root: Path) -> EtcdStore:
-    members = [("127.0.0.1", m.client_port) for m in cluster.members]
-    return EtcdStore(Gateway(members), prefix, root)
+    return cluster.store(prefix, root)
 
 
 def contents(store: Store) -> dict[str, object]:
